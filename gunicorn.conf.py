@@ -1,0 +1,38 @@
+"""gunicorn settings for `rapport serve` (flags on the command line override these).
+
+Environment: RAPPORT_BIND, RAPPORT_WORKERS, RAPPORT_THREADS, RAPPORT_TIMEOUT.
+"""
+
+import json
+import os
+
+bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("RAPPORT_WORKERS", "2"))
+# Threads let one worker keep several keep-alive connections and overlap Redis round trips.
+worker_class = "gthread"
+threads = int(os.environ.get("RAPPORT_THREADS", "4"))
+timeout = int(os.environ.get("RAPPORT_TIMEOUT", "30"))
+graceful_timeout = 20  # SIGTERM: stop accepting, finish in-flight requests for up to 20 s
+keepalive = 5
+# Hard limits on what a client may send before Flask sees it.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
+# One JSON object per request. Never the Authorization header.
+access_log_format = json.dumps({
+    "ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s",
+    "path": "%(U)s", "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
+    "request_id": "%({x-request-id}o)s", "agent": "%(a)s",
+})
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the shared Prometheus directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

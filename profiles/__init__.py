@@ -1,0 +1,1 @@
+"""Customer profiles: the domain model and its Redis storage (no Flask here)."""

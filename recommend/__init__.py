@@ -1,0 +1,1 @@
+"""Recommendations: LightFM training, artifacts, serving and next-best actions (no Flask here)."""

@@ -1,0 +1,15 @@
+"""HTTP API: one blueprint module per resource, registered here."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.extensions import RapportApi
+
+
+def register_blueprints(app: Flask, api: RapportApi) -> None:
+    from service.api import keys, ops  # noqa: PLC0415
+
+    api.register_blueprint(ops.blp)
+    api.register_blueprint(keys.blp)
+    app.register_blueprint(ops.plain)

@@ -1,0 +1,193 @@
+"""API keys with scopes.
+
+A key is shown once, at creation: ``rpk_<key id>_<secret>``. Redis keeps only the key id, name,
+scopes and ``sha256(salt || secret)`` with a per-key random salt; the secret is 32 random bytes,
+so a fast salted hash is enough (a slow KDF protects low-entropy passwords, not random tokens).
+Verification compares digests with :func:`hmac.compare_digest`. Neither the token nor its hash
+is ever logged.
+
+``admin`` implies every other scope.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from flask import g, request
+
+from profiles.errors import ApiKeyNotFound, InvalidInput
+from profiles.keys import Keys
+
+SCOPES: tuple[str, ...] = (
+    "profiles:read",
+    "profiles:write",
+    "recommend:read",
+    "actions:write",
+    "admin",
+)
+TOKEN_PREFIX = "rpk_"
+
+
+class Unauthenticated(Exception):
+    """No key, or a key we do not know: 401."""
+
+
+class Forbidden(Exception):
+    """A known key without the scope the route needs: 403."""
+
+    def __init__(self, scope: str):
+        super().__init__(scope)
+        self.scope = scope
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: float
+
+    def allows(self, scope: str) -> bool:
+        return "admin" in self.scopes or scope in self.scopes
+
+    def public(self) -> dict[str, object]:
+        return {"key_id": self.key_id, "name": self.name, "scopes": list(self.scopes),
+                "created_at": self.created_at}
+
+
+def parse_scopes(text: str | list[str]) -> tuple[str, ...]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    scopes = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
+    if not scopes:
+        raise InvalidInput("at least one scope is required", field="scopes")
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}", field="scopes"
+        )
+    return scopes
+
+
+def _digest(salt: bytes, secret: str) -> str:
+    return hashlib.sha256(salt + secret.encode()).hexdigest()
+
+
+class ApiKeyStore:
+    """API keys in Redis (see ``profiles.keys`` for the key names)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.time):
+        self.redis = client
+        self.keys = keys
+        self.clock = clock
+
+    def create(self, name: str, scopes: str | list[str]) -> tuple[ApiKey, str]:
+        """Store a new key; return it and the token, which is not kept anywhere."""
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidInput("name must be 1 to 100 characters", field="name")
+        scope_tuple = parse_scopes(scopes)
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        key = ApiKey(key_id, name, scope_tuple, self.clock())
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.api_key(key_id), mapping={
+            "name": name, "scopes": ",".join(scope_tuple), "salt": salt.hex(),
+            "hash": _digest(salt, secret), "created_at": repr(key.created_at),
+        })
+        pipe.sadd(self.keys.api_key_index(), key_id)
+        pipe.execute()
+        return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
+
+    def list(self) -> list[ApiKey]:
+        ids = sorted(self.redis.smembers(self.keys.api_key_index()))
+        pipe = self.redis.pipeline(transaction=False)
+        for key_id in ids:
+            pipe.hgetall(self.keys.api_key(_s(key_id)))
+        out = []
+        for key_id, data in zip(ids, pipe.execute(), strict=True):
+            if data:
+                out.append(self._from_hash(_s(key_id), data))
+        return sorted(out, key=lambda k: k.created_at)
+
+    def revoke(self, key_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.api_key(key_id))
+        pipe.srem(self.keys.api_key_index(), key_id)
+        deleted, _ = pipe.execute()
+        if not deleted:
+            raise ApiKeyNotFound(f"no API key with id {key_id}")
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The key for ``token``, or None when the token is malformed, unknown or wrong."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+            return None
+        key_id, sep, secret = token[len(TOKEN_PREFIX):].partition("_")
+        if not sep or not secret or not all(c in "0123456789abcdef" for c in key_id):
+            return None
+        data = self.redis.hgetall(self.keys.api_key(key_id))
+        if not data:
+            return None
+        data = {_s(k): _s(v) for k, v in data.items()}
+        expected = data.get("hash", "")
+        actual = _digest(bytes.fromhex(data.get("salt", "")), secret)
+        if not hmac.compare_digest(expected.encode(), actual.encode()):
+            return None
+        return self._from_hash(key_id, data)
+
+    @staticmethod
+    def _from_hash(key_id: str, data: dict) -> ApiKey:
+        data = {_s(k): _s(v) for k, v in data.items()}
+        return ApiKey(
+            key_id=key_id, name=data.get("name", ""),
+            scopes=tuple(s for s in data.get("scopes", "").split(",") if s),
+            created_at=float(data.get("created_at", 0)),
+        )
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def current_key() -> ApiKey:
+    """Authenticate the request's bearer token (cached on ``g``); raise on failure."""
+    cached = g.get("api_key")
+    if cached is not None:
+        return cached
+    from service.extensions import state  # noqa: PLC0415 - avoids an import cycle
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing bearer token")
+    key = state().api_keys.verify(token.strip())
+    if key is None:
+        raise Unauthenticated("unknown API key")
+    g.api_key = key
+    return key
+
+
+def require_scope(scope: str):
+    """Decorator for a view function: authenticate, then check ``scope``."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope}")
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            key = current_key()
+            if not key.allows(scope):
+                raise Forbidden(scope)
+            return view(*args, **kwargs)
+
+        wrapper.required_scope = scope  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

@@ -1,0 +1,258 @@
+"""The ``rapport`` command, built on Flask's CLI (``routes`` and ``shell`` work as with ``flask``).
+
+Commands other tools drive (keep them stable): ``serve``, ``demo``, ``keys create|list|revoke``,
+``spec``. Without ``REDIS_URL`` every command uses the embedded Redis under
+``RAPPORT_DATA_DIR``: it joins a server already running there or starts one and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import yaml
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from service.config import Config, ConfigError
+from service.logs import configure_logging
+from service.redis_server import EmbeddedRedis
+
+log = logging.getLogger("rapport.cli")
+ROOT = Path(__file__).resolve().parents[1]
+SPEC_PATH = ROOT / "api_spec" / "openapi.yaml"
+
+
+def _create_app():
+    from service import create_app  # noqa: PLC0415 - the app is built only when a command needs it
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def cli() -> None:
+    """Rapport: customer profiles, greetings, next-best actions and recommendations."""
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="rapport")
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+# -- Redis for commands -----------------------------------------------------------------------
+def use_store(config: Config) -> str:
+    """Make sure a Redis is there for this command; return its URL.
+
+    With no ``REDIS_URL``, join or start the embedded server and, if this command started it,
+    stop it when the command ends.
+    """
+    if config.redis_url:
+        return config.redis_url
+    embedded = EmbeddedRedis(config.data_dir)
+    if embedded.ensure_running():
+        click.get_current_context().call_on_close(embedded.stop)
+    return embedded.url
+
+
+def _store_for_app() -> None:
+    use_store(current_app.extensions["rapport"].config)
+
+
+# -- serve / demo -----------------------------------------------------------------------------
+def default_gunicorn_config() -> Path | None:
+    configured = os.environ.get("RAPPORT_GUNICORN_CONFIG")
+    if configured:
+        return Path(configured)
+    candidate = ROOT / "gunicorn.conf.py"
+    return candidate if candidate.exists() else None
+
+
+def _serve(config: Config, gunicorn_args: list[str], *, banner: str | None = None) -> int:
+    """Run gunicorn in a child process with the store ready; forward signals; clean up."""
+    env = os.environ.copy()
+    env["REDIS_URL"] = use_store(config)
+    if not config.redis_url:
+        log.info("using the embedded redis; set REDIS_URL to use your own server",
+                 extra={"redis_url": env["REDIS_URL"]})
+    prom_dir = (config.data_dir / "prometheus" / str(os.getpid())).resolve()
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    prom_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
+    args = [sys.executable, "-m", "gunicorn", *gunicorn_args, "service:create_app()"]
+    proc = subprocess.Popen(args, env=env)
+
+    def forward(signum, _frame):
+        proc.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    if banner:
+        click.echo(banner, err=True)
+    try:
+        return proc.wait()
+    finally:
+        shutil.rmtree(prom_dir, ignore_errors=True)
+
+
+def _gunicorn_args(bind, workers, threads, timeout, gunicorn_config) -> list[str]:
+    args: list[str] = []
+    conf = Path(gunicorn_config) if gunicorn_config else default_gunicorn_config()
+    if conf is not None:
+        args += ["--config", str(conf)]
+    if bind:
+        args += ["--bind", bind]
+    if workers:
+        args += ["--workers", str(workers)]
+    if threads:
+        args += ["--threads", str(threads)]
+    if timeout:
+        args += ["--timeout", str(timeout)]
+    return args
+
+
+def _gunicorn_options(func):
+    func = click.option("-c", "--config", "gunicorn_config", type=click.Path(dir_okay=False),
+                        help="gunicorn config file (default: the shipped gunicorn.conf.py).")(func)
+    func = click.option("-t", "--timeout", type=click.IntRange(1), help="Worker timeout, s.")(func)
+    func = click.option("--threads", type=click.IntRange(1), help="Threads per worker.")(func)
+    func = click.option("-w", "--workers", type=click.IntRange(1), help="Worker processes.")(func)
+    func = click.option("-b", "--bind", help="HOST:PORT to listen on (default 127.0.0.1:8000).")(
+        func
+    )
+    return func
+
+
+@cli.command("serve")
+@_gunicorn_options
+def serve(bind, workers, threads, timeout, gunicorn_config) -> None:
+    """Serve the API under gunicorn."""
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    sys.exit(_serve(config, _gunicorn_args(bind, workers, threads, timeout, gunicorn_config)))
+
+
+@cli.command("demo")
+@_gunicorn_options
+def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
+    """Serve with a fresh admin key printed (and, once built, demo data loaded)."""
+    import redis  # noqa: PLC0415
+
+    from profiles.keys import Keys  # noqa: PLC0415
+    from service.auth import ApiKeyStore  # noqa: PLC0415
+
+    config = Config.from_env()
+    configure_logging(config.log_level)
+    url = use_store(config)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    store = ApiKeyStore(client, Keys(config.key_prefix))
+    for old in store.list():
+        if old.name == "demo":
+            store.revoke(old.key_id)
+    _, token = store.create("demo", "admin")
+    client.close()
+    address = bind or "127.0.0.1:8000"
+    banner = (
+        f"\nRapport demo on http://{address}  (API docs: http://{address}/docs)\n"
+        f"Demo API key (scope admin, replaced at each demo start):\n  {token}\n"
+        f"Try:\n  curl -H 'Authorization: Bearer {token}' http://{address}/readyz\n"
+    )
+    sys.exit(_serve(config, _gunicorn_args(address, workers, threads, timeout, gunicorn_config),
+                    banner=banner))
+
+
+# -- keys -------------------------------------------------------------------------------------
+@cli.group("keys")
+def keys_group() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--scopes", required=True, help="Comma-separated, e.g. profiles:read,recommend:read")
+@with_appcontext
+def keys_create(name: str, scopes: str) -> None:
+    """Create a key; its token is printed once, on stdout, and never stored."""
+    from profiles.errors import InvalidInput  # noqa: PLC0415
+    from service.extensions import state  # noqa: PLC0415
+
+    _store_for_app()
+    try:
+        key, token = state().api_keys.create(name, scopes)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.detail, param_hint=f"--{exc.field}") from exc
+    click.echo(f"created key {key.key_id} ({key.name}; scopes {','.join(key.scopes)}). "
+               "The token below is shown once:", err=True)
+    click.echo(token)
+
+
+@keys_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@with_appcontext
+def keys_list(as_json: bool) -> None:
+    """List keys (ids, names, scopes; never secrets)."""
+    from service.extensions import state  # noqa: PLC0415
+
+    _store_for_app()
+    keys = state().api_keys.list()
+    if as_json:
+        click.echo(json.dumps([k.public() for k in keys], indent=2))
+        return
+    click.echo(f"{'KEY ID':<18} {'NAME':<24} SCOPES")
+    for k in keys:
+        click.echo(f"{k.key_id:<18} {k.name:<24} {','.join(k.scopes)}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@with_appcontext
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by id; requests with it get 401 from then on."""
+    from profiles.errors import ApiKeyNotFound  # noqa: PLC0415
+    from service.extensions import state  # noqa: PLC0415
+
+    _store_for_app()
+    try:
+        state().api_keys.revoke(key_id)
+    except ApiKeyNotFound as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"revoked {key_id}", err=True)
+
+
+# -- spec -------------------------------------------------------------------------------------
+def spec_yaml(app) -> str:
+    spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    return yaml.safe_dump(spec, sort_keys=True, allow_unicode=True, width=100)
+
+
+@cli.command("spec")
+@click.option("--write", is_flag=True, help=f"Write {SPEC_PATH.relative_to(ROOT)}.")
+@click.option("--check", is_flag=True, help="Exit 1 when the checked-in spec differs.")
+@with_appcontext
+def spec(write: bool, check: bool) -> None:
+    """Print the OpenAPI document generated from the code."""
+    text = spec_yaml(current_app)
+    if check:
+        current = SPEC_PATH.read_text() if SPEC_PATH.exists() else ""
+        if current != text:
+            raise click.ClickException(f"{SPEC_PATH} is out of date: run 'rapport spec --write'")
+        click.echo("spec is up to date", err=True)
+    elif write:
+        SPEC_PATH.parent.mkdir(exist_ok=True)
+        SPEC_PATH.write_text(text)
+        click.echo(f"wrote {SPEC_PATH}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":
+    main()

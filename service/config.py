@@ -1,0 +1,101 @@
+"""Configuration, read from environment variables with documented defaults.
+
+Every setting is one row of ``SETTINGS``; the README's configuration table lists the same rows.
+``create_app(config)`` takes a :class:`Config` or a mapping of field overrides (tests use that).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    kind: type
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("REDIS_URL", "redis_url", str,
+            "Redis server to use (redis://, rediss://, unix://). Unset: an embedded Redis "
+            "under RAPPORT_DATA_DIR is started by `rapport serve`/`demo`."),
+    Setting("RAPPORT_DATA_DIR", "data_dir", Path,
+            "Local data directory: embedded Redis files, models, metrics scratch."),
+    Setting("RAPPORT_MODEL_DIR", "model_dir", Path,
+            "Where model artifacts live (default: RAPPORT_DATA_DIR/models)."),
+    Setting("RAPPORT_KEY_PREFIX", "key_prefix", str, "Prefix of every Redis key."),
+    Setting("RAPPORT_LOG_LEVEL", "log_level", str, "DEBUG, INFO, WARNING or ERROR."),
+    Setting("RAPPORT_MAX_BODY_BYTES", "max_body_bytes", int,
+            "Largest request body accepted; larger ones get 413."),
+    Setting("RAPPORT_REDIS_TIMEOUT", "redis_timeout", float,
+            "Seconds a Redis connect or command may take before the request fails with 503."),
+    Setting("RAPPORT_RETRY_AFTER", "retry_after", int,
+            "Seconds sent in Retry-After when Redis is unavailable."),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    model_dir: Path | None = None
+    key_prefix: str = "rp"
+    log_level: str = "INFO"
+    max_body_bytes: int = 1024 * 1024
+    redis_timeout: float = 2.0
+    retry_after: int = 5
+    testing: bool = False
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(f"RAPPORT_LOG_LEVEL: unknown level {self.log_level!r}")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("RAPPORT_MAX_BODY_BYTES: must be at least 1024")
+        if self.redis_timeout <= 0:
+            raise ConfigError("RAPPORT_REDIS_TIMEOUT: must be positive")
+        if self.retry_after < 1:
+            raise ConfigError("RAPPORT_RETRY_AFTER: must be at least 1")
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
+        """Build a config from ``environ`` (default ``os.environ``), then apply ``overrides``."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for s in SETTINGS:
+            raw = environ.get(s.env)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[s.field] = s.kind(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{s.env}: cannot read {raw!r} as {s.kind.__name__}") from exc
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
+        values.update(overrides)
+        return cls(**values)
+
+    def embedded_socket(self) -> Path:
+        return (self.data_dir / "redis.sock").resolve()
+
+    def effective_redis_url(self) -> str:
+        """The URL to connect to: ``REDIS_URL``, else the embedded server's unix socket."""
+        if self.redis_url:
+            return self.redis_url
+        return f"unix://{self.embedded_socket()}"

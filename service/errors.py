@@ -1,0 +1,199 @@
+"""One error path: every error leaves as ``application/problem+json`` (RFC 9457).
+
+Domain exceptions are plain classes raised by ``profiles``/``recommend``; ``DOMAIN_STATUS`` is the
+one table that maps them to HTTP status codes. Validation errors carry a list of field errors
+``{"field": "email", "location": "json", "message": "Not a valid email address."}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import marshmallow as ma
+import redis
+from flask import Flask, Response, g, json, request
+from werkzeug.exceptions import HTTPException
+
+from profiles import errors as domain
+from service.auth import Forbidden, Unauthenticated
+
+PROBLEM_MIME = "application/problem+json"
+log = logging.getLogger("rapport.errors")
+
+# Most specific class first is not needed: lookup walks the exception's MRO.
+DOMAIN_STATUS: dict[type[domain.RapportError], int] = {
+    domain.RapportError: 400,
+    domain.InvalidInput: 422,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.PreconditionFailed: 412,
+}
+
+
+class FieldErrorSchema(ma.Schema):
+    field = ma.fields.String(
+        metadata={"description": "Dotted path of the input at fault, e.g. `lines.0.quantity`"}
+    )
+    location = ma.fields.String(metadata={"description": "json, query, headers or path"})
+    message = ma.fields.String()
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details; documents every error response."""
+
+    type = ma.fields.String(metadata={"description": "URI reference naming the problem type"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String(metadata={"description": "The request path"})
+    request_id = ma.fields.String()
+    errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema))
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    type_: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": type_ or "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or title or phrase,
+        "instance": request.path if request else None,
+    }
+    rid = g.get("request_id") if g else None
+    if rid:
+        body["request_id"] = rid
+    if errors:
+        body["errors"] = errors
+    body.update({k: v for k, v in extra.items() if v is not None})
+    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def field_errors(messages: Any, location: str = "json", prefix: str = "") -> list[dict[str, str]]:
+    """Flatten marshmallow/webargs messages into ``[{field, location, message}]``."""
+    return list(_walk(messages, location, prefix))
+
+
+def _walk(messages: Any, location: str, prefix: str) -> Iterator[dict[str, str]]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "_schema":
+                path = prefix
+            yield from _walk(value, location, path)
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            if isinstance(item, str):
+                yield {"field": prefix, "location": location, "message": item}
+            else:
+                yield from _walk(item, location, prefix)
+    else:
+        yield {"field": prefix, "location": location, "message": str(messages)}
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    data = getattr(error, "data", None) or {}
+    headers.update(data.get("headers") or {})
+    errors: list[dict[str, str]] = []
+    messages = data.get("errors") or data.get("messages")
+    if isinstance(messages, Mapping):
+        # webargs nests messages by location: {"json": {...}, "query": {...}}
+        for location, msgs in messages.items():
+            errors.extend(field_errors(msgs, location))
+    if status == 422:
+        return problem(
+            422, "The request has invalid fields; see errors.", title="Validation failed",
+            type_="urn:rapport:problem:validation", errors=errors, headers=headers,
+        )
+    if status == 400 and errors:
+        return problem(
+            400, "; ".join(e["message"] for e in errors), title="Malformed request",
+            type_="urn:rapport:problem:malformed", errors=errors, headers=headers,
+        )
+    detail = data.get("message") or error.description
+    return problem(status, detail, headers=headers)
+
+
+def handle_domain_error(error: domain.RapportError) -> Response:
+    status = next(
+        (DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 400
+    )
+    errors = None
+    if error.field:
+        errors = [{"field": error.field, "location": "json", "message": error.detail}]
+    slug = _slug(type(error).__name__)
+    return problem(
+        status, error.detail, title=error.title, type_=f"urn:rapport:problem:{slug}",
+        errors=errors, **{k: v for k, v in error.extra.items() if _jsonable(v)},
+    )
+
+
+def handle_redis_unavailable(error: redis.RedisError) -> Response:
+    from service.extensions import state  # noqa: PLC0415 - avoids an import cycle
+
+    log.warning("redis unavailable: %s", error.__class__.__name__)
+    return problem(
+        503, "The profile store is unavailable; retry later.", title="Service unavailable",
+        type_="urn:rapport:problem:store-unavailable",
+        headers={"Retry-After": str(state().config.retry_after)},
+    )
+
+
+def handle_unauthenticated(error: Unauthenticated) -> Response:
+    return problem(
+        401, f"{error}: send 'Authorization: Bearer <API key>'.", title="Unauthorized",
+        type_="urn:rapport:problem:unauthenticated",
+        headers={"WWW-Authenticate": 'Bearer realm="rapport"'},
+    )
+
+
+def handle_forbidden(error: Forbidden) -> Response:
+    return problem(
+        403, f"this API key lacks the scope {error.scope!r}", title="Forbidden",
+        type_="urn:rapport:problem:missing-scope", required_scope=error.scope,
+    )
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(500, "An unexpected error occurred; it has been logged.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(domain.RapportError, handle_domain_error)
+    app.register_error_handler(Unauthenticated, handle_unauthenticated)
+    app.register_error_handler(Forbidden, handle_forbidden)
+    for exc in (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
+                redis.exceptions.MasterDownError):
+        app.register_error_handler(exc, handle_redis_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def _slug(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("-")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def _jsonable(value: object) -> bool:
+    return isinstance(value, str | int | float | bool | list | dict) or value is None
