@@ -23,11 +23,20 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
 # One JSON object per request. Never the Authorization header.
-access_log_format = json.dumps({
-    "ts": "%(t)s", "logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s",
-    "path": "%(U)s", "status": "%(s)s", "bytes": "%(B)s", "duration_ms": "%(M)s",
-    "request_id": "%({x-request-id}o)s", "agent": "%(a)s",
-})
+access_log_format = json.dumps(
+    {
+        "ts": "%(t)s",
+        "logger": "gunicorn.access",
+        "remote": "%(h)s",
+        "method": "%(m)s",
+        "path": "%(U)s",
+        "status": "%(s)s",
+        "bytes": "%(B)s",
+        "duration_ms": "%(M)s",
+        "request_id": "%({x-request-id}o)s",
+        "agent": "%(a)s",
+    }
+)
 
 
 def child_exit(server, worker):

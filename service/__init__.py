@@ -53,8 +53,11 @@ def create_app(
             "servers": [{"url": "/"}],
             "components": {
                 "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer",
-                                   "description": "An API key from `rapport keys create`."}
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An API key from `rapport keys create`.",
+                    }
                 }
             },
         },
@@ -90,13 +93,16 @@ def _register_request_hooks(app: Flask) -> None:
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         if request.method in _BODY_METHODS and _has_body() and not request.is_json:
             return errors.problem(
-                415, "Send a JSON body with 'Content-Type: application/json'.",
-                title="Unsupported media type", type_="urn:rapport:problem:media-type",
+                415,
+                "Send a JSON body with 'Content-Type: application/json'.",
+                title="Unsupported media type",
+                type_="urn:rapport:problem:media-type",
             )
         limit = app.config["MAX_CONTENT_LENGTH"]
         if request.content_length is not None and request.content_length > limit:
             return errors.problem(
-                413, f"The body is larger than the limit of {limit} bytes.",
+                413,
+                f"The body is larger than the limit of {limit} bytes.",
                 title="Content too large",
             )
         return None
@@ -107,8 +113,9 @@ def _register_request_hooks(app: Flask) -> None:
         started = g.get("started")
         if started is not None:
             rule = request.url_rule.rule if request.url_rule else "unmatched"
-            metrics.observe(rule, request.method, response.status_code,
-                            time.perf_counter() - started)
+            metrics.observe(
+                rule, request.method, response.status_code, time.perf_counter() - started
+            )
         return response
 
 

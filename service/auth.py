@@ -58,8 +58,12 @@ class ApiKey:
         return "admin" in self.scopes or scope in self.scopes
 
     def public(self) -> dict[str, object]:
-        return {"key_id": self.key_id, "name": self.name, "scopes": list(self.scopes),
-                "created_at": self.created_at}
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+        }
 
 
 def parse_scopes(text: str | list[str]) -> tuple[str, ...]:
@@ -98,10 +102,16 @@ class ApiKeyStore:
         salt = secrets.token_bytes(16)
         key = ApiKey(key_id, name, scope_tuple, self.clock())
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.api_key(key_id), mapping={
-            "name": name, "scopes": ",".join(scope_tuple), "salt": salt.hex(),
-            "hash": _digest(salt, secret), "created_at": repr(key.created_at),
-        })
+        pipe.hset(
+            self.keys.api_key(key_id),
+            mapping={
+                "name": name,
+                "scopes": ",".join(scope_tuple),
+                "salt": salt.hex(),
+                "hash": _digest(salt, secret),
+                "created_at": repr(key.created_at),
+            },
+        )
         pipe.sadd(self.keys.api_key_index(), key_id)
         pipe.execute()
         return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
@@ -129,7 +139,7 @@ class ApiKeyStore:
         """The key for ``token``, or None when the token is malformed, unknown or wrong."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        key_id, sep, secret = token[len(TOKEN_PREFIX):].partition("_")
+        key_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
         if not sep or not secret or not all(c in "0123456789abcdef" for c in key_id):
             return None
         data = self.redis.hgetall(self.keys.api_key(key_id))
@@ -146,7 +156,8 @@ class ApiKeyStore:
     def _from_hash(key_id: str, data: dict) -> ApiKey:
         data = {_s(k): _s(v) for k, v in data.items()}
         return ApiKey(
-            key_id=key_id, name=data.get("name", ""),
+            key_id=key_id,
+            name=data.get("name", ""),
             scopes=tuple(s for s in data.get("scopes", "").split(",") if s),
             created_at=float(data.get("created_at", 0)),
         )

@@ -82,8 +82,10 @@ def _serve(config: Config, gunicorn_args: list[str], *, banner: str | None = Non
     env = os.environ.copy()
     env["REDIS_URL"] = use_store(config)
     if not config.redis_url:
-        log.info("using the embedded redis; set REDIS_URL to use your own server",
-                 extra={"redis_url": env["REDIS_URL"]})
+        log.info(
+            "using the embedded redis; set REDIS_URL to use your own server",
+            extra={"redis_url": env["REDIS_URL"]},
+        )
     prom_dir = (config.data_dir / "prometheus" / str(os.getpid())).resolve()
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
@@ -121,8 +123,13 @@ def _gunicorn_args(bind, workers, threads, timeout, gunicorn_config) -> list[str
 
 
 def _gunicorn_options(func):
-    func = click.option("-c", "--config", "gunicorn_config", type=click.Path(dir_okay=False),
-                        help="gunicorn config file (default: the shipped gunicorn.conf.py).")(func)
+    func = click.option(
+        "-c",
+        "--config",
+        "gunicorn_config",
+        type=click.Path(dir_okay=False),
+        help="gunicorn config file (default: the shipped gunicorn.conf.py).",
+    )(func)
     func = click.option("-t", "--timeout", type=click.IntRange(1), help="Worker timeout, s.")(func)
     func = click.option("--threads", type=click.IntRange(1), help="Threads per worker.")(func)
     func = click.option("-w", "--workers", type=click.IntRange(1), help="Worker processes.")(func)
@@ -166,8 +173,13 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
         f"Demo API key (scope admin, replaced at each demo start):\n  {token}\n"
         f"Try:\n  curl -H 'Authorization: Bearer {token}' http://{address}/readyz\n"
     )
-    sys.exit(_serve(config, _gunicorn_args(address, workers, threads, timeout, gunicorn_config),
-                    banner=banner))
+    sys.exit(
+        _serve(
+            config,
+            _gunicorn_args(address, workers, threads, timeout, gunicorn_config),
+            banner=banner,
+        )
+    )
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -190,8 +202,11 @@ def keys_create(name: str, scopes: str) -> None:
         key, token = state().api_keys.create(name, scopes)
     except InvalidInput as exc:
         raise click.BadParameter(exc.detail, param_hint=f"--{exc.field}") from exc
-    click.echo(f"created key {key.key_id} ({key.name}; scopes {','.join(key.scopes)}). "
-               "The token below is shown once:", err=True)
+    click.echo(
+        f"created key {key.key_id} ({key.name}; scopes {','.join(key.scopes)}). "
+        "The token below is shown once:",
+        err=True,
+    )
     click.echo(token)
 
 

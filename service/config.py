@@ -26,21 +26,45 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("REDIS_URL", "redis_url", str,
-            "Redis server to use (redis://, rediss://, unix://). Unset: an embedded Redis "
-            "under RAPPORT_DATA_DIR is started by `rapport serve`/`demo`."),
-    Setting("RAPPORT_DATA_DIR", "data_dir", Path,
-            "Local data directory: embedded Redis files, models, metrics scratch."),
-    Setting("RAPPORT_MODEL_DIR", "model_dir", Path,
-            "Where model artifacts live (default: RAPPORT_DATA_DIR/models)."),
+    Setting(
+        "REDIS_URL",
+        "redis_url",
+        str,
+        "Redis server to use (redis://, rediss://, unix://). Unset: an embedded Redis "
+        "under RAPPORT_DATA_DIR is started by `rapport serve`/`demo`.",
+    ),
+    Setting(
+        "RAPPORT_DATA_DIR",
+        "data_dir",
+        Path,
+        "Local data directory: embedded Redis files, models, metrics scratch.",
+    ),
+    Setting(
+        "RAPPORT_MODEL_DIR",
+        "model_dir",
+        Path,
+        "Where model artifacts live (default: RAPPORT_DATA_DIR/models).",
+    ),
     Setting("RAPPORT_KEY_PREFIX", "key_prefix", str, "Prefix of every Redis key."),
     Setting("RAPPORT_LOG_LEVEL", "log_level", str, "DEBUG, INFO, WARNING or ERROR."),
-    Setting("RAPPORT_MAX_BODY_BYTES", "max_body_bytes", int,
-            "Largest request body accepted; larger ones get 413."),
-    Setting("RAPPORT_REDIS_TIMEOUT", "redis_timeout", float,
-            "Seconds a Redis connect or command may take before the request fails with 503."),
-    Setting("RAPPORT_RETRY_AFTER", "retry_after", int,
-            "Seconds sent in Retry-After when Redis is unavailable."),
+    Setting(
+        "RAPPORT_MAX_BODY_BYTES",
+        "max_body_bytes",
+        int,
+        "Largest request body accepted; larger ones get 413.",
+    ),
+    Setting(
+        "RAPPORT_REDIS_TIMEOUT",
+        "redis_timeout",
+        float,
+        "Seconds a Redis connect or command may take before the request fails with 503.",
+    ),
+    Setting(
+        "RAPPORT_RETRY_AFTER",
+        "retry_after",
+        int,
+        "Seconds sent in Retry-After when Redis is unavailable.",
+    ),
 )
 
 

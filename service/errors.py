@@ -118,29 +118,39 @@ def handle_http_exception(error: HTTPException) -> Response:
             errors.extend(field_errors(msgs, location))
     if status == 422:
         return problem(
-            422, "The request has invalid fields; see errors.", title="Validation failed",
-            type_="urn:rapport:problem:validation", errors=errors, headers=headers,
+            422,
+            "The request has invalid fields; see errors.",
+            title="Validation failed",
+            type_="urn:rapport:problem:validation",
+            errors=errors,
+            headers=headers,
         )
     if status == 400 and errors:
         return problem(
-            400, "; ".join(e["message"] for e in errors), title="Malformed request",
-            type_="urn:rapport:problem:malformed", errors=errors, headers=headers,
+            400,
+            "; ".join(e["message"] for e in errors),
+            title="Malformed request",
+            type_="urn:rapport:problem:malformed",
+            errors=errors,
+            headers=headers,
         )
     detail = data.get("message") or error.description
     return problem(status, detail, headers=headers)
 
 
 def handle_domain_error(error: domain.RapportError) -> Response:
-    status = next(
-        (DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 400
-    )
+    status = next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 400)
     errors = None
     if error.field:
         errors = [{"field": error.field, "location": "json", "message": error.detail}]
     slug = _slug(type(error).__name__)
     return problem(
-        status, error.detail, title=error.title, type_=f"urn:rapport:problem:{slug}",
-        errors=errors, **{k: v for k, v in error.extra.items() if _jsonable(v)},
+        status,
+        error.detail,
+        title=error.title,
+        type_=f"urn:rapport:problem:{slug}",
+        errors=errors,
+        **{k: v for k, v in error.extra.items() if _jsonable(v)},
     )
 
 
@@ -149,7 +159,9 @@ def handle_redis_unavailable(error: redis.RedisError) -> Response:
 
     log.warning("redis unavailable: %s", error.__class__.__name__)
     return problem(
-        503, "The profile store is unavailable; retry later.", title="Service unavailable",
+        503,
+        "The profile store is unavailable; retry later.",
+        title="Service unavailable",
         type_="urn:rapport:problem:store-unavailable",
         headers={"Retry-After": str(state().config.retry_after)},
     )
@@ -157,7 +169,9 @@ def handle_redis_unavailable(error: redis.RedisError) -> Response:
 
 def handle_unauthenticated(error: Unauthenticated) -> Response:
     return problem(
-        401, f"{error}: send 'Authorization: Bearer <API key>'.", title="Unauthorized",
+        401,
+        f"{error}: send 'Authorization: Bearer <API key>'.",
+        title="Unauthorized",
         type_="urn:rapport:problem:unauthenticated",
         headers={"WWW-Authenticate": 'Bearer realm="rapport"'},
     )
@@ -165,8 +179,11 @@ def handle_unauthenticated(error: Unauthenticated) -> Response:
 
 def handle_forbidden(error: Forbidden) -> Response:
     return problem(
-        403, f"this API key lacks the scope {error.scope!r}", title="Forbidden",
-        type_="urn:rapport:problem:missing-scope", required_scope=error.scope,
+        403,
+        f"this API key lacks the scope {error.scope!r}",
+        title="Forbidden",
+        type_="urn:rapport:problem:missing-scope",
+        required_scope=error.scope,
     )
 
 
@@ -180,8 +197,12 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(domain.RapportError, handle_domain_error)
     app.register_error_handler(Unauthenticated, handle_unauthenticated)
     app.register_error_handler(Forbidden, handle_forbidden)
-    for exc in (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
-                redis.exceptions.MasterDownError):
+    for exc in (
+        redis.ConnectionError,
+        redis.TimeoutError,
+        redis.exceptions.ReadOnlyError,
+        redis.exceptions.MasterDownError,
+    ):
         app.register_error_handler(exc, handle_redis_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
 

@@ -80,18 +80,32 @@ class RedisServer:
     def args(self) -> list[str]:
         args = [
             self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--logfile", str(self.directory / "redis.log"),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / "redis.log"),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
         ]
         if self.unixsocket is not None:
             args += ["--unixsocket", str(self.unixsocket), "--unixsocketperm", "700"]
         if self.persistent:
-            args += ["--appendonly", "yes", "--appendfsync", "everysec",
-                     "--save", "300 1", "--dbfilename", "dump.rdb"]
+            args += [
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "300 1",
+                "--dbfilename",
+                "dump.rdb",
+            ]
         else:
             args += ["--appendonly", "no", "--save", ""]
         return args + list(self.extra_args)
@@ -102,8 +116,11 @@ class RedisServer:
     def start(self, timeout: float = 15.0) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            self.args(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            self.args(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         client = self.client()
@@ -179,13 +196,19 @@ class EmbeddedRedis:
             with contextlib.suppress(FileNotFoundError):
                 self.socket.unlink()
             self.server = RedisServer(
-                self.data_dir, port=0, unixsocket=self.socket, persistent=True,
+                self.data_dir,
+                port=0,
+                unixsocket=self.socket,
+                persistent=True,
                 binary=redis_server_binary("embedded"),
             ).start()
             log.info(
                 "started embedded redis",
-                extra={"socket": str(self.socket), "binary": self.server.binary,
-                       "data_dir": str(self.data_dir)},
+                extra={
+                    "socket": str(self.socket),
+                    "binary": self.server.binary,
+                    "data_dir": str(self.data_dir),
+                },
             )
             return True
 

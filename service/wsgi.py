@@ -28,15 +28,23 @@ class ChunkedBodyLimit:
                     break
                 data += chunk
             if len(data) > self.limit:
-                body = json.dumps({
-                    "type": "about:blank", "title": "Content too large", "status": 413,
-                    "detail": f"The body is larger than the limit of {self.limit} bytes.",
-                    "instance": environ.get("PATH_INFO", ""),
-                }).encode()
-                start_response("413 Request Entity Too Large", [
-                    ("Content-Type", "application/problem+json"),
-                    ("Content-Length", str(len(body))), ("Connection", "close"),
-                ])
+                body = json.dumps(
+                    {
+                        "type": "about:blank",
+                        "title": "Content too large",
+                        "status": 413,
+                        "detail": f"The body is larger than the limit of {self.limit} bytes.",
+                        "instance": environ.get("PATH_INFO", ""),
+                    }
+                ).encode()
+                start_response(
+                    "413 Request Entity Too Large",
+                    [
+                        ("Content-Type", "application/problem+json"),
+                        ("Content-Length", str(len(body))),
+                        ("Connection", "close"),
+                    ],
+                )
                 return [body]
             environ["wsgi.input"] = io.BytesIO(bytes(data))
             environ["CONTENT_LENGTH"] = str(len(data))

@@ -159,12 +159,27 @@ def start_live_server(redis_url: str, data_dir: Path, *, workers: int = 2, env=N
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "serve.log"
-    full_env = {**os.environ, "REDIS_URL": redis_url, "RAPPORT_DATA_DIR": str(data_dir),
-                **(env or {})}
+    full_env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "RAPPORT_DATA_DIR": str(data_dir),
+        **(env or {}),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers)],
-        cwd=ROOT, env=full_env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=full_env,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
     try:

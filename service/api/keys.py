@@ -9,8 +9,12 @@ from service.auth import SCOPES
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
 
-blp = Blueprint("keys", __name__, url_prefix="/v1/admin/keys",
-                description="API keys (scope `admin`). Secrets are shown once, at creation.")
+blp = Blueprint(
+    "keys",
+    __name__,
+    url_prefix="/v1/admin/keys",
+    description="API keys (scope `admin`). Secrets are shown once, at creation.",
+)
 
 
 class ApiKeySchema(ma.Schema):
@@ -23,14 +27,16 @@ class ApiKeySchema(ma.Schema):
 class ApiKeyCreateSchema(StrictSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
     scopes = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(SCOPES)), required=True,
+        ma.fields.String(validate=ma.validate.OneOf(SCOPES)),
+        required=True,
         validate=ma.validate.Length(min=1, max=len(SCOPES)),
     )
 
 
 class ApiKeyCreatedSchema(ApiKeySchema):
-    token = ma.fields.String(metadata={"description": "The secret; it is not stored and not "
-                                                      "shown again."})
+    token = ma.fields.String(
+        metadata={"description": "The secret; it is not stored and not shown again."}
+    )
 
 
 class ApiKeyListSchema(ma.Schema):

@@ -46,8 +46,11 @@ class Ready(MethodView):
         except redis.RedisError as exc:
             checks["redis"] = f"unavailable: {exc.__class__.__name__}"
             return problem(
-                503, "Redis does not answer.", title="Not ready",
-                type_="urn:rapport:problem:not-ready", checks=checks,
+                503,
+                "Redis does not answer.",
+                title="Not ready",
+                type_="urn:rapport:problem:not-ready",
+                checks=checks,
                 headers={"Retry-After": str(state().config.retry_after)},
             )
         return {"status": "ready", "checks": checks}

@@ -15,12 +15,15 @@ def test_missing_key_is_401(client):
     assert resp.json["status"] == 401
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer rpk_0123456789abcdef_wrongsecret",
-    "Bearer not-a-rapport-key",
-    "Basic dXNlcjpwYXNz",
-    "Bearer ",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer rpk_0123456789abcdef_wrongsecret",
+        "Bearer not-a-rapport-key",
+        "Basic dXNlcjpwYXNz",
+        "Bearer ",
+    ],
+)
 def test_unknown_or_malformed_key_is_401(client, header):
     resp = client.get("/v1/admin/keys", headers={"Authorization": header})
     assert resp.status_code == 401

@@ -63,10 +63,13 @@ def test_oversized_chunked_body_is_413(api, app):
     payload = json.dumps({"name": "x" * limit, "scopes": ["admin"]}).encode()
 
     # No Content-Length: what gunicorn hands Flask for a chunked upload.
-    resp = api.post("/v1/admin/keys", input_stream=io.BytesIO(payload),
-                    content_type="application/json",
-                    headers={"Transfer-Encoding": "chunked"},
-                    environ_base={"wsgi.input_terminated": True})
+    resp = api.post(
+        "/v1/admin/keys",
+        input_stream=io.BytesIO(payload),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_base={"wsgi.input_terminated": True},
+    )
     assert_problem(resp, 413)
 
 
