@@ -14,7 +14,22 @@ key                                type       what
 =================================  =========  ====================================================
 ``rp:apikey:<key id>``             hash       one API key: name, scopes, salt, hash, created, ...
 ``rp:apikeys``                     set        ids of all API keys
+``rp:{c:ID}:profile``              hash       the profile document (see profiles/store.py)
+``rp:{c:ID}:merges``               list       merge record ids this customer took part in
+``rp:{i:KIND:VALUE}:owner``        string     identity claim: customer id owning the identity
+``rp:merge:<merge id>``            string     merge record (JSON): who, when, what moved
+``rp:{c:ID}:orders``               hash       order id -> purchase JSON
+``rp:{c:ID}:order_times``          zset       order id -> purchase time (epoch s), for paging
+``rp:{c:ID}:traits``               hash       computed traits kept current on write
+``rp:{c:ID}:categories``           zset       category -> items bought (favourite categories)
+``rp:{c:ID}:events``               stream     recent interaction events (capped)
+``rp:{c:ID}:message_ids``          zset       event message id -> receive time (dedup window)
 =================================  =========  ====================================================
+
+Identity claims live in their own slot (tag ``{i:...}``), so attaching an identity is a claim
+(``SET NX`` on the owner key) followed by a write in the customer's slot; the profile's own
+identity list is the source of truth and a claim whose profile does not list the identity is
+stale (see ``profiles/identity.py``). No operation needs a cross-slot transaction.
 """
 
 from __future__ import annotations
@@ -39,6 +54,51 @@ class Keys:
     def customer_tag(self, customer_id: str) -> str:
         """The hash-tagged stem shared by every key of one customer."""
         return f"{self.prefix}:{{c:{customer_id}}}"
+
+    def profile(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:profile"
+
+    def customer_merges(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:merges"
+
+    def identity_owner(self, kind: str, value: str) -> str:
+        """Claim key of one normalised identity (``kind`` email, phone or ext:<system>)."""
+        return f"{self.prefix}:{{i:{kind}:{value}}}:owner"
+
+    def merge_record(self, merge_id: str) -> str:
+        return f"{self.prefix}:merge:{merge_id}"
+
+    # -- per customer activity (profiles/activity.py) ------------------------------------------
+    def orders(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:orders"
+
+    def order_times(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:order_times"
+
+    def traits(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:traits"
+
+    def categories(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:categories"
+
+    def events(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:events"
+
+    def message_ids(self, customer_id: str) -> str:
+        return f"{self.customer_tag(customer_id)}:message_ids"
+
+    def customer_keys(self, customer_id: str) -> list[str]:
+        """Every per-customer key: erasure deletes exactly these (add new ones here)."""
+        return [
+            self.profile(customer_id),
+            self.customer_merges(customer_id),
+            self.orders(customer_id),
+            self.order_times(customer_id),
+            self.traits(customer_id),
+            self.categories(customer_id),
+            self.events(customer_id),
+            self.message_ids(customer_id),
+        ]
 
     def customer_pattern(self, customer_id: str) -> str:
         """A SCAN ``MATCH`` pattern for every key of one customer (tests and audits only)."""
