@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# Rapport: build the wheels (LightFM's C extension, hiredis) in a builder, run on a slim image.
+
+FROM python:3.11-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.cfg README.md ./
+COPY service ./service
+COPY profiles ./profiles
+COPY recommend ./recommend
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
+ && /opt/venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim
+# libgomp1: LightFM's OpenMP build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system rapport \
+ && useradd --system --gid rapport --home-dir /app --shell /usr/sbin/nologin rapport \
+ && mkdir -p /app /data \
+ && chown rapport:rapport /data
+COPY --from=build /opt/venv /opt/venv
+COPY gunicorn.conf.py /app/gunicorn.conf.py
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    RAPPORT_GUNICORN_CONFIG=/app/gunicorn.conf.py \
+    RAPPORT_DATA_DIR=/data \
+    RAPPORT_BIND=0.0.0.0:8000
+WORKDIR /app
+VOLUME ["/data"]
+USER rapport
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# Set REDIS_URL for a real deployment; without it an embedded Redis is started under /data.
+ENTRYPOINT ["rapport"]
+CMD ["serve"]

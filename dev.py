@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine with only Python 3.11+ and a C compiler.
+
+    python3 dev.py demo     # venv + install, then the service with demo data on an embedded Redis
+    python3 dev.py test     # venv + install, then the whole test suite
+    python3 dev.py lint | spec | bench-quality | bench-serve
+
+The virtual environment lives in .venv and is (re)installed only when setup.cfg or
+pyproject.toml change. Extra arguments go to the underlying command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".install-stamp"
+
+
+def ensure_env(extras: str = "test") -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Rapport needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256()
+    for name in ("setup.cfg", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    wanted = f"{digest.hexdigest()} {extras}"
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print(f"installing rapport-service[{extras}] into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "-q", "-e", f".[{extras}]"], check=True, cwd=ROOT)
+    STAMP.write_text(wanted)
+
+
+def run(*cmd: str) -> None:
+    os.chdir(ROOT)
+    os.execv(cmd[0], list(cmd))
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(__doc__)
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "demo":
+        ensure_env("test")
+        run(str(BIN / "rapport"), "demo", *rest)
+    elif command == "test":
+        ensure_env("test")
+        run(str(BIN / "python"), "-m", "pytest", "-n", "2", "-q", *rest)
+    elif command == "lint":
+        ensure_env("test")
+        subprocess.run([str(BIN / "ruff"), "check", "."], check=True, cwd=ROOT)
+        run(str(BIN / "ruff"), "format", "--check", ".")
+    elif command == "spec":
+        ensure_env("test")
+        run(str(BIN / "rapport"), "spec", "--write")
+    elif command in {"bench-quality", "bench-serve", "bench-ingest"}:
+        ensure_env("test,bench")
+        script = {"bench-quality": "bench/quality.py", "bench-serve": "bench/serve.py",
+                  "bench-ingest": "bench/ingest.py"}[command]
+        run(str(BIN / "python"), script, *rest)
+    else:
+        sys.exit(f"unknown command {command!r}; see 'python3 dev.py --help'")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
