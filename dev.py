@@ -25,7 +25,7 @@ STAMP = VENV / ".install-stamp"
 
 
 def ensure_env(extras: str = "test") -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run under any python3
         sys.exit(f"Rapport needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
