@@ -39,3 +39,28 @@ class PreconditionFailed(RapportError):
 
 class ApiKeyNotFound(NotFound):
     title = "API key not found"
+
+
+# -- recommend: catalog and models -------------------------------------------------------------
+class ProductNotFound(NotFound):
+    title = "Product not found"
+
+
+class ModelVersionNotFound(NotFound):
+    title = "Model version not found"
+
+
+class ArtifactError(Conflict):
+    """A model artifact is missing, truncated, tampered with or malformed; it is not served."""
+
+    title = "Model artifact refused"
+
+
+class PromotionRefused(Conflict):
+    """The gate kept a model that is worse than the active one (use force to override)."""
+
+    title = "Promotion refused"
+
+
+class NoPreviousModel(Conflict):
+    title = "No previous model to roll back to"

@@ -100,6 +100,48 @@ class Keys:
             self.message_ids(customer_id),
         ]
 
+    # -- catalog (recommend/catalog.py): one hash tag, so a product write is one Lua script ----
+    def product(self, product_id: str) -> str:
+        """String: the product document (JSON)."""
+        return f"{self.prefix}:{{catalog}}:product:{product_id}"
+
+    def product_index(self) -> str:
+        """Zset (all scores 0): every product id, paged with ZRANGEBYLEX."""
+        return f"{self.prefix}:{{catalog}}:products"
+
+    def category_index(self, category: str) -> str:
+        """Zset (all scores 0): product ids of one category."""
+        return f"{self.prefix}:{{catalog}}:category:{category}"
+
+    def categories_index(self) -> str:
+        """Zset: category -> number of products in it."""
+        return f"{self.prefix}:{{catalog}}:categories"
+
+    # -- model registry (recommend/registry.py): one hash tag ---------------------------------
+    def model_version(self, version: str) -> str:
+        """String: one registered model version (JSON: metrics, params, manifest digest)."""
+        return f"{self.prefix}:{{models}}:version:{version}"
+
+    def model_versions(self) -> str:
+        """Zset: version -> created time (epoch s)."""
+        return f"{self.prefix}:{{models}}:versions"
+
+    def model_active(self) -> str:
+        """String: the active version; serving workers poll it."""
+        return f"{self.prefix}:{{models}}:active"
+
+    def model_history(self) -> str:
+        """List (newest first): activation records (JSON)."""
+        return f"{self.prefix}:{{models}}:history"
+
+    def model_channel(self) -> str:
+        """Pub/sub channel announcing an activation (message: the version)."""
+        return f"{self.prefix}:models:activated"
+
+    def popular_products(self) -> str:
+        """Zset: product id -> purchases, written by training; the fallback without a model."""
+        return f"{self.prefix}:{{models}}:popular"
+
     def customer_pattern(self, customer_id: str) -> str:
         """A SCAN ``MATCH`` pattern for every key of one customer (tests and audits only)."""
         stem = self.customer_tag(customer_id)
