@@ -24,6 +24,14 @@ key                                type       what
 ``rp:{c:ID}:categories``           zset       category -> items bought (favourite categories)
 ``rp:{c:ID}:events``               stream     recent interaction events (capped)
 ``rp:{c:ID}:message_ids``          zset       event message id -> receive time (dedup window)
+``rp:greeting_templates``          hash       ``<locale>:<channel>`` -> greeting template JSON
+``rp:actions``                     hash       action id -> next-best action JSON
+``rp:actions_seeded``              string     set once the default actions were written
+``rp:action_stats``                hash       ``<action id>:<counter>`` -> count
+``rp:{c:ID}:action_feedback``      hash       client feedback id -> feedback JSON
+``rp:{c:ID}:action_state``         hash       action id -> last feedback (cooldown)
+``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
+``rp:{c:ID}:offered_products``     zset       product id -> time last offered
 =================================  =========  ====================================================
 
 Identity claims live in their own slot (tag ``{i:...}``), so attaching an identity is a claim
@@ -87,6 +95,39 @@ class Keys:
     def message_ids(self, customer_id: str) -> str:
         return f"{self.customer_tag(customer_id)}:message_ids"
 
+    # -- greetings and next-best actions (recommend/greetings.py, actions.py, contact.py) ----
+    def greeting_templates(self) -> str:
+        """Hash ``<locale>:<channel>`` -> template JSON (admin overrides of shipped defaults)."""
+        return f"{self.prefix}:greeting_templates"
+
+    def action_catalog(self) -> str:
+        """Hash action id -> action JSON."""
+        return f"{self.prefix}:actions"
+
+    def action_catalog_seeded(self) -> str:
+        """String set once the shipped default actions were written (so deletes stick)."""
+        return f"{self.prefix}:actions_seeded"
+
+    def action_stats(self) -> str:
+        """Hash ``<action id>:<counter>`` -> count (shown, accepted, dismissed, completed)."""
+        return f"{self.prefix}:action_stats"
+
+    def action_feedback(self, customer_id: str) -> str:
+        """Hash client feedback id -> feedback JSON (idempotency and history)."""
+        return f"{self.customer_tag(customer_id)}:action_feedback"
+
+    def action_state(self, customer_id: str) -> str:
+        """Hash action id -> JSON of the last feedback (cooldowns)."""
+        return f"{self.customer_tag(customer_id)}:action_state"
+
+    def contacts(self, customer_id: str) -> str:
+        """Zset ``<channel>|<what>|<feedback id>`` -> time: offers made (contact budget)."""
+        return f"{self.customer_tag(customer_id)}:contacts"
+
+    def offered_products(self, customer_id: str) -> str:
+        """Zset product id -> time it was last offered (not pushed again for N days)."""
+        return f"{self.customer_tag(customer_id)}:offered_products"
+
     def customer_keys(self, customer_id: str) -> list[str]:
         """Every per-customer key: erasure deletes exactly these (add new ones here)."""
         return [
@@ -98,6 +139,10 @@ class Keys:
             self.categories(customer_id),
             self.events(customer_id),
             self.message_ids(customer_id),
+            self.action_feedback(customer_id),
+            self.action_state(customer_id),
+            self.contacts(customer_id),
+            self.offered_products(customer_id),
         ]
 
     # -- catalog (recommend/catalog.py): one hash tag, so a product write is one Lua script ----
