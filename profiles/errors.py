@@ -64,3 +64,28 @@ class PromotionRefused(Conflict):
 
 class NoPreviousModel(Conflict):
     title = "No previous model to roll back to"
+
+
+# -- greetings and next-best actions (recommend/) --------------------------------------------
+class InvalidTemplate(InvalidInput):
+    title = "Invalid template"
+
+
+class TemplateNotFound(NotFound):
+    title = "Greeting template not found"
+
+
+class InvalidRule(InvalidInput):
+    title = "Invalid rule"
+
+
+class InvalidAction(InvalidInput):
+    title = "Invalid action"
+
+
+class ActionNotFound(NotFound):
+    title = "Action not found"
+
+
+class FeedbackConflict(Conflict):
+    title = "Feedback id reused with a different body"
