@@ -16,6 +16,7 @@ from service.auth import ApiKeyStore
 from service.config import Config
 from service.extensions import RapportApi, RapportState
 from service.logs import configure_logging
+from service.redis_connect import connect as connect_redis
 from service.wsgi import ChunkedBodyLimit
 
 __all__ = ["create_app", "Config"]
@@ -62,13 +63,8 @@ def create_app(
             },
         },
     )
-    client = redis or redis_lib.Redis.from_url(
-        config.effective_redis_url(),
-        socket_timeout=config.redis_timeout,
-        socket_connect_timeout=config.redis_timeout,
-        health_check_interval=30,
-        decode_responses=True,
-    )
+    # One server, Sentinel or Cluster, chosen by the URL's scheme (service/redis_connect.py).
+    client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
     keys = Keys(config.key_prefix)
     app.extensions["rapport"] = RapportState(
         config=config, redis=client, keys=keys, api_keys=ApiKeyStore(client, keys)

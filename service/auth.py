@@ -101,8 +101,11 @@ class ApiKeyStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
         key = ApiKey(key_id, name, scope_tuple, self.clock())
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(
+        # The key hash and the index live in different cluster slots (so that verifying keys
+        # spreads over the cluster), so no MULTI: the index entry is written first and list()
+        # skips an id whose hash is missing, so a write cut in half is never an unlisted key.
+        self.redis.sadd(self.keys.api_key_index(), key_id)
+        self.redis.hset(
             self.keys.api_key(key_id),
             mapping={
                 "name": name,
@@ -112,8 +115,6 @@ class ApiKeyStore:
                 "created_at": repr(key.created_at),
             },
         )
-        pipe.sadd(self.keys.api_key_index(), key_id)
-        pipe.execute()
         return key, f"{TOKEN_PREFIX}{key_id}_{secret}"
 
     def list(self) -> list[ApiKey]:
@@ -128,10 +129,10 @@ class ApiKeyStore:
         return sorted(out, key=lambda k: k.created_at)
 
     def revoke(self, key_id: str) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.api_key(key_id))
-        pipe.srem(self.keys.api_key_index(), key_id)
-        deleted, _ = pipe.execute()
+        # Not a transaction (two slots on a cluster): the hash goes first, so the key stops
+        # working before its index entry goes.
+        deleted = self.redis.delete(self.keys.api_key(key_id))
+        self.redis.srem(self.keys.api_key_index(), key_id)
         if not deleted:
             raise ApiKeyNotFound(f"no API key with id {key_id}")
 

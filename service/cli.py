@@ -56,8 +56,8 @@ def use_store(config: Config) -> str:
     With no ``REDIS_URL``, join or start the embedded server and, if this command started it,
     stop it when the command ends.
     """
-    if config.redis_url:
-        return config.redis_url
+    if config.redis_url or config.redis_cluster_nodes:
+        return config.effective_redis_url()
     embedded = EmbeddedRedis(config.data_dir)
     if embedded.ensure_running():
         click.get_current_context().call_on_close(embedded.stop)
@@ -81,7 +81,7 @@ def _serve(config: Config, gunicorn_args: list[str], *, banner: str | None = Non
     """Run gunicorn in a child process with the store ready; forward signals; clean up."""
     env = os.environ.copy()
     env["REDIS_URL"] = use_store(config)
-    if not config.redis_url:
+    if not (config.redis_url or config.redis_cluster_nodes):
         log.info(
             "using the embedded redis; set REDIS_URL to use your own server",
             extra={"redis_url": env["REDIS_URL"]},
@@ -152,15 +152,14 @@ def serve(bind, workers, threads, timeout, gunicorn_config) -> None:
 @_gunicorn_options
 def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
     """Serve with a fresh admin key printed (and, once built, demo data loaded)."""
-    import redis  # noqa: PLC0415
-
     from profiles.keys import Keys  # noqa: PLC0415
     from service.auth import ApiKeyStore  # noqa: PLC0415
+    from service.redis_connect import connect as connect_redis  # noqa: PLC0415
 
     config = Config.from_env()
     configure_logging(config.log_level)
     url = use_store(config)
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = connect_redis(url, timeout=config.redis_timeout)
     store = ApiKeyStore(client, Keys(config.key_prefix))
     for old in store.list():
         if old.name == "demo":

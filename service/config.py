@@ -30,8 +30,17 @@ SETTINGS: tuple[Setting, ...] = (
         "REDIS_URL",
         "redis_url",
         str,
-        "Redis server to use (redis://, rediss://, unix://). Unset: an embedded Redis "
-        "under RAPPORT_DATA_DIR is started by `rapport serve`/`demo`.",
+        "Redis to use: redis://, rediss://, unix:// (one server), "
+        "redis+sentinel://host:port[,host:port]/service_name[/db] (Sentinel), "
+        "redis+cluster://host:port[,host:port] (Cluster); see service/redis_connect.py. "
+        "Unset: an embedded Redis under RAPPORT_DATA_DIR is started by `rapport serve`/`demo`.",
+    ),
+    Setting(
+        "REDIS_CLUSTER_NODES",
+        "redis_cluster_nodes",
+        str,
+        "host:port[,host:port...] of a Redis Cluster; the same as "
+        "REDIS_URL=redis+cluster://host:port,... (REDIS_URL wins when both are set).",
     ),
     Setting(
         "RAPPORT_DATA_DIR",
@@ -71,6 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
 @dataclass(frozen=True)
 class Config:
     redis_url: str | None = None
+    redis_cluster_nodes: str | None = None
     data_dir: Path = Path("var")
     model_dir: Path | None = None
     key_prefix: str = "rp"
@@ -90,6 +100,14 @@ class Config:
             raise ConfigError("RAPPORT_REDIS_TIMEOUT: must be positive")
         if self.retry_after < 1:
             raise ConfigError("RAPPORT_RETRY_AFTER: must be at least 1")
+        if self.redis_url or self.redis_cluster_nodes:
+            from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
+
+            try:
+                parse_redis_url(self.effective_redis_url())
+            except RedisUrlError as exc:
+                name = "REDIS_URL" if self.redis_url else "REDIS_CLUSTER_NODES"
+                raise ConfigError(f"{name}: {exc}") from None
 
     @property
     def models_path(self) -> Path:
@@ -119,7 +137,10 @@ class Config:
         return (self.data_dir / "redis.sock").resolve()
 
     def effective_redis_url(self) -> str:
-        """The URL to connect to: ``REDIS_URL``, else the embedded server's unix socket."""
+        """The URL to connect to: ``REDIS_URL``, else ``REDIS_CLUSTER_NODES`` as a
+        ``redis+cluster://`` URL, else the embedded server's unix socket."""
         if self.redis_url:
             return self.redis_url
+        if self.redis_cluster_nodes:
+            return "redis+cluster://" + self.redis_cluster_nodes.replace(" ", "")
         return f"unix://{self.embedded_socket()}"

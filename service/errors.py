@@ -202,6 +202,10 @@ def register_error_handlers(app: Flask) -> None:
         redis.TimeoutError,
         redis.exceptions.ReadOnlyError,
         redis.exceptions.MasterDownError,
+        # Redis Cluster: down, resharding, or a slot with no node right now (redis_connect.py)
+        redis.exceptions.ClusterError,
+        redis.exceptions.TryAgainError,
+        redis.exceptions.SlotNotCoveredError,
     ):
         app.register_error_handler(exc, handle_redis_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -62,8 +62,10 @@ class RedisServer:
         persistent: bool = False,
         binary: str | None = None,
         extra_args: tuple[str, ...] = (),
+        config_file: Path | None = None,
     ):
         self.directory = Path(directory).resolve()
+        self.config_file = config_file  # first argument when set (Sentinel needs a file)
         self.port = free_port() if port is None else port
         self.unixsocket = unixsocket
         self.persistent = persistent
@@ -80,6 +82,7 @@ class RedisServer:
     def args(self) -> list[str]:
         args = [
             self.binary,
+            *([str(self.config_file)] if self.config_file is not None else []),
             "--port",
             str(self.port),
             "--bind",

@@ -1,0 +1,196 @@
+"""Build the Redis client from a URL: one server, Sentinel, or Cluster.
+
+``REDIS_URL`` forms (every client decodes responses to ``str`` and uses the configured
+``RAPPORT_REDIS_TIMEOUT`` for connecting and for each command):
+
+``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path?db=N``
+    One Redis server (:class:`redis.Redis`), as ``redis.Redis.from_url`` reads it.
+
+``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://`` for TLS)
+    A Redis Cluster (:class:`redis.cluster.RedisCluster`). The nodes are startup nodes: one
+    reachable node is enough, the client learns the rest (and the slot map) from it. No
+    database number: a cluster has only database 0. ``REDIS_CLUSTER_NODES=host:port,...`` is
+    the same as ``REDIS_URL=redis+cluster://host:port,...``.
+
+``redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]``
+    The master of ``service_name`` as Redis Sentinel names it (``sentinel monitor
+    service_name ...``), through :meth:`redis.sentinel.Sentinel.master_for`;
+    ``rediss+sentinel://`` for TLS to the data nodes. The password is the data nodes'
+    password; add ``?sentinel_password=...`` when the sentinels have their own. On a failover
+    the client asks the sentinels for the new master and retries the command (a connection
+    error, or ``READONLY`` from a demoted master, is retried with backoff for a few seconds);
+    a request that still fails gets 503 and the caller retries it with the same order or
+    message id, which the write paths de-duplicate.
+
+Every key of one customer carries the hash tag ``{c:<id>}`` (``profiles.keys``), so Lua scripts
+and pipelines over one customer stay in one cluster slot; see ``docs/scale.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+__all__ = ["RedisTarget", "RedisUrlError", "connect", "parse_redis_url", "redact"]
+
+CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
+PLAIN_SCHEMES = {"redis", "rediss", "unix"}
+
+# Retry budget for a command whose connection failed (a restart, a failover): about
+# 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 1 s of backoff at most, enough for Sentinel to promote a
+# replica, short enough that a request fails with 503 well before a proxy gives up on it.
+RETRIES = 6
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 1.0
+
+
+class RedisUrlError(ValueError):
+    """A ``REDIS_URL`` we cannot use; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What a URL points at. ``mode``: ``"single"``, ``"cluster"`` or ``"sentinel"``."""
+
+    mode: str
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service_name: str | None = None
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: bool = False
+    options: dict[str, str] = field(default_factory=dict)
+
+
+def _nodes(netloc: str, scheme: str) -> tuple[tuple[str, int], ...]:
+    hosts = netloc.rpartition("@")[2]
+    out = []
+    for item in hosts.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise RedisUrlError(f"{scheme}:// needs host:port pairs, got {item!r}")
+        out.append((host.strip("[]"), int(port)))
+    if not out:
+        raise RedisUrlError(f"{scheme}:// needs at least one host:port")
+    return tuple(out)
+
+
+def _credentials(netloc: str) -> tuple[str | None, str | None]:
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return None, None
+    user, colon, password = userinfo.partition(":")
+    return (unquote(user) or None), (unquote(password) if colon else None)
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Read a ``REDIS_URL`` (see the module docstring for the forms)."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise RedisUrlError(f"not a URL: {redact(url)!r}")
+    if scheme in PLAIN_SCHEMES:
+        return RedisTarget("single", url)
+    if scheme not in CLUSTER_SCHEMES and scheme not in SENTINEL_SCHEMES:
+        known = sorted(PLAIN_SCHEMES | set(CLUSTER_SCHEMES) | set(SENTINEL_SCHEMES))
+        raise RedisUrlError(f"unknown Redis URL scheme {scheme!r}; known: {', '.join(known)}")
+    # urlsplit rejects "h1:1,h2:2" as a port, so split the authority ourselves.
+    parts = urlsplit("x://" + rest)
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    username, password = _credentials(netloc)
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    nodes = _nodes(netloc, scheme)
+    path = [p for p in parts.path.split("/") if p]
+    if scheme in CLUSTER_SCHEMES:
+        if path:
+            raise RedisUrlError("a redis+cluster:// URL has no path: a cluster has only db 0")
+        return RedisTarget(
+            "cluster",
+            url,
+            nodes=nodes,
+            username=username,
+            password=password,
+            ssl=CLUSTER_SCHEMES[scheme],
+            options=options,
+        )
+    if not path or len(path) > 2:
+        raise RedisUrlError("redis+sentinel:// needs /service_name or /service_name/db")
+    db = 0
+    if len(path) == 2:
+        if not path[1].isdigit():
+            raise RedisUrlError(f"redis+sentinel:// database must be a number, got {path[1]!r}")
+        db = int(path[1])
+    return RedisTarget(
+        "sentinel",
+        url,
+        nodes=nodes,
+        service_name=unquote(path[0]),
+        db=db,
+        username=username,
+        password=password,
+        ssl=SENTINEL_SCHEMES[scheme],
+        options=options,
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for logs and error messages)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hosts}{slash}{tail}"
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
+
+
+def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | RedisCluster:
+    """A client for ``url`` with ``decode_responses=True``; ``timeout`` in seconds bounds
+    connecting and each command. Nothing is sent to Redis until the first command."""
+    target = parse_redis_url(url)
+    common = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "decode_responses": True,
+    }
+    if target.mode == "single":
+        return redis.Redis.from_url(url, health_check_interval=30, retry=_retry(), **common)
+    auth = {"username": target.username, "password": target.password}
+    if target.mode == "cluster":
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            ssl=target.ssl,
+            retry=_retry(),
+            **auth,
+            **common,
+        )
+    sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    if "sentinel_password" in target.options:
+        sentinel_kwargs["password"] = target.options["sentinel_password"]
+        if "sentinel_username" in target.options:
+            sentinel_kwargs["username"] = target.options["sentinel_username"]
+    sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(
+        target.service_name,
+        db=target.db,
+        ssl=target.ssl,
+        health_check_interval=30,
+        retry=_retry(),
+        **auth,
+        **common,
+    )
