@@ -41,6 +41,33 @@ class ApiKeyNotFound(NotFound):
     title = "API key not found"
 
 
+# -- profiles, identities and merges (profiles/store.py, identity.py, merge.py) ----------------
+class ProfileNotFound(NotFound):
+    title = "Profile not found"
+
+
+class IdentityTaken(Conflict):
+    """The identity belongs to another profile (extra: ``owner_id``)."""
+
+    title = "Identity belongs to another profile"
+
+
+class VersionMismatch(PreconditionFailed):
+    """``If-Match`` named a version that is no longer current (extra: ``current_version``)."""
+
+    title = "Profile version changed"
+
+
+class MergeNotFound(NotFound):
+    title = "Merge not found"
+
+
+class MergeConflict(Conflict):
+    """A merge or unmerge that cannot run in the current state (already merged, undone, ...)."""
+
+    title = "Merge not possible"
+
+
 # -- recommend: catalog and models -------------------------------------------------------------
 class ProductNotFound(NotFound):
     title = "Product not found"
