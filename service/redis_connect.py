@@ -28,16 +28,26 @@ and pipelines over one customer stay in one cluster slot; see ``docs/scale.md``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-__all__ = ["RedisTarget", "RedisUrlError", "connect", "parse_redis_url", "redact"]
+__all__ = [
+    "LazyRedisCluster",
+    "RedisTarget",
+    "RedisUrlError",
+    "connect",
+    "parse_redis_url",
+    "redact",
+]
 
 CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
@@ -159,7 +169,58 @@ def _retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
 
 
-def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | RedisCluster:
+class LazyRedisCluster:
+    """A :class:`RedisCluster` built on first use.
+
+    ``RedisCluster()`` asks a node for the slot map in its constructor, so building it in
+    ``create_app`` would stop a worker from booting while the cluster is unreachable. This
+    stand-in builds it on first use instead (as a plain client connects on first command);
+    until the cluster answers, every use raises :class:`redis.ConnectionError` (503, and
+    ``/readyz`` says unavailable) and the next use tries again. Everything else is the
+    cluster client's own attribute.
+    """
+
+    def __init__(self, url: str, **kwargs: Any):
+        self._url = url
+        self._kwargs = kwargs
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> RedisCluster:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = RedisCluster(**self._kwargs)
+                    except (RedisClusterException, redis.RedisError) as exc:
+                        raise redis.ConnectionError(
+                            f"cannot reach the Redis Cluster at {redact(self._url)}: {exc}"
+                        ) from exc
+                client = self._client
+        return client
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in {"_url", "_kwargs", "_client", "_lock"}:
+            raise AttributeError(name)
+        return getattr(self.cluster, name)
+
+    def __enter__(self) -> LazyRedisCluster:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<LazyRedisCluster {redact(self._url)} built={self._client is not None}>"
+
+
+def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster:
     """A client for ``url`` with ``decode_responses=True``; ``timeout`` in seconds bounds
     connecting and each command. Nothing is sent to Redis until the first command."""
     target = parse_redis_url(url)
@@ -172,7 +233,8 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | RedisCluster:
         return redis.Redis.from_url(url, health_check_interval=30, retry=_retry(), **common)
     auth = {"username": target.username, "password": target.password}
     if target.mode == "cluster":
-        return RedisCluster(
+        return LazyRedisCluster(
+            url,
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             ssl=target.ssl,
             retry=_retry(),
