@@ -239,14 +239,16 @@ def _int(value: Any) -> int:
 
 
 # -- validation -----------------------------------------------------------------------------
-def validate_template(source: Any, field: str = "source") -> None:
-    """Refuse a template that is not safe and simple; raises :class:`InvalidTemplate`."""
+def validate_template(
+    source: Any, field: str = "source", allowed: Mapping[str, str] | None = None
+) -> None:
+    """Refuse a template that is not safe and simple; raises :class:`InvalidTemplate`.
+    ``allowed``: the documented variables (default: the greeting ``VARIABLES``)."""
+    allowed = VARIABLES if allowed is None else allowed
     if not isinstance(source, str) or not source.strip():
         raise InvalidTemplate("a template is a non-empty string", field=field)
     if len(source) > MAX_TEMPLATE_CHARS:
-        raise InvalidTemplate(
-            f"a template is at most {MAX_TEMPLATE_CHARS} characters", field=field
-        )
+        raise InvalidTemplate(f"a template is at most {MAX_TEMPLATE_CHARS} characters", field=field)
     try:
         ast = ENV.parse(source)
     except TemplateError as exc:
@@ -255,13 +257,15 @@ def validate_template(source: Any, field: str = "source") -> None:
         raise InvalidTemplate(f"template syntax error{where}: {exc}", field=field) from None
     for node in ast.find_all(nodes.Node):
         _check_node(node, field)
-    unknown = sorted(meta.find_undeclared_variables(ast) - set(VARIABLES))
+    unknown = sorted(meta.find_undeclared_variables(ast) - set(allowed))
     if unknown:
         raise InvalidTemplate(
-            f"unknown variable(s) {', '.join(unknown)}; documented: {', '.join(VARIABLES)}",
+            f"unknown variable(s) {', '.join(unknown)}; documented: {', '.join(allowed)}",
             field=field,
         )
-    for sample in (_SAMPLE_FULL, _SAMPLE_EMPTY):
+    empty = dict.fromkeys(allowed)
+    full = {**dict.fromkeys(allowed, "x" * 40), **_SAMPLE_FULL}
+    for sample in (full, empty):
         try:
             out = ENV.from_string(source).render(sample)
         except Exception as exc:  # noqa: BLE001 - any failure refuses the template
@@ -294,7 +298,6 @@ def _check_node(node: nodes.Node, field: str) -> None:
         raise InvalidTemplate(f"name {node.name!r} is not allowed", field=field)
 
 
-_SAMPLE_EMPTY: dict[str, Any] = dict.fromkeys(VARIABLES)
 _SAMPLE_FULL: dict[str, Any] = {
     **dict.fromkeys(VARIABLES, "x" * 40),
     "is_known": True,
@@ -324,9 +327,7 @@ class GreetingTemplates:
     def check(locale: str, channel: str) -> str:
         tag = normalise_locale(locale)
         if tag is None:
-            raise InvalidInput(
-                "locale is a tag such as 'en', 'de' or 'de-AT'", field="locale"
-            )
+            raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
         if channel not in CHANNELS:
             raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
         return tag
