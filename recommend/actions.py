@@ -34,9 +34,11 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import redis
+from babel.numbers import format_currency
 from markupsafe import Markup
 
 from profiles.errors import ActionNotFound, InvalidAction, InvalidInput, RapportError
@@ -47,6 +49,7 @@ from recommend.contact import ContactPolicy
 from recommend.greetings import (
     CHANNELS,
     VARIABLES,
+    babel_locale,
     locale_chain,
     render,
     validate_template,
@@ -385,6 +388,7 @@ class NextBestActions:
                 base_vars = variables(facts, channel, say_locale, now)
                 traits = facts.get("traits") or {}
                 base_vars["days_since_last_purchase"] = traits.get("days_since_last_purchase")
+                base_vars.update(product_name=None, product_price=None, product_category=None)
             items.append(self._item(cand, base_vars))
         return {
             "customer_id": customer_id,
@@ -415,7 +419,7 @@ class NextBestActions:
         if product:
             values.update(
                 product_name=product.get("name"),
-                product_price=product.get("price_text"),
+                product_price=_money(product, base_vars.get("locale") or "en"),
                 product_category=product.get("category"),
             )
         say = None
@@ -436,6 +440,16 @@ class NextBestActions:
             "product": _product_view(product) if product else None,
             "cooldown_days": action.get("cooldown_days", 0),
         }
+
+
+def _money(product: Mapping, locale: str) -> str | None:
+    price, currency = product.get("price"), product.get("currency")
+    if price in (None, "") or not currency:
+        return None
+    try:
+        return format_currency(Decimal(str(price)), currency, locale=babel_locale(locale))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
 
 
 def _tidy_text(html: str) -> str:

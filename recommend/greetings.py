@@ -35,7 +35,7 @@ import babel
 import redis
 from babel.dates import format_date
 from babel.numbers import format_currency
-from jinja2 import TemplateError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
@@ -99,7 +99,14 @@ _FORBIDDEN_NODES: dict[type, str] = {
 
 
 def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    # StrictUndefined: every documented variable is always passed (None when unknown), so an
+    # undefined value is a mistake or a blocked attribute; printing it raises (SecurityError
+    # for an unsafe attribute) instead of rendering an empty string. No globals (range, ...).
+    env = ImmutableSandboxedEnvironment(
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
+    )
+    env.globals.clear()
+    return env
 
 
 ENV = _environment()
@@ -257,7 +264,9 @@ def validate_template(
         raise InvalidTemplate(f"template syntax error{where}: {exc}", field=field) from None
     for node in ast.find_all(nodes.Node):
         _check_node(node, field)
-    unknown = sorted(meta.find_undeclared_variables(ast) - set(allowed))
+    loaded = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}
+    stored = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
+    unknown = sorted((meta.find_undeclared_variables(ast) | (loaded - stored)) - set(allowed))
     if unknown:
         raise InvalidTemplate(
             f"unknown variable(s) {', '.join(unknown)}; documented: {', '.join(allowed)}",
