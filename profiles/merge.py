@@ -1,0 +1,501 @@
+"""Merging two profiles of one person, and undoing it.
+
+``merge(source → target)``
+    * **Identities** of the source move to the target (its primary email/phone stay primary;
+      the source's become secondary).
+    * **Activity** moves: ``activity.absorb(target, activity.snapshot(source))``, then
+      ``activity.remove(source, snapshot)``; anything the source received meanwhile is moved the
+      same way (and recorded as a further snapshot).
+    * **Precedence**: the target wins every conflict. Fields the target lacks (names, locale,
+      timezone, country, loyalty tier, ``preferences.categories/channels/language``) are filled
+      from the source; ``preferences.custom`` keys the target lacks are added (up to the
+      50-key limit). **Consent** is the exception: per purpose the entry with the most recent
+      ``at`` wins (a tie keeps the target's), since the latest statement of the customer is the
+      one that binds.
+    * The source becomes an **alias**: its hash keeps only ``merged_into``/``merge_id``, and every
+      read or write of the source id acts on the target.
+    * A **record** ``Keys.merge_record(id)`` (JSON) keeps who (``actor``), when, why (``reason``),
+      the source as it was (profile and activity snapshots), the target's version before, and
+      what moved (``moved``: identities, the list of field changes made on the target with their
+      previous values, activity counts). Its id is listed under ``Keys.customer_merges(id)`` of
+      both profiles.
+
+``unmerge(merge_id)`` - the rule for writes made after the merge:
+    * The **source** is re-created exactly as it was before the merge (same id, same document;
+      the version continues), with its pre-merge activity (``activity.remove(target, snap)`` +
+      ``activity.absorb(source, snap)`` for each recorded snapshot).
+    * The **target** keeps everything written to it after the merge - field changes, new
+      identities, purchases and events (also those sent to the source id, which resolved to the
+      target) - with two exceptions: identities that came from the source go back to the source,
+      and each field the merge filled in or overwrote goes back to its previous value, **unless**
+      it was changed after the merge (a later write is the target's own and stays).
+    * An identity that came from the source but was removed from the target since is not given
+      back (it may belong to someone else now); the record lists it under ``not_restored``.
+    * Only a finished merge whose target is still live can be undone: if the target was merged
+      into a third profile since, undo that merge first (409). The record stays, with status
+      ``unmerged`` and who/when.
+
+Crash safety: a merge or unmerge is a sequence of steps; the record lists the steps done and is
+saved after each one. Every step is idempotent (a marker field on the target hash, ``merge:<id>``,
+makes the field changes apply once; claims move by compare-and-set; the alias and the restore
+are compare-and-set on the version), so :meth:`Merges.resume` re-runs whatever was not finished;
+``merge`` of the same pair resumes too. The activity steps rely on ``absorb``/``remove`` being
+idempotent for the same snapshot (by order id and event message id).
+
+Merging a profile into itself is invalid input (422); merging an alias, or into an alias, or a
+profile that is in another unfinished merge, is a conflict (409) that names the id to use.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING, Any
+
+from profiles import model
+from profiles.errors import InvalidInput, MergeConflict, MergeNotFound, ProfileNotFound
+
+if TYPE_CHECKING:
+    from profiles.store import ProfileStore, Stored
+
+# KEYS[1] record; ARGV[1] status expected; ARGV[2] the new record JSON.
+_RECORD_CAS = """
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if cjson.decode(v)['status'] ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+# KEYS[1] list; ARGV[1] value: append unless present.
+_PUSH_ONCE = """
+if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+_FILL_FIELDS = (
+    "first_name",
+    "last_name",
+    "display_name",
+    "locale",
+    "timezone",
+    "country",
+    "loyalty_tier",
+)
+_MISSING = object()
+
+
+class Merges:
+    """Merge and unmerge profiles of one :class:`profiles.store.ProfileStore`."""
+
+    def __init__(self, store: ProfileStore):
+        self.store = store
+        self.redis = store.redis
+        self.keys = store.keys
+        self._record_cas = self.redis.register_script(_RECORD_CAS)
+        self._push_once = self.redis.register_script(_PUSH_ONCE)
+
+    # -- records -------------------------------------------------------------------------------
+    def get(self, merge_id: str) -> dict[str, Any]:
+        raw = (
+            self.redis.get(self.keys.merge_record(merge_id))
+            if model.is_merge_id(merge_id)
+            else None
+        )
+        if raw is None:
+            raise MergeNotFound(f"no merge {merge_id}")
+        return json.loads(raw)
+
+    def history(self, customer_id: str) -> list[dict[str, Any]]:
+        """Merge records this customer took part in, oldest first."""
+        ids = self.redis.lrange(self.keys.customer_merges(customer_id), 0, -1)
+        pipe = self.redis.pipeline(transaction=False)
+        for merge_id in ids:
+            pipe.get(self.keys.merge_record(merge_id))
+        return [json.loads(raw) for raw in pipe.execute() if raw]
+
+    def aliases_of(self, customer_id: str) -> list[str]:
+        """Ids merged (directly or through other aliases) into ``customer_id`` and still aliases."""
+        out: list[str] = []
+        queue = [customer_id]
+        while queue:
+            current = queue.pop()
+            for record in self.history(current):
+                source = record.get("source_id")
+                if record.get("target_id") != current or source in out or source == customer_id:
+                    continue
+                if self.store.load(source).merged_into == current:
+                    out.append(source)
+                    queue.append(source)
+        return out
+
+    def scrub(self, erased_ids: list[str]) -> list[str]:
+        """Strip personal data from every merge record naming one of ``erased_ids`` (erasure)."""
+        erased = set(erased_ids)
+        done: list[str] = []
+        for cid in erased_ids:
+            for record in self.history(cid):
+                if record["id"] in done:
+                    continue
+                kept = {
+                    "id": record["id"],
+                    "status": "erased",
+                    "at": record.get("at"),
+                    "actor": record.get("actor"),
+                    "reason": record.get("reason"),
+                    "erased_at": self.store.clock(),
+                    "previous_status": record.get("status"),
+                }
+                for side in ("source_id", "target_id"):
+                    value = record.get(side)
+                    kept[side] = "erased" if value in erased else value
+                self.redis.set(self.keys.merge_record(record["id"]), _dumps(kept))
+                done.append(record["id"])
+        return done
+
+    def _save(self, record: dict[str, Any]) -> None:
+        self.redis.set(self.keys.merge_record(record["id"]), _dumps(record))
+
+    # -- merge ---------------------------------------------------------------------------------
+    def merge(
+        self, source_id: str, target_id: str, *, actor: str, reason: str = "manual"
+    ) -> dict[str, Any]:
+        """Merge ``source_id`` into ``target_id``; returns the merge record."""
+        if source_id == target_id:
+            raise InvalidInput("a profile cannot be merged into itself", field="source_id")
+        source = self.store.load(source_id)
+        target = self.store.load(target_id)
+        if not source.exists:
+            raise ProfileNotFound(f"no profile {source_id}", field="source_id")
+        if not target.exists:
+            raise ProfileNotFound(f"no profile {target_id}")
+        if source.merged_into:
+            raise MergeConflict(
+                f"{source_id} was already merged into {source.merged_into}",
+                field="source_id",
+                merged_into=source.merged_into,
+            )
+        if target.merged_into:
+            live = self.store.resolve(target_id)
+            raise MergeConflict(
+                f"{target_id} was merged into {live}; merge into {live} instead",
+                merged_into=live,
+            )
+        if source.merging:
+            pending = self.get(source.merging)
+            if pending.get("target_id") == target_id and pending["status"] == "merging":
+                return self.resume(source.merging)
+            raise MergeConflict(
+                f"{source_id} is in another unfinished merge {source.merging}",
+                merge_id=source.merging,
+            )
+        if target.merging:
+            raise MergeConflict(
+                f"{target_id} is being merged into another profile ({target.merging})",
+                merge_id=target.merging,
+            )
+        merge_id = model.new_merge_id()
+        record = {
+            "id": merge_id,
+            "status": "merging",
+            "source_id": source_id,
+            "target_id": target_id,
+            "actor": actor,
+            "reason": reason,
+            "at": self.store.clock(),
+            "steps": [],
+            "source": None,
+            "target_version_before": target.version,
+            "source_activity": [],
+            "moved": {},
+        }
+        self.redis.set(self.keys.merge_record(merge_id), _dumps(record), nx=True)
+        for cid in (source_id, target_id):
+            self._push_once(keys=[self.keys.customer_merges(cid)], args=[merge_id])
+        return self._run_merge(record)
+
+    def resume(self, merge_id: str) -> dict[str, Any]:
+        """Finish a merge or an unmerge that stopped half-way (idempotent)."""
+        record = self.get(merge_id)
+        if record["status"] == "merging":
+            return self._run_merge(record)
+        if record["status"] == "unmerging":
+            return self._run_unmerge(record)
+        return record
+
+    def _step(self, record: dict[str, Any], name: str) -> None:
+        record["steps"].append(name)
+        self._save(record)
+
+    def _run_merge(self, record: dict[str, Any]) -> dict[str, Any]:
+        store, activity = self.store, self.store.activity
+        merge_id, sid, tid = record["id"], record["source_id"], record["target_id"]
+        steps = record["steps"]
+        if "freeze" not in steps:  # the source takes no profile writes from here on
+            while True:
+                src = store.load(sid)
+                if src.merging == merge_id:
+                    break
+                if src.merged_into or src.merging or not src.exists:
+                    raise MergeConflict(f"{sid} changed state during the merge", field="source_id")
+                if store.write(sid, src.version, {"merging": merge_id}) > 0:
+                    break
+            record["source"] = {"profile": store.load(sid).doc, "version": src.version}
+            self._step(record, "freeze")
+        if "activity" not in steps:
+            snap = activity.snapshot(sid) if activity else {}
+            record["source_activity"] = [snap]
+            self._step(record, "activity")
+        if "absorb" not in steps:
+            if activity:
+                activity.absorb(tid, record["source_activity"][0])
+            self._step(record, "absorb")
+        if "target" not in steps:
+            record["moved"] = self._apply_to_target(record)
+            self._step(record, "target")
+        if "claims" not in steps:
+            for identity in model.identities_of(record["source"]["profile"]):
+                store.identities.transfer(tuple(identity), sid, tid)
+            self._step(record, "claims")
+        if "alias" not in steps:
+            while True:
+                src = store.load(sid)
+                if src.merged_into == tid:
+                    break
+                fields = {"merged_into": tid, "merge_id": merge_id, "merged_at": repr(record["at"])}
+                if store.write(sid, src.version, fields, replace=True) > 0:
+                    break
+            self._step(record, "alias")
+        if "drain" not in steps:
+            if activity:
+                activity.remove(sid, record["source_activity"][0])
+                late = activity.snapshot(sid)
+                if _has_data(late):  # written to the source while we were moving it
+                    record["source_activity"].append(late)
+                    self._save(record)
+                    activity.absorb(tid, late)
+                    activity.remove(sid, late)
+            self._step(record, "drain")
+        record["moved"]["activity"] = [_counts(s) for s in record["source_activity"]]
+        record["status"] = "done"
+        record["done_at"] = store.clock()
+        self._save(record)
+        return record
+
+    def _apply_to_target(self, record: dict[str, Any]) -> dict[str, Any]:
+        marker = f"merge:{record['id']}"
+        source_doc = record["source"]["profile"]
+        moved: dict[str, Any] = {}
+
+        def mutate(doc: dict[str, Any], stored: Stored) -> dict[str, Any] | None:
+            if marker in stored.fields:  # applied before a crash: reuse what was recorded
+                moved.update(json.loads(stored.fields[marker]))
+                return None
+            new, changes = merged_document(doc, source_doc, self.store.clock())
+            moved.clear()
+            moved.update(changes)
+            return new
+
+        self.store.update(
+            record["target_id"],
+            mutate,
+            extra_fields=lambda: {marker: _dumps(moved)},
+            claim=False,
+        )
+        return moved
+
+    # -- unmerge -------------------------------------------------------------------------------
+    def unmerge(self, merge_id: str, *, actor: str) -> dict[str, Any]:
+        """Undo a merge (see the module docstring for what goes where); returns the record."""
+        record = self.get(merge_id)
+        status = record["status"]
+        if status == "unmerging":
+            return self._run_unmerge(record)
+        if status == "unmerged":
+            raise MergeConflict(f"merge {merge_id} was already undone", merge_id=merge_id)
+        if status == "erased":
+            raise MergeConflict(f"a profile of merge {merge_id} was erased; it cannot be undone")
+        if status != "done":
+            raise MergeConflict(f"merge {merge_id} has not finished; resume it first")
+        tid, sid = record["target_id"], record["source_id"]
+        target = self.store.load(tid)
+        if target.merged_into:
+            live = self.store.resolve(tid)
+            raise MergeConflict(
+                f"{tid} was merged into {live} since; undo that merge first",
+                merged_into=live,
+            )
+        if not target.exists:
+            raise MergeConflict(f"the target {tid} no longer exists")
+        if self.store.load(sid).merge_id != merge_id:
+            raise MergeConflict(f"{sid} is not an alias from merge {merge_id}")
+        updated = copy.deepcopy(record)
+        updated.update(status="unmerging", unmerge_steps=[], unmerged_by=actor)
+        if not self._record_cas(
+            keys=[self.keys.merge_record(merge_id)], args=["done", _dumps(updated)]
+        ):
+            return self.resume(merge_id)
+        return self._run_unmerge(updated)
+
+    def _run_unmerge(self, record: dict[str, Any]) -> dict[str, Any]:
+        store, activity = self.store, self.store.activity
+        merge_id, sid, tid = record["id"], record["source_id"], record["target_id"]
+        steps = record["unmerge_steps"]
+        marker = f"merge:{merge_id}"
+        source_doc = record["source"]["profile"]
+        if "restore" not in steps:
+            target_doc = store.load(tid).doc or {}
+            held = set(map(tuple, model.identities_of(target_doc)))
+            restored = copy.deepcopy(source_doc)
+            not_restored = [i for i in model.identities_of(source_doc) if i not in held]
+            _drop_identities(restored, not_restored)
+            record["not_restored"] = [model.identity_key(i) for i in not_restored]
+            while True:
+                src = store.load(sid)
+                if src.merge_id != merge_id or not src.merged_into:
+                    break  # restored already
+                if store.write(sid, src.version, {"doc": _dumps(restored)}, replace=True) > 0:
+                    break
+            record["unmerge_steps"].append("restore")
+            self._save(record)
+        restored_doc = store.load(sid).doc or {}
+        returned = model.identities_of(restored_doc)
+        if "claims" not in steps:
+            for identity in returned:
+                store.identities.transfer(tuple(identity), tid, sid)
+            record["unmerge_steps"].append("claims")
+            self._save(record)
+        if "target" not in steps:
+            moved = record["moved"]
+
+            def mutate(doc: dict[str, Any], stored: Stored) -> dict[str, Any] | None:
+                if marker not in stored.fields:
+                    return None
+                new = copy.deepcopy(doc)
+                _drop_identities(new, returned)
+                for change in moved.get("fields", []):
+                    path = change["path"]
+                    if _get(new, path) == change["after"]:
+                        if "before" in change:
+                            _set(new, path, change["before"])
+                        else:
+                            _delete(new, path)
+                new["updated_at"] = store.clock()
+                return new
+
+            store.update(tid, mutate, delete_fields=(marker,))
+            record["unmerge_steps"].append("target")
+            self._save(record)
+        if "activity" not in steps:
+            if activity:
+                for snap in record["source_activity"]:
+                    activity.remove(tid, snap)
+                    activity.absorb(sid, snap)
+            record["unmerge_steps"].append("activity")
+            self._save(record)
+        record["status"] = "unmerged"
+        record["unmerged_at"] = store.clock()
+        record["returned_identities"] = [model.identity_key(i) for i in returned]
+        self._save(record)
+        return record
+
+
+# -- document merge ------------------------------------------------------------------------------
+def merged_document(
+    target: dict[str, Any], source: dict[str, Any], now: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Target merged with source by the precedence in the module docstring.
+
+    Returns the new target document and ``{"identities": [...], "fields": [{"path", "before"?,
+    "after"}]}``: what the merge added, for ``unmerge``."""
+    new = copy.deepcopy(target)
+    changes: list[dict[str, Any]] = []
+
+    def change(path: list[str], value: Any) -> None:
+        before = _get(new, path)
+        entry: dict[str, Any] = {"path": path, "after": value}
+        if before is not _MISSING:
+            entry["before"] = before
+        _set(new, path, value)
+        changes.append(entry)
+
+    added = []
+    for kind, value in model.identities_of(source):
+        if (kind, value) not in model.identities_of(new):
+            from profiles.store import _attach  # noqa: PLC0415 - avoids an import cycle
+
+            _attach(new, (kind, value))
+            added.append(model.identity_key((kind, value)))
+    for name in _FILL_FIELDS:
+        if name in source and name not in new:
+            change([name], source[name])
+    prefs = source.get("preferences", {})
+    for name in ("categories", "channels", "language"):
+        if name in prefs and _get(new, ["preferences", name]) is _MISSING:
+            change(["preferences", name], prefs[name])
+    target_custom = _get(new, ["preferences", "custom"])
+    room = model.MAX_CUSTOM_KEYS - (len(target_custom) if target_custom is not _MISSING else 0)
+    for key, value in sorted(prefs.get("custom", {}).items()):
+        if _get(new, ["preferences", "custom", key]) is _MISSING and room > 0:
+            change(["preferences", "custom", key], value)
+            room -= 1
+    for purpose, entry in source.get("consent", {}).items():
+        mine = _get(new, ["consent", purpose])
+        if mine is _MISSING or float(entry.get("at", 0)) > float(mine.get("at", 0)):
+            change(["consent", purpose], entry)
+    new["updated_at"] = now
+    return new, {"identities": added, "fields": changes}
+
+
+def _get(doc: Any, path: list[str]) -> Any:
+    for part in path:
+        if not isinstance(doc, dict) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def _set(doc: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        doc = doc.setdefault(part, {})
+    doc[path[-1]] = copy.deepcopy(value)
+
+
+def _delete(doc: dict[str, Any], path: list[str]) -> None:
+    parents = []
+    for part in path[:-1]:
+        if part not in doc:
+            return
+        parents.append((doc, part))
+        doc = doc[part]
+    doc.pop(path[-1], None)
+    for parent, part in reversed(parents):  # drop containers the delete emptied
+        if parent[part] == {}:
+            del parent[part]
+
+
+def _drop_identities(doc: dict[str, Any], identities: list[tuple[str, str]]) -> None:
+    drop = {tuple(i) for i in identities}
+    doc["emails"] = [e for e in doc.get("emails", []) if ("email", e) not in drop]
+    doc["phones"] = [p for p in doc.get("phones", []) if ("phone", p) not in drop]
+    doc["external_ids"] = [
+        x for x in doc.get("external_ids", []) if model.external_identity(x) not in drop
+    ]
+
+
+def _has_data(snapshot: Any) -> bool:
+    if isinstance(snapshot, dict):
+        return any(_has_data(v) for k, v in snapshot.items() if k not in ("traits", "customer_id"))
+    if isinstance(snapshot, list):
+        return bool(snapshot)
+    return False
+
+
+def _counts(snapshot: Any) -> dict[str, int]:
+    if not isinstance(snapshot, dict):
+        return {}
+    return {k: len(v) for k, v in snapshot.items() if isinstance(v, list | dict) and k != "traits"}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

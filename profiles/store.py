@@ -1,0 +1,512 @@
+"""Profiles in Redis: create, read, merge-patch with optimistic concurrency, erase, export,
+look-up by identity, and identify (upsert by any known identity, merging when needed).
+
+Storage: one hash per customer, ``Keys.profile(id)`` (slot ``{c:ID}``):
+
+============================  ===============================================================
+field                         what
+============================  ===============================================================
+``doc``                       the profile document as JSON (see ``profiles/model.py``)
+``version``                   integer, 1 at creation, +1 on every write (the HTTP ``ETag``)
+``merging``                   merge id while this profile is frozen as the source of a merge
+``merge:<merge id>``          on a merge target: what that merge changed (for ``unmerge``)
+``merged_into``, ``merge_id``, ``merged_at``   only on an alias left by a merge (no ``doc``)
+============================  ===============================================================
+
+Every write is one Lua compare-and-set on ``version`` (``_WRITE``), so concurrent writers never
+lose an update: a writer re-reads and re-applies its change when the version moved under it;
+with ``expected_version`` (HTTP ``If-Match``) a moved version is :class:`VersionMismatch`
+instead. Identity claims follow the protocol in ``profiles/identity.py``: claim, then write the
+profile; write the profile, then release. Claims made by a write that then fails are not
+released (a concurrent writer of the same profile may be relying on them); they are pending for
+the grace period and then stale, and are repaired on read.
+
+An id that was merged away is an alias: :meth:`ProfileStore.resolve` follows it to the target
+and every read or write of it acts on the target (erase too: the alias and its target are one
+person).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from profiles import model
+from profiles.errors import (
+    Conflict,
+    IdentityTaken,
+    InvalidInput,
+    MergeConflict,
+    ProfileNotFound,
+    VersionMismatch,
+)
+from profiles.identity import Identity, IdentityIndex
+from profiles.keys import Keys
+
+# KEYS[1] profile hash. ARGV[1] expected version ('' = the hash must not exist); ARGV[2] '1' to
+# replace the whole hash; ARGV[3] n, then n field/value pairs to set; the rest: fields to delete.
+# Returns the new version, or -1 when the expected version does not match.
+_WRITE = """
+local cur = redis.call('HGET', KEYS[1], 'version')
+if ARGV[1] == '' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+elseif cur ~= ARGV[1] then
+  return -1
+end
+local nv = (tonumber(cur) or 0) + 1
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[3])
+local args = {'version', tostring(nv)}
+for i = 4, 3 + 2 * n do args[#args + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(args))
+for i = 4 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+return nv
+"""
+
+_MAX_ALIAS_HOPS = 16
+_MAX_ATTEMPTS = 200
+
+
+@dataclass
+class Profile:
+    """A profile as read: ``requested_id`` differs from ``id`` when an alias was resolved."""
+
+    id: str
+    version: int
+    doc: dict[str, Any]
+    requested_id: str
+    traits: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def merged_from(self) -> str | None:
+        return self.requested_id if self.requested_id != self.id else None
+
+    def public(self) -> dict[str, Any]:
+        out = model.public_document(self.doc)
+        out["version"] = self.version
+        out["traits"] = self.traits
+        return out
+
+
+@dataclass
+class Stored:
+    """The raw state of one profile hash."""
+
+    customer_id: str
+    fields: dict[str, str]
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.fields)
+
+    @property
+    def merged_into(self) -> str | None:
+        return self.fields.get("merged_into")
+
+    @property
+    def merge_id(self) -> str | None:
+        return self.fields.get("merge_id")
+
+    @property
+    def merging(self) -> str | None:
+        return self.fields.get("merging")
+
+    @property
+    def version(self) -> int:
+        return int(self.fields.get("version", 0))
+
+    @property
+    def doc(self) -> dict[str, Any] | None:
+        raw = self.fields.get("doc")
+        return json.loads(raw) if raw else None
+
+
+class ProfileStore:
+    """The system of record for profiles; ``activity`` is a ``profiles.activity.ActivityStore``
+    (or None, when only profile fields are needed, e.g. in unit tests)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+        activity: Any = None,
+        *,
+        identity_grace: float = 60.0,
+    ):
+        from profiles.merge import Merges  # noqa: PLC0415 - merge.py builds on this module
+
+        self.redis = client
+        self.keys = keys
+        self.clock = clock
+        self.activity = activity
+        self.identities = IdentityIndex(client, keys, clock, grace=identity_grace)
+        self.merges = Merges(self)
+        self._write_script = client.register_script(_WRITE)
+
+    # -- low level (also used by profiles/merge.py) ----------------------------------------------
+    def load(self, customer_id: str) -> Stored:
+        return Stored(customer_id, self.redis.hgetall(self.keys.profile(customer_id)))
+
+    def write(
+        self,
+        customer_id: str,
+        expected_version: int | None,
+        fields: Mapping[str, str],
+        *,
+        replace: bool = False,
+        delete: tuple[str, ...] | list[str] = (),
+    ) -> int:
+        """Compare-and-set one profile hash; the new version, or -1 on a version mismatch.
+        ``expected_version`` None: create (the hash must not exist)."""
+        args: list[str] = ["" if expected_version is None else str(expected_version)]
+        args.append("1" if replace else "0")
+        args.append(str(len(fields)))
+        for name, value in fields.items():
+            args += [name, value]
+        args += list(delete)
+        return int(self._write_script(keys=[self.keys.profile(customer_id)], args=args))
+
+    def update(
+        self,
+        customer_id: str,
+        mutate: Callable[[dict[str, Any], Stored], dict[str, Any] | None],
+        *,
+        expected_version: int | None = None,
+        extra_fields: Callable[[], Mapping[str, str]] | None = None,
+        delete_fields: tuple[str, ...] = (),
+        allow_frozen: bool = False,
+        claim: bool = True,
+    ) -> Profile:
+        """Read, ``mutate(doc, stored)`` → new doc (None: nothing to do), claim the identities
+        it adds, compare-and-set, release the ones it dropped; retried until no one raced us.
+        ``claim=False``: the caller moves the claims itself (merge)."""
+        for _ in range(_MAX_ATTEMPTS):
+            stored = self.load(customer_id)
+            if not stored.exists:
+                raise ProfileNotFound(f"no profile {customer_id}")
+            if stored.merged_into:
+                customer_id = self.resolve(stored.merged_into)
+                continue
+            if stored.merging and not allow_frozen:
+                raise MergeConflict(
+                    f"profile {customer_id} is being merged ({stored.merging}); retry shortly",
+                    merge_id=stored.merging,
+                )
+            if expected_version is not None and stored.version != expected_version:
+                raise VersionMismatch(
+                    f"profile {customer_id} is at version {stored.version}, "
+                    f"not {expected_version}; re-read it and retry",
+                    current_version=stored.version,
+                )
+            before = stored.doc or {}
+            after = mutate(before, stored)
+            if after is None:
+                return Profile(customer_id, stored.version, before, customer_id)
+            if claim:
+                self._claim_all(customer_id, model.added_identities(before, after))
+            fields = {"doc": _dumps(after)}
+            if extra_fields is not None:
+                fields.update(extra_fields())
+            version = self.write(customer_id, stored.version, fields, delete=delete_fields)
+            if version < 0:
+                if expected_version is not None:
+                    current = self.load(customer_id).version
+                    raise VersionMismatch(
+                        f"profile {customer_id} changed while writing (now version {current})",
+                        current_version=current,
+                    )
+                continue
+            for identity in model.removed_identities(before, after):
+                self.identities.release(identity, customer_id)
+            return Profile(customer_id, version, after, customer_id)
+        raise Conflict(f"profile {customer_id} is too busy; retry")
+
+    def _claim_all(self, customer_id: str, identities: list[Identity]) -> None:
+        for identity in identities:
+            owner = self.identities.claim(identity, customer_id)
+            if owner is not None:
+                kind, value = identity
+                raise IdentityTaken(
+                    f"{_label(identity)} belongs to another profile",
+                    field=model.identity_field(kind),
+                    owner_id=owner,
+                )
+
+    # -- public ------------------------------------------------------------------------------
+    def resolve(self, customer_id: str) -> str:
+        """The live profile id for ``customer_id``, following merge aliases."""
+        current = customer_id
+        for _ in range(_MAX_ALIAS_HOPS):
+            if not model.is_customer_id(current):
+                break
+            fields = self.redis.hmget(self.keys.profile(current), ["merged_into", "version"])
+            if fields[0]:
+                current = fields[0]
+                continue
+            if fields[1] is None:
+                break
+            return current
+        raise ProfileNotFound(f"no profile {customer_id}")
+
+    def create(self, data: Mapping[str, Any], *, customer_id: str | None = None) -> Profile:
+        """Create a profile from an input document (``model.PROFILE_INPUT_FIELDS``).
+
+        ``customer_id``: for imports that bring their own ids; otherwise one is generated."""
+        now = self.clock()
+        changes = model.normalise_changes(data, now=now)
+        if customer_id is not None and not model.is_customer_id(customer_id):
+            raise InvalidInput("ids are 1 to 64 of [A-Za-z0-9_.-]", field="id")
+        cid = customer_id or model.new_customer_id()
+        doc = model.new_document(cid, changes, now)
+        claimed: list[Identity] = []
+        try:
+            for identity in model.identities_of(doc):
+                self._claim_all(cid, [identity])
+                claimed.append(identity)
+            if self.write(cid, None, {"doc": _dumps(doc)}) < 0:
+                raise Conflict(f"a profile with id {cid} exists", field="id")
+        except Conflict:
+            # a new id: nobody else can rely on these claims, so give them back at once
+            for identity in claimed:
+                self.identities.release(identity, cid)
+            raise
+        return Profile(cid, 1, doc, cid)
+
+    def get(self, customer_id: str, *, with_traits: bool = True) -> Profile:
+        """Read a profile (an alias answers with its target) with computed traits."""
+        target = self.resolve(customer_id)
+        stored = self.load(target)
+        doc = stored.doc
+        if doc is None:
+            raise ProfileNotFound(f"no profile {customer_id}")
+        traits = self.activity.traits(target) if (with_traits and self.activity) else {}
+        return Profile(target, stored.version, doc, customer_id, traits)
+
+    def patch(
+        self,
+        customer_id: str,
+        data: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+    ) -> Profile:
+        """Merge-patch (see ``model.apply_changes``); ``expected_version`` is If-Match."""
+        target = self.resolve(customer_id)
+
+        def mutate(doc: dict[str, Any], _stored: Stored) -> dict[str, Any]:
+            now = self.clock()
+            changes = model.normalise_changes(data, now=now, country=doc.get("country"))
+            return model.apply_changes(doc, changes, now)
+
+        profile = self.update(target, mutate, expected_version=expected_version)
+        profile.requested_id = customer_id
+        return profile
+
+    def lookup(self, kind: str, value: str) -> Profile:
+        """The profile owning a normalised identity (kind ``email``/``phone``/``ext:<system>``)."""
+        owner = self.identities.owner((kind, value))
+        if owner is None:
+            raise ProfileNotFound(f"no profile with {kind} {value}")
+        return self.get(owner)
+
+    def lookup_input(self, field_name: str, raw: str) -> Profile:
+        """Look-up from user input: ``email``, ``phone`` (E.164 or +…) or ``external_id``."""
+        if field_name == "email":
+            return self.lookup("email", model.normalise_email(raw))
+        if field_name == "phone":
+            return self.lookup("phone", model.normalise_phone(raw))
+        if field_name == "external_id":
+            ext = model.normalise_external_id(raw, "external_id")
+            return self.lookup(*model.external_identity(ext))
+        raise InvalidInput(f"cannot look up by {field_name}", field=field_name)
+
+    def identify(
+        self,
+        identities: Mapping[str, Any],
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        actor: str,
+    ) -> tuple[Profile, dict[str, Any]]:
+        """Upsert by any known identity.
+
+        ``identities``: ``{"email", "phone", "external_ids"}`` (at least one). No identity known
+        → a new profile (outcome ``created``). One profile known → the identities it lacks are
+        attached (as secondary ones when it has a primary) and ``attributes`` are merge-patched
+        in (``attached``). Identities owned by two or more profiles → they are merged into the
+        **oldest** of them (earliest ``created_at``, then smallest id), which survives
+        (``merged``). Returns the profile and ``{"outcome", "attached", "merges"}``.
+        """
+        attributes = dict(attributes or {})
+        for name in ("email", "phone", "external_ids"):
+            if name in attributes:
+                raise InvalidInput("identities go in 'identities'", field=f"attributes.{name}")
+        now = self.clock()
+        country = attributes.get("country")
+        region = model.normalise_country(country, "attributes.country") if country else None
+        wanted = _identify_identities(identities, region)
+        checked = model.normalise_changes(attributes, now=now)  # validate before any write
+        del checked
+        merges: list[dict[str, Any]] = []
+        for _ in range(10):
+            owners = model.unique(o for o in self.identities.owners(wanted).values() if o)
+            if not owners:
+                data = dict(attributes)
+                data.update(_as_input(wanted))
+                try:
+                    profile = self.create(data)
+                except IdentityTaken:
+                    continue  # someone claimed one of them just now: look again
+                attached = [model.identity_key(i) for i in wanted]
+                return profile, {"outcome": "created", "attached": attached, "merges": merges}
+            survivor = self._oldest(owners)
+            for other in owners:
+                if other != survivor:
+                    record = self.merges.merge(other, survivor, actor=actor, reason="identify")
+                    merges.append(
+                        {"merge_id": record["id"], "source_id": other, "target_id": survivor}
+                    )
+            attached: list[str] = []
+
+            def mutate(
+                doc: dict[str, Any], _stored: Stored, attached: list[str] = attached
+            ) -> dict[str, Any]:
+                stamp = self.clock()
+                changes = model.normalise_changes(attributes, now=stamp, country=doc.get("country"))
+                new = model.apply_changes(doc, changes, stamp)
+                attached.clear()
+                for identity in wanted:
+                    if identity in model.identities_of(new):
+                        continue
+                    _attach(new, identity)
+                    attached.append(model.identity_key(identity))
+                return new
+
+            try:
+                profile = self.update(survivor, mutate)
+            except IdentityTaken:
+                continue  # a third profile took one of them meanwhile: look again (and merge)
+            outcome = "merged" if merges else ("attached" if attached else "matched")
+            return profile, {"outcome": outcome, "attached": attached, "merges": merges}
+        raise Conflict("identities keep changing owner; retry")
+
+    def _oldest(self, customer_ids: list[str]) -> str:
+        def age(cid: str) -> tuple[float, str]:
+            doc = self.load(cid).doc or {}
+            return float(doc.get("created_at", 0.0)), cid
+
+        return min(customer_ids, key=age)
+
+    def erase(self, customer_id: str) -> dict[str, Any]:
+        """Erase a customer everywhere (GDPR): every key in ``Keys.customer_keys`` of the profile
+        and of every alias merged into it, its identity claims, and the personal data in merge
+        records (they keep id, time, actor and status; the erased ids become ``"erased"``)."""
+        target = self.resolve(customer_id)
+        stored = self.load(target)
+        erased = self.merges.aliases_of(target)
+        erased.insert(0, target)
+        records = self.merges.scrub(erased)
+        identities = model.identities_of(stored.doc or {})
+        deleted: list[str] = []
+        for cid in erased:
+            names = self.keys.customer_keys(cid)
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.exists(name)
+            present = [n for n, e in zip(names, pipe.execute(), strict=True) if e]
+            if present:
+                self.redis.delete(*present)  # one slot: one atomic DEL
+            deleted += present
+        released: list[str] = []
+        for identity in identities:
+            if any(self.identities.release(identity, cid) for cid in erased):
+                released.append(model.identity_key(identity))
+        return {
+            "customer_id": target,
+            "requested_id": customer_id,
+            "erased_ids": erased,
+            "keys_deleted": deleted,
+            "keys_deleted_count": len(deleted),
+            "identities_released": released,
+            "merge_records_scrubbed": records,
+        }
+
+    def export(self, customer_id: str) -> dict[str, Any]:
+        """Everything held about a customer, as one JSON-able document."""
+        profile = self.get(customer_id)
+        target = profile.id
+        activity = self.activity.snapshot(target) if self.activity else {}
+        ids = [target, *self.merges.aliases_of(target)]
+        history = []
+        for cid in ids:
+            for record in self.merges.history(cid):
+                if record["id"] not in {r["id"] for r in history}:
+                    history.append(record)
+        return {
+            "customer_id": target,
+            "exported_at": self.clock(),
+            "profile": profile.public(),
+            "activity": activity,
+            "merged_ids": ids[1:],
+            "merges": history,
+        }
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _dumps(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def _label(identity: Identity) -> str:
+    kind, value = identity
+    if kind.startswith("ext:"):
+        return f"external id {kind[4:]}:{value}"
+    return f"{kind} {value}"
+
+
+def _identify_identities(identities: Mapping[str, Any], region: str | None) -> list[Identity]:
+    if not isinstance(identities, Mapping):
+        raise InvalidInput("must be an object", field="identities")
+    for name in identities:
+        if name not in ("email", "phone", "external_ids"):
+            raise InvalidInput("unknown identity", field=f"identities.{name}")
+    out: list[Identity] = []
+    if identities.get("email") is not None:
+        out.append(("email", model.normalise_email(identities["email"], "identities.email")))
+    if identities.get("phone") is not None:
+        phone = model.normalise_phone(identities["phone"], region, "identities.phone")
+        out.append(("phone", phone))
+    if identities.get("external_ids") is not None:
+        exts = model.normalise_external_ids(identities["external_ids"], "identities.external_ids")
+        out += [model.external_identity(x) for x in exts]
+    if not out:
+        raise InvalidInput("give at least one identity", field="identities")
+    return out
+
+
+def _as_input(identities: list[Identity]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    exts = []
+    for kind, value in identities:
+        if kind in ("email", "phone"):
+            data[kind] = value
+        else:
+            exts.append(f"{kind[4:]}:{value}")
+    if exts:
+        data["external_ids"] = exts
+    return data
+
+
+def _attach(doc: dict[str, Any], identity: Identity) -> None:
+    """Add an identity to a document: primary if the profile has none of that kind."""
+    kind, value = identity
+    if kind == "email":
+        doc["emails"] = [*doc.get("emails", []), value]
+    elif kind == "phone":
+        doc["phones"] = [*doc.get("phones", []), value]
+    else:
+        doc["external_ids"] = [*doc.get("external_ids", []), f"{kind[4:]}:{value}"]
