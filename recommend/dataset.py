@@ -458,7 +458,7 @@ def profile_features(profile: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "country": p.get("country") or address.get("country"),
         "locale": p.get("locale"),
-        "tier": p.get("tier") or traits.get("tier"),
+        "tier": p.get("loyalty_tier") or p.get("tier") or traits.get("tier"),
         "preferred_categories": [c for c in cats if isinstance(c, str)][:5],
     }
 
@@ -502,24 +502,20 @@ def load_from_redis(client, keys, *, clock=None) -> TrainingData:
 
 
 def read_profiles(client, keys, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Profile features of many customers (through the profile store when there is one)."""
+    """Profile features of many customers: one pipeline of ``HGET profile doc`` (see
+    ``profiles/store.py``; a customer without a profile has no features)."""
+    import json  # noqa: PLC0415
+
     out: dict[str, dict[str, Any]] = {}
-    try:
-        from profiles.store import ProfileStore  # noqa: PLC0415 - P1's store
-    except ImportError:  # pragma: no cover - before the profile store exists
-        return out
-    store = ProfileStore(client, keys)
-    getter = getattr(store, "get_many", None)
-    if getter is not None:
-        docs = getter(customer_ids)
-        items = docs.items() if isinstance(docs, dict) else zip(customer_ids, docs, strict=False)
-        for cid, doc in items:
-            if doc:
-                out[cid] = profile_features(doc)
-        return out
-    for cid in customer_ids:
-        try:
-            out[cid] = profile_features(store.get(cid))
-        except Exception:  # noqa: BLE001 - a missing/erased profile has no features
-            continue
+    for start in range(0, len(customer_ids), 1000):
+        chunk = customer_ids[start : start + 1000]
+        pipe = client.pipeline(transaction=False)
+        for cid in chunk:
+            pipe.hget(keys.profile(cid), "doc")
+        for cid, raw in zip(chunk, pipe.execute(), strict=True):
+            if raw:
+                try:
+                    out[cid] = profile_features(json.loads(raw))
+                except ValueError:
+                    continue
     return out

@@ -20,6 +20,12 @@ are ``None`` or empty, never the string "None")::
 ``recent_purchase.product_name`` is never empty: a purchase whose products have no name
 (neither in the catalog nor on the order line) keeps ``product_name: None``.
 Rules (``recommend/rules.py``) address this document with dotted paths.
+
+Profile documents are those of ``profiles/model.py`` (``first_name``, ``last_name``,
+``display_name``, ``loyalty_tier``; ``none`` counts as no tier); ``name`` as a string or a
+``{given, family, title}`` mapping is read too. The title (Ms, Herr, Madame, Sr., Dr ...) that
+gives the formal form of address comes from a ``title``/``salutation`` field on the profile or
+in ``preferences.custom``; without one the formal form is the full name.
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ def build_facts(
         locale=_text(profile.get("locale")),
         timezone=_text(profile.get("timezone")),
         country=_text(profile.get("country")),
-        tier=_text(profile.get("tier")),
+        tier=_tier(profile),
     )
     prefs = profile.get("preferences")
     facts["preferences"] = dict(prefs) if isinstance(prefs, Mapping) else {}
@@ -97,6 +103,11 @@ def build_facts(
     facts["traits"] = dict(traits or {})
     facts["recent_purchase"] = recent_purchase(purchase, products or {})
     return facts
+
+
+def _tier(profile: Mapping) -> str | None:
+    tier = _text(profile.get("tier")) or _text(profile.get("loyalty_tier"))
+    return None if tier is None or tier.casefold() == "none" else tier
 
 
 def consent_flags(consent: Any) -> dict[str, bool]:
@@ -137,8 +148,17 @@ def _name_parts(name: Any, profile: Mapping) -> tuple[str | None, str | None, st
         given = given or _text(profile.get(key))
     for key in ("family_name", "last_name"):
         family = family or _text(profile.get(key))
-    for key in _TITLE:
-        title = title or _text(profile.get(key))
+    if not given and not family:
+        display = _text(profile.get("display_name"))
+        if display:
+            given, _, rest = display.partition(" ")
+            family = rest.strip() or None
+    # a salutation may sit on the profile or among the custom preferences
+    prefs = profile.get("preferences")
+    custom = prefs.get("custom") if isinstance(prefs, Mapping) else None
+    for source in (profile, custom if isinstance(custom, Mapping) else {}):
+        for key in _TITLE:
+            title = title or _text(source.get(key))
     return given, family, title
 
 
@@ -207,3 +227,36 @@ def product_ids(purchase: Mapping | None) -> list[str]:
         if isinstance(line, Mapping) and _text(line.get("product_id")):
             out.append(str(line["product_id"]))
     return out
+
+
+class FactsLoader:
+    """Gathers the facts of one customer from the stores (duck-typed so it also runs before
+    every store exists): ``profiles`` a ``profiles.store.ProfileStore``; ``activity`` an
+    ``ActivityStore`` (``list_purchases``) or None; ``catalog`` a ``recommend.catalog.Catalog``
+    (``get_many``) or None."""
+
+    def __init__(self, profiles: Any, activity: Any = None, catalog: Any = None):
+        self.profiles = profiles
+        self.activity = activity
+        self.catalog = catalog
+
+    def for_customer(self, customer_id: str, context: Mapping | None = None) -> dict[str, Any]:
+        """Raises ``ProfileNotFound`` for an unknown id (an alias answers with its target)."""
+        return self.for_profile(self.profiles.get(customer_id), context)
+
+    def for_profile(self, profile: Any, context: Mapping | None = None) -> dict[str, Any]:
+        """``profile``: a ``profiles.store.Profile`` (id, doc, traits)."""
+        purchase = self.latest_purchase(profile.id)
+        products: Mapping[str, Mapping] = {}
+        ids = product_ids(purchase)
+        if ids and self.catalog is not None:
+            products = self.catalog.get_many(ids)
+        return build_facts(
+            profile.id, profile.doc, profile.traits, purchase, products, context=context
+        )
+
+    def latest_purchase(self, customer_id: str) -> dict | None:
+        if self.activity is None or not hasattr(self.activity, "list_purchases"):
+            return None
+        items, _ = self.activity.list_purchases(customer_id, limit=1, cursor=None)
+        return items[0] if items else None
