@@ -12,4 +12,8 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
 
     api.register_blueprint(ops.blp)
     api.register_blueprint(keys.blp)
+    from service.api import actions, greetings  # noqa: PLC0415
+
+    api.register_blueprint(greetings.blp)
+    api.register_blueprint(actions.blp)
     app.register_blueprint(ops.plain)

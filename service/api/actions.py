@@ -1,0 +1,275 @@
+"""Next-best actions for a customer, feedback on them, and the admin action catalogue.
+
+Scopes: reading the ranked actions needs ``recommend:read`` (they are suggestions, product
+picks included, not profile data; a console key holds it beside ``profiles:read``); feedback
+needs ``actions:write``; the catalogue and the statistics need ``admin``. The score, the
+contact rule and the action fields are documented in ``recommend/actions.py`` and
+``recommend/contact.py``.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from recommend.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
+from recommend.contact import OUTCOMES
+from recommend.greetings import CHANNELS
+from service.extensions import Blueprint
+from service.nba import services
+from service.schemas import StrictSchema
+
+blp = Blueprint(
+    "actions",
+    __name__,
+    url_prefix="/v1",
+    description="Next-best actions (scope `recommend:read`), feedback (`actions:write`) and "
+    "the action catalogue and statistics (`admin`).",
+)
+
+
+# -- schemas -------------------------------------------------------------------------------
+class NbaQuerySchema(StrictSchema):
+    limit = ma.fields.Integer(load_default=3, validate=ma.validate.Range(1, MAX_LIMIT))
+    channel = ma.fields.String(load_default="chat", validate=ma.validate.OneOf(CHANNELS))
+    context = ma.fields.String(
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "Where the agent is, e.g. `checkout`; rules see it."},
+    )
+    locale = ma.fields.String(validate=ma.validate.Length(1, 35))
+
+
+class ProductRefSchema(ma.Schema):
+    product_id = ma.fields.String()
+    name = ma.fields.String()
+    category = ma.fields.String(allow_none=True)
+    price = ma.fields.String(allow_none=True)
+    currency = ma.fields.String(allow_none=True)
+    score = ma.fields.Float(allow_none=True)
+
+
+class NbaItemSchema(ma.Schema):
+    action_id = ma.fields.String()
+    title = ma.fields.String()
+    category = ma.fields.String()
+    say = ma.fields.String(allow_none=True, metadata={"description": "A line the agent can say"})
+    score = ma.fields.Float(metadata={"description": "value × propensity"})
+    value = ma.fields.Float()
+    propensity = ma.fields.Float()
+    reasons = ma.fields.List(ma.fields.String())
+    product = ma.fields.Nested(ProductRefSchema, allow_none=True)
+    cooldown_days = ma.fields.Float()
+
+
+class WithheldSchema(ma.Schema):
+    action_id = ma.fields.String()
+    reason = ma.fields.String(
+        metadata={"description": "no_consent, cooldown, budget or no_product"}
+    )
+    consent = ma.fields.String()
+    until = ma.fields.Float(metadata={"description": "end of the cooldown (Unix time)"})
+
+
+class BudgetSchema(ma.Schema):
+    channel = ma.fields.String()
+    limit = ma.fields.Integer()
+    used = ma.fields.Integer()
+    remaining = ma.fields.Integer()
+
+
+class NbaSchema(ma.Schema):
+    customer_id = ma.fields.String()
+    channel = ma.fields.String()
+    context = ma.fields.String(allow_none=True)
+    items = ma.fields.List(ma.fields.Nested(NbaItemSchema))
+    withheld = ma.fields.List(ma.fields.Nested(WithheldSchema))
+    budget = ma.fields.Nested(BudgetSchema)
+
+
+class FeedbackInputSchema(StrictSchema):
+    feedback_id = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, 100),
+        metadata={"description": "The client's id: a retry with the same id is not counted"},
+    )
+    outcome = ma.fields.String(required=True, validate=ma.validate.OneOf(OUTCOMES))
+    agent_id = ma.fields.String(required=True, validate=ma.validate.Length(1, 100))
+    note = ma.fields.String(validate=ma.validate.Length(max=1000))
+    channel = ma.fields.String(load_default="chat", validate=ma.validate.OneOf(CHANNELS))
+    product_id = ma.fields.String(
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "The product offered (product actions): it then rests"},
+    )
+
+
+class FeedbackSchema(ma.Schema):
+    feedback_id = ma.fields.String()
+    customer_id = ma.fields.String()
+    action_id = ma.fields.String()
+    outcome = ma.fields.String()
+    agent_id = ma.fields.String()
+    channel = ma.fields.String()
+    note = ma.fields.String(allow_none=True)
+    product_id = ma.fields.String(allow_none=True)
+    at = ma.fields.Float()
+    duplicate = ma.fields.Boolean(metadata={"description": "a retry of a recorded feedback"})
+
+
+class ActionInputSchema(StrictSchema):
+    id = ma.fields.String()
+    title = ma.fields.String(required=True)
+    say = ma.fields.String(allow_none=True)
+    category = ma.fields.String(required=True, validate=ma.validate.OneOf(CATEGORIES))
+    value = ma.fields.Float(required=True)
+    rules = ma.fields.Raw(allow_none=True, metadata={"description": "See recommend/rules.py"})
+    cooldown_days = ma.fields.Float()
+    product = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(PRODUCT_LINKS))
+    requires_consent = ma.fields.List(ma.fields.String())
+    channels = ma.fields.List(ma.fields.String())
+    contexts = ma.fields.List(ma.fields.String())
+    active_from = ma.fields.String(allow_none=True)
+    active_to = ma.fields.String(allow_none=True)
+
+
+class ActionSchema(ma.Schema):
+    id = ma.fields.String()
+    title = ma.fields.String()
+    say = ma.fields.String(allow_none=True)
+    category = ma.fields.String()
+    value = ma.fields.Float()
+    rules = ma.fields.Raw(allow_none=True)
+    cooldown_days = ma.fields.Float()
+    product = ma.fields.String(allow_none=True)
+    requires_consent = ma.fields.List(ma.fields.String())
+    channels = ma.fields.List(ma.fields.String())
+    contexts = ma.fields.List(ma.fields.String())
+    active_from = ma.fields.String(allow_none=True)
+    active_to = ma.fields.String(allow_none=True)
+
+
+class ActionListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ActionSchema))
+
+
+class ActionListInputSchema(StrictSchema):
+    items = ma.fields.List(ma.fields.Dict(), required=True)
+
+
+class ActionStatsSchema(ma.Schema):
+    action_id = ma.fields.String()
+    shown = ma.fields.Integer()
+    accepted = ma.fields.Integer()
+    dismissed = ma.fields.Integer()
+    completed = ma.fields.Integer()
+    acceptance_rate = ma.fields.Float(allow_none=True)
+
+
+class ActionStatsListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ActionStatsSchema))
+
+
+# -- views ---------------------------------------------------------------------------------
+@blp.route("/profiles/<string:customer_id>/next-best-actions")
+class NextBestActions(MethodView):
+    @blp.auth("recommend:read")
+    @blp.arguments(NbaQuerySchema, location="query")
+    @blp.response(200, NbaSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, query, customer_id):
+        """The customer's top actions with score and reasons, under the contact policy."""
+        svc = services()
+        facts = svc.facts.for_customer(customer_id)
+        return svc.nba.rank(
+            facts,
+            channel=query["channel"],
+            context=query.get("context"),
+            limit=query["limit"],
+            locale=query.get("locale"),
+        )
+
+
+@blp.route("/profiles/<string:customer_id>/next-best-actions/<string:action_id>/feedback")
+class ActionFeedback(MethodView):
+    @blp.auth("actions:write")
+    @blp.arguments(FeedbackInputSchema)
+    @blp.response(201, FeedbackSchema)
+    @blp.alt_response(200, schema=FeedbackSchema, description="A retry: the stored feedback")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, body, customer_id, action_id):
+        """Record accepted / dismissed / completed; idempotent by ``feedback_id``."""
+        svc = services()
+        target = svc.profiles.get(customer_id, with_traits=False).id
+        action = svc.catalog.get(action_id)
+        record, created = svc.policy.record_feedback(
+            target,
+            action,
+            feedback_id=body["feedback_id"],
+            outcome=body["outcome"],
+            agent_id=body["agent_id"],
+            channel=body["channel"],
+            note=body.get("note"),
+            product_id=body.get("product_id"),
+        )
+        out = {**record, "customer_id": target, "duplicate": not created}
+        return (out, 201) if created else (out, 200)
+
+
+@blp.route("/actions")
+class Actions(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, ActionListSchema)
+    def get(self):
+        """The action catalogue."""
+        return {"items": services().catalog.list()}
+
+    @blp.auth("admin")
+    @blp.arguments(ActionListInputSchema)
+    @blp.response(200, ActionListSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def put(self, body):
+        """Replace the whole catalogue (all validated before anything is written)."""
+        return {"items": services().catalog.replace_all(body["items"])}
+
+    @blp.auth("admin")
+    @blp.response(200, ActionListSchema)
+    def delete(self):
+        """Reset the catalogue to the shipped defaults."""
+        return {"items": services().catalog.reset()}
+
+
+@blp.route("/actions/stats")
+class ActionStats(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, ActionStatsListSchema)
+    def get(self):
+        """Per-action statistics: shown (offers), accepted, dismissed, completed, rate."""
+        svc = services()
+        stats = svc.policy.stats([a["id"] for a in svc.catalog.list()])
+        return {"items": [{"action_id": k, **v} for k, v in sorted(stats.items())]}
+
+
+@blp.route("/actions/<string:action_id>")
+class Action(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, ActionSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, action_id):
+        """One action."""
+        return services().catalog.get(action_id)
+
+    @blp.auth("admin")
+    @blp.arguments(ActionInputSchema)
+    @blp.response(200, ActionSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def put(self, body, action_id):
+        """Create or replace an action; rules and the say line are validated."""
+        doc, _ = services().catalog.put(action_id, body)
+        return doc
+
+    @blp.auth("admin")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, action_id):
+        """Remove an action (``DELETE /v1/actions`` restores the defaults)."""
+        services().catalog.delete(action_id)

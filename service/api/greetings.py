@@ -1,0 +1,174 @@
+"""Greetings for a customer or a caller, and the admin API for greeting templates.
+
+Reading a greeting needs ``profiles:read``; templates need ``admin``. See
+``recommend/greetings.py`` for the template variables, the sandbox and the locale chain.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from profiles.errors import ProfileNotFound
+from recommend.facts import empty_facts
+from recommend.greetings import CHANNELS, MAX_TEMPLATE_CHARS, VARIABLES
+from service.extensions import Blueprint
+from service.nba import services
+from service.schemas import StrictSchema
+
+blp = Blueprint(
+    "greetings",
+    __name__,
+    url_prefix="/v1",
+    description="Personalised greetings (scope `profiles:read`) and their templates "
+    "(scope `admin`).",
+)
+
+_LOCALE = {"description": "A locale tag such as `de-AT`; fallback `de-AT` → `de` → `en`."}
+
+
+class GreetingQuerySchema(StrictSchema):
+    channel = ma.fields.String(load_default="chat", validate=ma.validate.OneOf(CHANNELS))
+    locale = ma.fields.String(
+        validate=ma.validate.Length(1, 35), metadata={**_LOCALE, "example": "de-AT"}
+    )
+
+
+class CallerGreetingQuerySchema(GreetingQuerySchema):
+    email = ma.fields.String(validate=ma.validate.Length(1, 254))
+    phone = ma.fields.String(validate=ma.validate.Length(1, 40))
+    external_id = ma.fields.String(
+        validate=ma.validate.Length(1, 200), metadata={"description": "`system:id`"}
+    )
+
+    @ma.validates_schema
+    def one_identity(self, data, **kwargs):
+        given = [k for k in ("email", "phone", "external_id") if k in data]
+        if len(given) > 1:
+            raise ma.ValidationError("give at most one of email, phone, external_id", given[1])
+
+
+class TemplateRefSchema(ma.Schema):
+    id = ma.fields.String(metadata={"example": "default:de:phone"})
+    origin = ma.fields.String(metadata={"description": "custom, default or builtin"})
+    locale = ma.fields.String()
+    version = ma.fields.String(metadata={"description": "sha256 prefix of the source"})
+    fallback = ma.fields.Boolean(
+        metadata={"description": "The stored template failed; the default was used."}
+    )
+
+
+class GreetingSchema(ma.Schema):
+    customer_id = ma.fields.String(allow_none=True)
+    known = ma.fields.Boolean()
+    text = ma.fields.String(metadata={"description": "Plain text, for speech and chat."})
+    html = ma.fields.String(metadata={"description": "The autoescaped render (HTML-safe)."})
+    channel = ma.fields.String()
+    locale = ma.fields.String(metadata={"description": "The locale of the template used."})
+    requested_locale = ma.fields.String(allow_none=True)
+    template = ma.fields.Nested(TemplateRefSchema)
+    facts = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata={"description": "The template variables the greeting could use, when known."},
+    )
+
+
+class TemplateSchema(ma.Schema):
+    locale = ma.fields.String()
+    channel = ma.fields.String()
+    source = ma.fields.String()
+    origin = ma.fields.String(metadata={"description": "custom (admin override) or default"})
+    version = ma.fields.String()
+    updated_at = ma.fields.Float(allow_none=True)
+
+
+class TemplateListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(TemplateSchema))
+    variables = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "The documented variables a template may use."},
+    )
+
+
+class TemplateInputSchema(StrictSchema):
+    source = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, MAX_TEMPLATE_CHARS),
+        metadata={
+            "description": "A Jinja2 template over the documented variables; no calls, "
+            "loops, includes or underscore attributes.",
+            "example": "Hallo{% if name %} {{ name }}{% endif %}!",
+        },
+    )
+
+
+def _greeting(facts: dict, query: dict) -> dict:
+    result = services().greeter.greet(facts, query["channel"], query.get("locale"))
+    return {"customer_id": facts.get("customer_id"), "known": facts.get("known"), **result}
+
+
+@blp.route("/profiles/<string:customer_id>/greeting")
+class ProfileGreeting(MethodView):
+    @blp.auth("profiles:read")
+    @blp.arguments(GreetingQuerySchema, location="query")
+    @blp.response(200, GreetingSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, query, customer_id):
+        """A greeting for a customer, in their locale and local time of day."""
+        svc = services()
+        facts = svc.facts.for_customer(customer_id)
+        return _greeting(facts, query)
+
+
+@blp.route("/greeting")
+class CallerGreeting(MethodView):
+    @blp.auth("profiles:read")
+    @blp.arguments(CallerGreetingQuerySchema, location="query")
+    @blp.response(200, GreetingSchema)
+    def get(self, query):
+        """A greeting for a caller known by an identity; an unknown caller gets a generic one."""
+        svc = services()
+        facts = empty_facts()
+        for field in ("email", "phone", "external_id"):
+            if field in query:
+                try:
+                    facts = svc.facts.for_profile(svc.profiles.lookup_input(field, query[field]))
+                except ProfileNotFound:
+                    pass
+        return _greeting(facts, query)
+
+
+@blp.route("/greeting-templates")
+class GreetingTemplates(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, TemplateListSchema)
+    def get(self):
+        """Every greeting template: admin overrides and shipped defaults."""
+        return {"items": services().templates.list(), "variables": VARIABLES}
+
+
+@blp.route("/greeting-templates/<string:locale>/<string:channel>")
+class GreetingTemplate(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, TemplateSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, locale, channel):
+        """One template (the override when there is one, else the default)."""
+        return services().templates.get(locale, channel)
+
+    @blp.auth("admin")
+    @blp.arguments(TemplateInputSchema)
+    @blp.response(200, TemplateSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def put(self, body, locale, channel):
+        """Replace a template; it is validated (syntax, variables, sandbox rules, length)."""
+        entry, _ = services().templates.put(locale, channel, body["source"])
+        return entry
+
+    @blp.auth("admin")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, locale, channel):
+        """Remove the override: the shipped default applies again."""
+        services().templates.delete(locale, channel)

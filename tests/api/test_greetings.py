@@ -1,0 +1,169 @@
+"""Greetings over HTTP: per customer, per caller identity, unknown callers, template admin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from profiles.store import ProfileStore
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def profiles(app, redis_client):
+    st = app.extensions["rapport"]
+    return ProfileStore(redis_client, st.keys)
+
+
+@pytest.fixture
+def anna(profiles):
+    return profiles.create(
+        {
+            "first_name": "Anna",
+            "last_name": "Schmidt",
+            "email": "anna@example.com",
+            "locale": "de-AT",
+            "timezone": "Europe/Vienna",
+            "loyalty_tier": "gold",
+            "preferences": {"custom": {"salutation": "Frau"}},
+        }
+    ).id
+
+
+@pytest.fixture
+def reader(api_as):
+    return api_as("profiles:read")
+
+
+def test_greeting_for_a_customer(reader, anna):
+    resp = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat")
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["text"].startswith("Hallo Anna!")
+    assert body["locale"] == "de" and body["requested_locale"] == "de-AT"
+    assert body["template"]["id"] == "default:de:chat"
+    assert body["customer_id"] == anna and body["known"] is True
+    assert body["facts"]["name"] == "Anna"
+    phone = reader.get(f"/v1/profiles/{anna}/greeting?channel=phone").json
+    assert "Frau Schmidt" in phone["text"] and "als gold-Kunde" in phone["text"]
+    assert phone["facts"]["tier"] == "gold"
+    en = reader.get(f"/v1/profiles/{anna}/greeting?channel=email&locale=en").json
+    assert en["text"].startswith("Dear Ms Schmidt,") and en["locale"] == "en"
+
+
+def test_unknown_profile_is_404(reader):
+    resp = reader.get("/v1/profiles/nobody/greeting")
+    assert resp.status_code == 404
+    assert resp.content_type == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("channel=fax", "channel"), ("locale=!!", "locale")],
+)
+def test_bad_query_is_422_with_the_field(reader, anna, query, field):
+    resp = reader.get(f"/v1/profiles/{anna}/greeting?{query}")
+    assert resp.status_code == 422
+    assert resp.json["errors"][0]["field"] == field
+
+
+def test_scopes(api_as, client, anna):
+    assert client.get(f"/v1/profiles/{anna}/greeting").status_code == 401
+    assert api_as("recommend:read").get(f"/v1/profiles/{anna}/greeting").status_code == 403
+    assert api_as("profiles:read").get("/v1/greeting-templates").status_code == 403
+
+
+def test_caller_known_by_identity(reader, anna):
+    body = reader.get("/v1/greeting?email=Anna@Example.com&channel=chat").json
+    assert body["known"] is True and body["customer_id"] == anna
+    assert body["text"].startswith("Hallo Anna!")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["email=stranger@example.com", "phone=%2B442079460000", "external_id=shop:42", ""],
+)
+def test_unknown_caller_gets_a_generic_greeting(reader, query):
+    resp = reader.get(f"/v1/greeting?channel=phone&{query}")
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["known"] is False and body["customer_id"] is None
+    assert body["text"] == "Hello, thank you for calling. How can I help you today?"
+    assert "None" not in body["text"]
+
+
+def test_unknown_caller_in_a_locale(reader):
+    body = reader.get("/v1/greeting?channel=chat&locale=fr-CA").json
+    assert body["text"] == "Bonjour ! Comment puis-je t'aider ?"
+    assert body["locale"] == "fr"
+
+
+def test_caller_query_validation(reader):
+    resp = reader.get("/v1/greeting?email=a@example.com&phone=%2B4930123456")
+    assert resp.status_code == 422
+    resp = reader.get("/v1/greeting?email=not-an-email")
+    assert resp.status_code == 422
+    assert resp.json["errors"][0]["field"] == "email"
+
+
+def test_template_admin_round_trip(api, reader, anna):
+    listed = api.get("/v1/greeting-templates").json
+    assert len(listed["items"]) == 12
+    assert "recent_product" in listed["variables"]
+    one = api.get("/v1/greeting-templates/de/chat").json
+    assert one["origin"] == "default"
+
+    source = "Servus{% if name %} {{ name }}{% endif %}!"
+    put = api.put("/v1/greeting-templates/de-AT/chat", json={"source": source})
+    assert put.status_code == 200
+    assert put.json["origin"] == "custom" and put.json["locale"] == "de-AT"
+    greeting = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat").json
+    assert greeting["text"] == "Servus Anna!"
+    assert greeting["template"]["id"] == "custom:de-AT:chat"
+
+    assert api.delete("/v1/greeting-templates/de-AT/chat").status_code == 204
+    assert api.delete("/v1/greeting-templates/de-AT/chat").status_code == 404
+    greeting = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat").json
+    assert greeting["template"]["id"] == "default:de:chat"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ ''.__class__ }}",
+        "{{ name.__class__.__mro__[1].__subclasses__() }}",
+        "{{ name|attr('__globals__') }}",
+        "{{ secret }}",
+        "{% if %}",
+    ],
+)
+def test_unsafe_template_is_refused_on_save(api, source):
+    resp = api.put("/v1/greeting-templates/en/chat", json={"source": source})
+    assert resp.status_code == 422
+    assert resp.content_type == PROBLEM
+    assert resp.json["errors"][0]["field"] == "source"
+    assert api.get("/v1/greeting-templates/en/chat").json["origin"] == "default"
+
+
+def test_template_input_validation(api):
+    assert api.put("/v1/greeting-templates/en/chat", json={}).status_code == 422
+    resp = api.put("/v1/greeting-templates/en/chat", json={"source": "Hi", "x": 1})
+    assert resp.status_code == 422
+    resp = api.put("/v1/greeting-templates/en/sms", json={"source": "Hi"})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "channel"
+    resp = api.put("/v1/greeting-templates/english/chat", json={"source": "Hi"})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "locale"
+    resp = api.put("/v1/greeting-templates/en/chat", json={"source": "x" * 2001})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "source"
+
+
+def test_escape_stored_behind_our_back_cannot_execute(app, redis_client, reader, anna):
+    keys = app.extensions["rapport"].keys
+    evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    redis_client.hset(keys.greeting_templates(), "de:chat", json.dumps({"source": evil}))
+    resp = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat")
+    assert resp.status_code == 200
+    assert resp.json["template"]["fallback"] is True
+    assert resp.json["text"].startswith("Hallo Anna!")
