@@ -74,6 +74,25 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Seconds sent in Retry-After when Redis is unavailable.",
     ),
+    Setting(
+        "RAPPORT_MODEL_POLL_SECONDS",
+        "model_poll_seconds",
+        float,
+        "How often each worker checks the active model version (0: never; tests load by hand).",
+    ),
+    Setting(
+        "RAPPORT_PROMOTE_TOLERANCE",
+        "promote_tolerance",
+        float,
+        "`rapport train` promotes a model whose precision@10 is at most this fraction below "
+        "the active model's (0.02 = 2%).",
+    ),
+    Setting(
+        "RAPPORT_MODELS_KEEP",
+        "models_keep",
+        int,
+        "Model versions kept by `rapport models prune` (the active and previous always stay).",
+    ),
 )
 
 
@@ -88,6 +107,9 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     redis_timeout: float = 2.0
     retry_after: int = 5
+    model_poll_seconds: float = 2.0
+    promote_tolerance: float = 0.02
+    models_keep: int = 5
     testing: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -100,6 +122,12 @@ class Config:
             raise ConfigError("RAPPORT_REDIS_TIMEOUT: must be positive")
         if self.retry_after < 1:
             raise ConfigError("RAPPORT_RETRY_AFTER: must be at least 1")
+        if self.model_poll_seconds < 0:
+            raise ConfigError("RAPPORT_MODEL_POLL_SECONDS: must be 0 or more")
+        if not 0 <= self.promote_tolerance < 1:
+            raise ConfigError("RAPPORT_PROMOTE_TOLERANCE: must be in [0, 1)")
+        if self.models_keep < 1:
+            raise ConfigError("RAPPORT_MODELS_KEEP: must be at least 1")
         if self.redis_url or self.redis_cluster_nodes:
             from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
 
