@@ -11,6 +11,7 @@ import redis as redis_lib
 from flask import Flask, g, request
 
 from profiles.keys import Keys
+from profiles.store import ProfileStore
 from service import errors, metrics
 from service.auth import ApiKeyStore
 from service.config import Config
@@ -69,6 +70,7 @@ def create_app(
     app.extensions["rapport"] = RapportState(
         config=config, redis=client, keys=keys, api_keys=ApiKeyStore(client, keys)
     )
+    app.extensions["rapport"].profiles = ProfileStore(client, keys)
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
     api = RapportApi(app)

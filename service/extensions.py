@@ -14,6 +14,7 @@ from flask import current_app
 from flask_smorest.utils import prepare_response
 
 from profiles.keys import Keys
+from profiles.store import ProfileStore
 from service.auth import ApiKeyStore, require_scope
 from service.config import Config
 from service.errors import PROBLEM_MIME, ProblemSchema
@@ -25,6 +26,7 @@ class RapportState:
     redis: redis.Redis
     keys: Keys
     api_keys: ApiKeyStore
+    profiles: ProfileStore | None = None
 
 
 def state() -> RapportState:

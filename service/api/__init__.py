@@ -16,4 +16,8 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
 
     api.register_blueprint(greetings.blp)
     api.register_blueprint(actions.blp)
+    from service.api import merges, profiles  # noqa: PLC0415
+
+    api.register_blueprint(profiles.blp)
+    api.register_blueprint(merges.blp)
     app.register_blueprint(ops.plain)
