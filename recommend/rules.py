@@ -55,6 +55,7 @@ LABELS = {
     "traits.days_since_last_purchase": "days since last purchase",
     "traits.favourite_categories": "favourite categories",
     "traits.open_support_contacts": "open support contacts",
+    "preferences.categories": "preferred categories",
     "profile.tier": "tier",
     "profile.country": "country",
     "profile.locale": "locale",
@@ -314,6 +315,8 @@ def _reason(node: Mapping, field: str, op: str, actual: Any, value: Any) -> str:
     root = field.split(".", 1)[0]
     if op == "contains" and field == "traits.favourite_categories":
         return f"bought in {value} category"
+    if op == "contains" and field == "preferences.categories":
+        return f"interested in {value}"
     if op == "contains":
         return f"{label} include {_text(value)}"
     if op == "exists":

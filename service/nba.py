@@ -17,8 +17,10 @@ from profiles.store import ProfileStore
 from recommend.actions import ActionCatalog, NextBestActions
 from recommend.catalog import Catalog
 from recommend.contact import ContactPolicy
+from recommend.context import customer_context
 from recommend.facts import FactsLoader
 from recommend.greetings import Greeter, GreetingTemplates
+from recommend.recommender import MAX_LIMIT
 from service.extensions import state
 
 log = logging.getLogger("rapport.nba")
@@ -73,43 +75,57 @@ def _existing(name: str) -> Any:
     return getattr(state(), name, None)
 
 
-def _product_picker(products: Catalog):
-    """``pick(customer_id, n, exclude)`` over the serving recommender, or None without one.
+def _serving_model() -> Any:
+    """The recommender currently served (a ``recommend.recommender.Recommender`` or its
+    ``PopularityFallback``) from the model holder on the app state, or None."""
+    for name in ("models", "model_holder", "recommender"):
+        holder = _existing(name)
+        if holder is None:
+            continue
+        for attr in ("current", "get"):
+            getter = getattr(holder, attr, None)
+            if callable(getter):
+                return getter()
+        return getattr(holder, "recommender", None) or holder
+    return None
 
-    The top item's score is normalised to a propensity in [0, 1] with the logistic function
-    (LightFM scores are unbounded logits of preference); a score already in [0, 1] (the
-    popularity fallback's normalised count) is kept as it is."""
-    recommender = _existing("recommender")
-    if recommender is None:
-        return None
+
+def _product_picker(products: Catalog):
+    """``pick(customer_id, n, exclude)`` over the serving recommender (strategy ``discover``:
+    something new for the customer), or None without one.
+
+    Propensity is the top item's score normalised to [0, 1]: the logistic function of a model
+    score (LightFM scores are unbounded preference logits); a popularity score (already
+    ``1 - rank / n`` in [0, 1]) is kept as it is."""
 
     def pick(customer_id: str, n: int, exclude: set[str]) -> list[dict[str, Any]]:
-        items = _recommend(recommender, customer_id, n + len(exclude))
+        model = _serving_model()
+        if model is None:
+            return []
+        st = state()
+        ctx = customer_context(st.redis, st.keys, customer_id)
+        result = model.recommend(
+            ctx,
+            strategy="discover",
+            limit=min(MAX_LIMIT, n + len(exclude)),
+            lookup=products.get_many,
+        )
         picks = []
-        wanted = [i for i in items if i.get("product_id") not in exclude][:n]
-        known = products.get_many([i["product_id"] for i in wanted])
-        for item in wanted:
-            product = known.get(item["product_id"]) or {}
-            if not product.get("name") or product.get("active") is False:
+        for item in result.get("items", []):
+            if item.get("product_id") in exclude or not item.get("name"):
                 continue
             score = float(item.get("score") or 0.0)
+            popular = item.get("source") == "popular"
             picks.append(
                 {
-                    **product,
-                    "product_id": item["product_id"],
+                    **item,
                     "score": score,
-                    "propensity": score if 0.0 <= score <= 1.0 else _logistic(score),
+                    "propensity": min(1.0, max(0.0, score)) if popular else _logistic(score),
                 }
             )
-        return picks
+        return picks[:n]
 
     return pick
-
-
-def _recommend(recommender: Any, customer_id: str, n: int) -> list[dict[str, Any]]:
-    result = recommender.recommend(customer_id, n=n)
-    items = result.get("items", []) if isinstance(result, dict) else result
-    return [i for i in items if isinstance(i, dict) and i.get("product_id")]
 
 
 def _logistic(x: float) -> float:

@@ -1,0 +1,262 @@
+"""Next-best actions over HTTP: ranking, consent, feedback, cooldown, budget, stats, admin."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles.store import ProfileStore
+from recommend.action_defaults import DEFAULT_ACTIONS
+
+PROBLEM = "application/problem+json"
+
+CATALOGUE = [
+    {
+        "id": "home-offer",
+        "title": "Offer the home range",
+        "say": "{{ name }}, our new home range might suit you.",
+        "category": "sales",
+        "value": 100,
+        "rules": {"field": "preferences.categories", "op": "contains", "value": "home"},
+        "cooldown_days": 7,
+    },
+    {
+        "id": "vip-thanks",
+        "title": "Thank a gold customer",
+        "category": "service",
+        "value": 80,
+        "rules": {"field": "profile.tier", "op": "==", "value": "gold"},
+        "cooldown_days": 30,
+    },
+    {"id": "survey", "title": "Quick survey", "category": "feedback", "value": 10},
+    {"id": "tips", "title": "Care tips", "category": "retention", "value": 6},
+    {
+        "id": "bronze-only",
+        "title": "Bronze welcome",
+        "category": "service",
+        "value": 500,
+        "rules": {"field": "profile.tier", "op": "==", "value": "bronze"},
+    },
+]
+
+
+@pytest.fixture
+def profiles(app, redis_client):
+    return ProfileStore(redis_client, app.extensions["rapport"].keys)
+
+
+def make_customer(profiles, *, marketing=True, tier="gold"):
+    return profiles.create(
+        {
+            "first_name": "Lena",
+            "last_name": "Berg",
+            "locale": "en",
+            "timezone": "Europe/Berlin",
+            "loyalty_tier": tier,
+            "preferences": {"categories": ["home", "garden"]},
+            "consent": {"marketing": {"granted": marketing, "source": "web"}},
+        }
+    ).id
+
+
+@pytest.fixture
+def catalogue(api):
+    resp = api.put("/v1/actions", json={"items": CATALOGUE})
+    assert resp.status_code == 200, resp.json
+    return resp.json["items"]
+
+
+@pytest.fixture
+def agent(api_as):
+    return api_as("recommend:read", "actions:write")
+
+
+def nba(client, cid, query="limit=5"):
+    resp = client.get(f"/v1/profiles/{cid}/next-best-actions?{query}")
+    assert resp.status_code == 200, resp.json
+    return resp.json
+
+
+def ids(body):
+    return [i["action_id"] for i in body["items"]]
+
+
+def held(body):
+    return {h["action_id"]: h["reason"] for h in body["withheld"]}
+
+
+def feedback(client, cid, action_id, fid, outcome="dismissed", **extra):
+    body = {"feedback_id": fid, "outcome": outcome, "agent_id": "agent-7", **extra}
+    return client.post(f"/v1/profiles/{cid}/next-best-actions/{action_id}/feedback", json=body)
+
+
+def test_ranking_for_a_crafted_profile(agent, profiles, catalogue):
+    cid = make_customer(profiles)
+    body = nba(agent, cid)
+    # home-offer 100 x 0.5, vip-thanks 80 x 0.5, survey 10 x 0.5, tips 6 x 0.5
+    assert ids(body) == ["home-offer", "vip-thanks", "survey", "tips"]
+    assert [i["score"] for i in body["items"]] == [50.0, 40.0, 5.0, 3.0]
+    first = body["items"][0]
+    assert first["reasons"] == ["interested in home"]
+    assert first["say"] == "Lena, our new home range might suit you."
+    assert first["propensity"] == 0.5 and first["value"] == 100
+    assert body["items"][1]["reasons"] == ["tier is gold"]
+    assert body["budget"] == {"channel": "chat", "limit": 3, "used": 0, "remaining": 3}
+    assert ids(nba(agent, cid, "limit=2")) == ["home-offer", "vip-thanks"]
+
+
+def test_consent_blocks_sales_actions(agent, profiles, catalogue):
+    cid = make_customer(profiles, marketing=False)
+    body = nba(agent, cid)
+    assert ids(body) == ["vip-thanks", "survey"]
+    assert held(body) == {"home-offer": "no_consent", "tips": "no_consent"}
+
+
+def test_feedback_is_idempotent_and_starts_a_cooldown(agent, profiles, catalogue):
+    cid = make_customer(profiles)
+    first = feedback(agent, cid, "home-offer", "fb-1", note="not now")
+    assert first.status_code == 201
+    assert first.json["duplicate"] is False and first.json["customer_id"] == cid
+    assert first.json["note"] == "not now" and first.json["outcome"] == "dismissed"
+    again = feedback(agent, cid, "home-offer", "fb-1", note="not now")
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    clash = feedback(agent, cid, "home-offer", "fb-1", outcome="accepted")
+    assert clash.status_code == 409 and clash.content_type == PROBLEM
+    assert clash.json["errors"][0]["field"] == "feedback_id"
+    body = nba(agent, cid)
+    assert "home-offer" not in ids(body) and held(body)["home-offer"] == "cooldown"
+    assert body["budget"]["used"] == 1
+
+
+def test_feedback_errors(agent, api_as, profiles, catalogue):
+    cid = make_customer(profiles)
+    assert feedback(agent, "nobody", "survey", "x").status_code == 404
+    assert feedback(agent, cid, "no-such-action", "x").status_code == 404
+    resp = feedback(agent, cid, "survey", "x", outcome="maybe")
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "outcome"
+    resp = feedback(agent, cid, "survey", "x", channel="fax")
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "channel"
+    resp = agent.post(
+        f"/v1/profiles/{cid}/next-best-actions/survey/feedback",
+        json={"feedback_id": "x", "outcome": "accepted"},
+    )
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "agent_id"
+    assert feedback(api_as("recommend:read"), cid, "survey", "x").status_code == 403
+    assert api_as("actions:write").get(f"/v1/profiles/{cid}/next-best-actions").status_code == 403
+
+
+def test_statistics_after_a_sequence_of_feedback(api, agent, profiles, catalogue):
+    a, b, c = (make_customer(profiles) for _ in range(3))
+    assert feedback(agent, a, "survey", "1", "accepted").status_code == 201
+    assert feedback(agent, a, "survey", "2", "completed").status_code == 201
+    assert feedback(agent, b, "survey", "3", "dismissed").status_code == 201
+    assert feedback(agent, c, "survey", "4", "accepted").status_code == 201
+    assert feedback(agent, c, "survey", "4", "accepted").status_code == 200  # retry
+    assert feedback(agent, c, "tips", "5", "dismissed").status_code == 201
+    stats = {s["action_id"]: s for s in api.get("/v1/actions/stats").json["items"]}
+    assert stats["survey"] == {
+        "action_id": "survey",
+        "shown": 3,
+        "accepted": 2,
+        "dismissed": 1,
+        "completed": 1,
+        "acceptance_rate": 0.6667,
+    }
+    assert stats["tips"]["acceptance_rate"] == 0.0
+    assert stats["vip-thanks"]["shown"] == 0 and stats["vip-thanks"]["acceptance_rate"] is None
+    # the survey's propensity is now (2 + 1) / (3 + 2) = 0.6 for everyone
+    fresh = make_customer(profiles)
+    survey = next(i for i in nba(agent, fresh)["items"] if i["action_id"] == "survey")
+    assert survey["propensity"] == 0.6 and survey["score"] == 6.0
+    assert api.get("/v1/actions/stats").status_code == 200
+    assert agent.get("/v1/actions/stats").status_code == 403
+
+
+def test_shared_daily_budget(agent, profiles, catalogue):
+    cid = make_customer(profiles)
+    # a product offered from the recommendations panel, through a product-linked action
+    assert feedback(agent, cid, "tips", "p", product_id="sku-1").status_code == 201
+    assert feedback(agent, cid, "survey", "s", "accepted").status_code == 201
+    body = nba(agent, cid)
+    assert body["budget"]["remaining"] == 1
+    assert ids(body) == ["home-offer", "vip-thanks"]  # one offer left, service unrationed
+    assert feedback(agent, cid, "home-offer", "h", "accepted").status_code == 201
+    body = nba(agent, cid)
+    assert body["budget"] == {"channel": "chat", "limit": 3, "used": 3, "remaining": 0}
+    assert ids(body) == ["vip-thanks"]
+    # the phone is another channel with its own budget
+    phone = nba(agent, cid, "limit=5&channel=phone")
+    assert phone["budget"]["used"] == 0
+
+
+def test_query_validation(agent, profiles, catalogue):
+    cid = make_customer(profiles)
+    for query, field in (("limit=0", "limit"), ("limit=11", "limit"), ("channel=fax", "channel")):
+        resp = agent.get(f"/v1/profiles/{cid}/next-best-actions?{query}")
+        assert resp.status_code == 422 and resp.json["errors"][0]["field"] == field
+    assert agent.get("/v1/profiles/nobody/next-best-actions").status_code == 404
+
+
+def test_context_reaches_the_rules(api, agent, profiles, catalogue):
+    cid = make_customer(profiles)
+    rule = {"field": "context.name", "op": "==", "value": "returns"}
+    doc = {"title": "Explain returns", "category": "service", "value": 300, "rules": rule}
+    assert api.put("/v1/actions/returns-help", json=doc).status_code == 200
+    assert "returns-help" not in ids(nba(agent, cid))
+    assert ids(nba(agent, cid, "context=returns"))[0] == "returns-help"
+
+
+def test_catalogue_admin(api, api_as):
+    listed = api.get("/v1/actions").json["items"]
+    assert [a["id"] for a in listed] == sorted(a["id"] for a in DEFAULT_ACTIONS)
+    doc = {"title": "Call back", "category": "sales", "value": 20, "cooldown_days": 2}
+    put = api.put("/v1/actions/call-back", json=doc)
+    assert put.status_code == 200 and put.json["requires_consent"] == ["marketing"]
+    assert api.get("/v1/actions/call-back").json["title"] == "Call back"
+    assert api.delete("/v1/actions/call-back").status_code == 204
+    assert api.get("/v1/actions/call-back").status_code == 404
+    assert api.delete("/v1/actions/call-back").status_code == 404
+    assert api.delete("/v1/actions/winback-60d").status_code == 204
+    reset = api.delete("/v1/actions")
+    assert reset.status_code == 200 and len(reset.json["items"]) == len(DEFAULT_ACTIONS)
+    assert api_as("recommend:read").get("/v1/actions").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        (
+            {
+                "rules": {
+                    "all": [
+                        {"field": "traits.order_count", "op": ">=", "value": 3},
+                        {"field": "traits.order_count", "op": "≈", "value": 3},
+                    ]
+                }
+            },
+            "rules.all.1.op",
+        ),
+        (
+            {"rules": {"any": [{"not": {"days_since": "traits.x", "op": ">"}}]}},
+            "rules.any.0.not.value",
+        ),
+        ({"say": "{{ ''.__class__ }}"}, "say"),
+        ({"category": "spam"}, "category"),
+        ({"colour": "red"}, "colour"),
+        ({"channels": ["fax"]}, "channels.0"),
+        ({"active_from": "tomorrow"}, "active_from"),
+    ],
+)
+def test_invalid_action_is_422_with_the_path(api, patch, field):
+    doc = {"title": "X", "category": "service", "value": 1, **patch}
+    resp = api.put("/v1/actions/x", json=doc)
+    assert resp.status_code == 422
+    assert resp.content_type == PROBLEM
+    assert resp.json["errors"][0]["field"] == field
+
+
+def test_replace_all_validates_every_item(api):
+    bad = [CATALOGUE[0], {**CATALOGUE[2], "rules": {"field": "traits.x", "op": "in", "value": 1}}]
+    resp = api.put("/v1/actions", json={"items": bad})
+    assert resp.status_code == 422
+    assert resp.json["errors"][0]["field"] == "items.1.rules.value"
+    assert len(api.get("/v1/actions").json["items"]) == len(DEFAULT_ACTIONS)
