@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+
 from profiles.store import ProfileStore
 from recommend.actions import ActionCatalog, NextBestActions
 from recommend.catalog import Catalog
@@ -21,6 +23,7 @@ from recommend.context import customer_context
 from recommend.facts import FactsLoader
 from recommend.greetings import Greeter, GreetingTemplates
 from recommend.recommender import MAX_LIMIT
+from service import models
 from service.extensions import state
 
 log = logging.getLogger("rapport.nba")
@@ -76,18 +79,10 @@ def _existing(name: str) -> Any:
 
 
 def _serving_model() -> Any:
-    """The recommender currently served (a ``recommend.recommender.Recommender`` or its
-    ``PopularityFallback``) from the model holder on the app state, or None."""
-    for name in ("models", "model_holder", "recommender"):
-        holder = _existing(name)
-        if holder is None:
-            continue
-        for attr in ("current", "get"):
-            getter = getattr(holder, attr, None)
-            if callable(getter):
-                return getter()
-        return getattr(holder, "recommender", None) or holder
-    return None
+    """The recommender this worker serves (``Recommender`` or ``PopularityFallback``) from
+    the model holder (``service/models.py``), or None when the app has no holder."""
+    holder = current_app.extensions.get(models.EXTENSION)
+    return holder.current.recommender if holder is not None else None
 
 
 def _product_picker(products: Catalog):

@@ -6,6 +6,8 @@ import pytest
 
 from profiles.store import ProfileStore
 from recommend.action_defaults import DEFAULT_ACTIONS
+from recommend.catalog import Catalog
+from service import models
 
 PROBLEM = "application/problem+json"
 
@@ -260,3 +262,32 @@ def test_replace_all_validates_every_item(api):
     assert resp.status_code == 422
     assert resp.json["errors"][0]["field"] == "items.1.rules.value"
     assert len(api.get("/v1/actions").json["items"]) == len(DEFAULT_ACTIONS)
+
+
+def test_product_action_uses_the_recommender_and_rests_a_declined_product(
+    app, api, agent, profiles, redis_client
+):
+    st = app.extensions["rapport"]
+    products = Catalog(redis_client, st.keys)
+    for pid, name, price in (("p-a", "Kettle", "39.90"), ("p-b", "Mug", "5.00")):
+        products.upsert({"name": name, "category": "home", "price": price, "currency": "EUR"}, pid)
+    if models.EXTENSION not in app.extensions:
+        models.init_app(app)  # until the app factory wires the model holder
+    top = {
+        "title": "Suggest our top pick",
+        "say": "You might like {{ product_name }} ({{ product_price }}).",
+        "category": "sales",
+        "value": 40,
+        "product": "top_recommendation",
+    }
+    assert api.put("/v1/actions", json={"items": [{"id": "top-pick", **top}]}).status_code == 200
+    cid = make_customer(profiles)
+    item = nba(agent, cid)["items"][0]
+    assert item["product"]["product_id"] == "p-a"
+    assert item["say"] == "You might like Kettle (€39.90)."
+    assert "top recommendation: Kettle" in item["reasons"]
+    assert item["score"] == pytest.approx(40 * item["propensity"])
+    # declined: the Kettle rests for 30 days, the next pick is offered instead
+    assert feedback(agent, cid, "top-pick", "k", product_id="p-a").status_code == 201
+    item = nba(agent, cid)["items"][0]
+    assert item["product"]["product_id"] == "p-b"
