@@ -1,0 +1,273 @@
+"""Merge and unmerge over HTTP: aliases, precedence, records, undo, and crash recovery."""
+
+from __future__ import annotations
+
+import pytest
+
+PROBLEM = "application/problem+json"
+T0 = 1_790_000_000.0
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.fixture
+def clock(app):
+    clock = Clock()
+    store = app.extensions["rapport"].profiles
+    store.clock = clock
+    store.identities.clock = clock
+    return clock
+
+
+def create(api, **fields):
+    resp = api.post("/v1/profiles", json=fields)
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def strip(doc):
+    """A profile without the fields every write changes."""
+    return {k: v for k, v in doc.items() if k not in ("version", "updated_at", "traits")}
+
+
+@pytest.fixture
+def pair(api, clock):
+    target = create(
+        api,
+        email="ada@example.com",
+        first_name="Ada",
+        preferences={"custom": {"size": "M", "shared": "target"}, "channels": ["chat"]},
+        consent={"marketing": {"granted": True, "at": T0 - 1000, "source": "web"}},
+    )
+    source = create(
+        api,
+        email="ada.l@work.example",
+        phone="+16502530000",
+        external_ids=["crm:7"],
+        last_name="Lovelace",
+        timezone="Europe/London",
+        preferences={"custom": {"shared": "source", "pet": "cat"}, "language": "en"},
+        consent={
+            "marketing": {"granted": False, "at": T0 - 10, "source": "call"},
+            "profiling": {"granted": True, "at": T0 - 500, "source": "app"},
+        },
+    )
+    return target, source
+
+
+def merge(api, target, source):
+    resp = api.post(f"/v1/profiles/{target['id']}/merge", json={"source_id": source["id"]})
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def test_merge_moves_identities_with_documented_precedence(api, pair):
+    target, source = pair
+    record = merge(api, target, source)
+    assert record["status"] == "done"
+    assert record["source_id"] == source["id"] and record["target_id"] == target["id"]
+    assert record["actor"].startswith("apikey:")
+    assert record["source"]["profile"]["last_name"] == "Lovelace"
+    assert sorted(record["moved"]["identities"]) == [
+        "email:ada.l@work.example",
+        "ext:crm:7",
+        "phone:+16502530000",
+    ]
+
+    doc = api.get(f"/v1/profiles/{target['id']}").json
+    assert doc["emails"] == ["ada@example.com", "ada.l@work.example"]
+    assert doc["email"] == "ada@example.com"  # the target's primary stays primary
+    assert doc["phone"] == "+16502530000" and doc["external_ids"] == ["crm:7"]
+    assert doc["first_name"] == "Ada" and doc["last_name"] == "Lovelace"  # blanks filled
+    assert doc["timezone"] == "Europe/London"
+    # preferences: target wins on conflicts, missing keys come from the source
+    assert doc["preferences"]["custom"] == {"size": "M", "shared": "target", "pet": "cat"}
+    assert doc["preferences"]["channels"] == ["chat"] and doc["preferences"]["language"] == "en"
+    # consent: the most recent statement wins, per purpose
+    assert doc["consent"]["marketing"] == {"granted": False, "at": T0 - 10, "source": "call"}
+    assert doc["consent"]["profiling"]["source"] == "app"
+    for query in ("email=ada.l@work.example", "phone=%2B16502530000", "external_id=crm:7"):
+        assert api.get(f"/v1/profiles?{query}").json["id"] == target["id"]
+
+    assert api.get(f"/v1/merges/{record['id']}").json["status"] == "done"
+
+
+def test_read_and_write_by_the_old_id(api, pair):
+    target, source = pair
+    merge(api, target, source)
+    resp = api.get(f"/v1/profiles/{source['id']}")
+    assert resp.status_code == 200
+    assert resp.json["id"] == target["id"]
+    assert resp.headers["Content-Location"] == f"/v1/profiles/{target['id']}"
+    assert resp.headers["Rapport-Merged-Into"] == target["id"]
+    patched = api.patch(f"/v1/profiles/{source['id']}", json={"loyalty_tier": "silver"})
+    assert patched.status_code == 200 and patched.json["id"] == target["id"]
+    assert api.get(f"/v1/profiles/{target['id']}").json["loyalty_tier"] == "silver"
+
+
+def test_merge_errors(api, pair):
+    target, source = pair
+    self_merge = api.post(f"/v1/profiles/{target['id']}/merge", json={"source_id": target["id"]})
+    assert self_merge.status_code == 422
+    assert self_merge.json["errors"][0]["field"] == "source_id"
+    missing = api.post(f"/v1/profiles/{target['id']}/merge", json={"source_id": "c_nobody"})
+    assert missing.status_code == 404
+    merge(api, target, source)
+    again = api.post(f"/v1/profiles/{target['id']}/merge", json={"source_id": source["id"]})
+    assert again.status_code == 409
+    assert again.json["merged_into"] == target["id"]
+    third = create(api, first_name="Third")
+    into_alias = api.post(f"/v1/profiles/{source['id']}/merge", json={"source_id": third["id"]})
+    assert into_alias.status_code == 409
+    assert target["id"] in into_alias.json["detail"]
+    assert api.get("/v1/merges/m_0000000000000000000000").status_code == 404
+    assert api.post("/v1/merges/nonsense/unmerge").status_code == 404
+
+
+def test_unmerge_restores_both_as_they_were(api, pair):
+    target, source = pair
+    before_target = api.get(f"/v1/profiles/{target['id']}").json
+    before_source = api.get(f"/v1/profiles/{source['id']}").json
+    record = merge(api, target, source)
+
+    resp = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert resp.status_code == 200
+    assert resp.json["status"] == "unmerged" and resp.json["unmerged_by"].startswith("apikey:")
+
+    after_source = api.get(f"/v1/profiles/{source['id']}")
+    assert "Rapport-Merged-Into" not in after_source.headers
+    assert strip(after_source.json) == strip(before_source)
+    assert strip(api.get(f"/v1/profiles/{target['id']}").json) == strip(before_target)
+    for query, owner in (
+        ("email=ada.l@work.example", source),
+        ("phone=%2B16502530000", source),
+        ("external_id=crm:7", source),
+        ("email=ada@example.com", target),
+    ):
+        assert api.get(f"/v1/profiles?{query}").json["id"] == owner["id"], query
+
+    twice = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert twice.status_code == 409
+    # the record is kept, with the history of both profiles
+    assert api.get(f"/v1/merges/{record['id']}").json["status"] == "unmerged"
+    exported = api.get(f"/v1/profiles/{source['id']}/export").json
+    assert [m["id"] for m in exported["merges"]] == [record["id"]]
+
+
+def test_unmerge_keeps_post_merge_writes_on_the_side_they_belong_to(api, pair):
+    target, source = pair
+    record = merge(api, target, source)
+    url = f"/v1/profiles/{target['id']}"
+    api.patch(
+        url,
+        json={
+            "display_name": "Countess",  # new field: the target's own
+            "timezone": "Europe/Paris",  # filled in by the merge, then changed: stays
+            "external_ids": ["crm:7", "shop:99"],  # a new identity: stays with the target
+            "preferences": {"custom": {"pet": "dog"}},  # merge-added key, changed: stays
+        },
+    )
+    # written through the old id after the merge: it acted on the target, so it stays there
+    api.patch(f"/v1/profiles/{source['id']}", json={"loyalty_tier": "gold"})
+
+    assert api.post(f"/v1/merges/{record['id']}/unmerge").status_code == 200
+    tdoc = api.get(url).json
+    assert tdoc["display_name"] == "Countess" and tdoc["loyalty_tier"] == "gold"
+    assert tdoc["timezone"] == "Europe/Paris"
+    assert tdoc["preferences"]["custom"] == {"size": "M", "shared": "target", "pet": "dog"}
+    assert tdoc["external_ids"] == ["shop:99"]
+    assert "last_name" not in tdoc  # filled by the merge and untouched: goes away
+    assert tdoc["emails"] == ["ada@example.com"]
+    assert tdoc["consent"]["marketing"]["source"] == "web"  # merge-overwritten: restored
+    assert "profiling" not in tdoc["consent"]
+
+    sdoc = api.get(f"/v1/profiles/{source['id']}").json
+    assert sdoc["id"] == source["id"]
+    assert sdoc["external_ids"] == ["crm:7"] and sdoc["last_name"] == "Lovelace"
+    assert "loyalty_tier" not in sdoc
+    assert api.get("/v1/profiles?external_id=shop:99").json["id"] == target["id"]
+
+
+def test_identity_dropped_after_the_merge_is_not_given_back(api, pair):
+    target, source = pair
+    record = merge(api, target, source)
+    api.patch(f"/v1/profiles/{target['id']}", json={"external_ids": []})
+    newcomer = create(api, external_ids=["crm:7"])
+    resp = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert resp.status_code == 200
+    assert resp.json["not_restored"] == ["ext:crm:7"]
+    assert api.get(f"/v1/profiles/{source['id']}").json["external_ids"] == []
+    assert api.get("/v1/profiles?external_id=crm:7").json["id"] == newcomer["id"]
+
+
+def test_unmerge_after_the_target_was_merged_again_is_409(api, pair):
+    target, source = pair
+    first = merge(api, target, source)
+    third = create(api, first_name="Third")
+    merge(api, third, target)
+    resp = api.post(f"/v1/merges/{first['id']}/unmerge")
+    assert resp.status_code == 409
+    assert resp.json["merged_into"] == third["id"]
+    # a chain of aliases still resolves
+    assert api.get(f"/v1/profiles/{source['id']}").json["id"] == third["id"]
+
+
+def test_a_merge_that_crashed_half_way_is_finished_by_running_it_again(app, api, pair):
+    target, source = pair
+    store = app.extensions["rapport"].profiles
+    real = store.identities.transfer
+    calls = {"n": 0}
+
+    def crash_on_second(identity, from_id, to_id):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("simulated crash")
+        return real(identity, from_id, to_id)
+
+    store.identities.transfer = crash_on_second
+    with pytest.raises(ConnectionError):
+        store.merges.merge(source["id"], target["id"], actor="test")
+    store.identities.transfer = real
+    (merge_id,) = app.extensions["rapport"].redis.lrange(
+        app.extensions["rapport"].keys.customer_merges(target["id"]), 0, -1
+    )
+    assert api.get(f"/v1/merges/{merge_id}").json["status"] == "merging"
+    # the source is frozen meanwhile; its identities still resolve to a profile listing them
+    assert api.patch(f"/v1/profiles/{source['id']}", json={"first_name": "X"}).status_code == 409
+    assert api.get("/v1/profiles?phone=%2B16502530000").status_code == 200
+
+    record = merge(api, target, source)  # the same request again resumes it
+    assert record["id"] == merge_id and record["status"] == "done"
+    doc = api.get(f"/v1/profiles/{target['id']}").json
+    assert doc["emails"] == ["ada@example.com", "ada.l@work.example"]
+    assert doc["preferences"]["custom"] == {"size": "M", "shared": "target", "pet": "cat"}
+    for query in ("email=ada.l@work.example", "phone=%2B16502530000", "external_id=crm:7"):
+        assert api.get(f"/v1/profiles?{query}").json["id"] == target["id"]
+
+
+def test_an_unmerge_that_crashed_half_way_can_be_run_again(app, api, pair):
+    target, source = pair
+    before_source = api.get(f"/v1/profiles/{source['id']}").json
+    record = merge(api, target, source)
+    store = app.extensions["rapport"].profiles
+    real = store.update
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("simulated crash")
+
+    store.update = crash  # dies at the 'target' step, after restore and claims
+    with pytest.raises(ConnectionError):
+        store.merges.unmerge(record["id"], actor="test")
+    store.update = real
+    assert api.get(f"/v1/merges/{record['id']}").json["status"] == "unmerging"
+    resp = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert resp.status_code == 200 and resp.json["status"] == "unmerged"
+    assert strip(api.get(f"/v1/profiles/{source['id']}").json) == strip(before_source)
+    assert api.get(f"/v1/profiles/{target['id']}").json["emails"] == ["ada@example.com"]
