@@ -80,6 +80,9 @@ def create_app(
     from service.api import register_blueprints  # noqa: PLC0415 - views import the app's helpers
 
     register_blueprints(app, api)
+    from service.models import init_app as init_models  # noqa: PLC0415
+
+    init_models(app)  # the model holder: loads in a background thread, on first use
     return app
 
 

@@ -20,4 +20,9 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
 
     api.register_blueprint(profiles.blp)
     api.register_blueprint(merges.blp)
+    from service.api import models, products, recommendations  # noqa: PLC0415
+
+    api.register_blueprint(products.blp)
+    api.register_blueprint(recommendations.blp)
+    api.register_blueprint(models.blp)
     app.register_blueprint(ops.plain)

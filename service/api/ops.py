@@ -38,7 +38,8 @@ class Ready(MethodView):
     @blp.response(200, ReadySchema)
     @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     def get(self):
-        """Ready to serve: Redis answers."""
+        """Ready to serve: Redis answers; ``checks.model`` names the loaded model version or
+        ``fallback: popularity`` (both are ready)."""
         checks = {}
         try:
             state().redis.ping()
@@ -53,6 +54,11 @@ class Ready(MethodView):
                 checks=checks,
                 headers={"Retry-After": str(state().config.retry_after)},
             )
+        from service.models import model_holder  # noqa: PLC0415
+
+        holder = model_holder()
+        holder.ensure_started()
+        checks["model"] = holder.status()["state"]
         return {"status": "ready", "checks": checks}
 
 

@@ -1,0 +1,144 @@
+"""Catalog: products (writes need `admin`, reads `recommend:read`)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from recommend.catalog import MAX_BATCH, MAX_PAGE, Catalog
+from service.extensions import Blueprint, state
+from service.schemas import StrictSchema
+
+blp = Blueprint(
+    "products",
+    __name__,
+    url_prefix="/v1/products",
+    description="The product catalog the recommender serves from.",
+)
+
+PRODUCT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+PRICE_RE = r"^\d{1,10}(\.\d{1,4})?$"
+
+
+def catalog() -> Catalog:
+    st = state()
+    return Catalog(st.redis, st.keys)
+
+
+class ProductSchema(ma.Schema):
+    product_id = ma.fields.String()
+    name = ma.fields.String()
+    category = ma.fields.String()
+    brand = ma.fields.String(allow_none=True)
+    price = ma.fields.String(allow_none=True, metadata={"example": "2.55"})
+    currency = ma.fields.String(allow_none=True, metadata={"example": "GBP"})
+    tags = ma.fields.List(ma.fields.String())
+    in_stock = ma.fields.Boolean()
+    active = ma.fields.Boolean()
+    description = ma.fields.String(allow_none=True)
+    updated_at = ma.fields.Float(metadata={"description": "Unix time"})
+
+
+class ProductInSchema(StrictSchema):
+    product_id = ma.fields.String(validate=ma.validate.Regexp(PRODUCT_ID_RE))
+    name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
+    category = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "Omitted: derived from the description or name."},
+    )
+    brand = ma.fields.String(allow_none=True, validate=ma.validate.Length(1, 64))
+    price = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Regexp(PRICE_RE, error='a decimal string such as "2.55"'),
+        metadata={"description": "Decimal string (money is never a float)."},
+    )
+    currency = ma.fields.String(
+        allow_none=True, validate=ma.validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code")
+    )
+    tags = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(1, 40)), validate=ma.validate.Length(max=20)
+    )
+    in_stock = ma.fields.Boolean(load_default=True)
+    active = ma.fields.Boolean(load_default=True)
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+
+
+class ProductBatchSchema(StrictSchema):
+    items = ma.fields.List(
+        ma.fields.Dict(),
+        required=True,
+        validate=ma.validate.Length(1, MAX_BATCH),
+        metadata={"description": f"Up to {MAX_BATCH} products, each with its product_id."},
+    )
+
+
+class BatchResultSchema(ma.Schema):
+    product_id = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"description": "created, updated or invalid"})
+    error = ma.fields.String()
+    field = ma.fields.String(allow_none=True)
+
+
+class BatchResultsSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(BatchResultSchema))
+
+
+class ProductQuerySchema(StrictSchema):
+    category = ma.fields.String(validate=ma.validate.Length(1, 64))
+    in_stock = ma.fields.Boolean()
+    active = ma.fields.Boolean()
+    cursor = ma.fields.String(validate=ma.validate.Regexp(PRODUCT_ID_RE))
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE))
+
+
+class ProductPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ProductSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+@blp.route("")
+class Products(MethodView):
+    @blp.auth("recommend:read")
+    @blp.arguments(ProductQuerySchema, location="query")
+    @blp.response(200, ProductPageSchema)
+    def get(self, query):
+        """List products by id, filtered by category, stock and active flags."""
+        items, cursor = catalog().list(**query)
+        return {"items": items, "next_cursor": cursor}
+
+
+@blp.route("/batch")
+class ProductBatch(MethodView):
+    @blp.auth("admin")
+    @blp.arguments(ProductBatchSchema)
+    @blp.response(200, BatchResultsSchema)
+    def post(self, body):
+        """Upsert many products; one result per item (an invalid item does not stop the rest)."""
+        return {"items": catalog().upsert_many(body["items"])}
+
+
+@blp.route("/<string:product_id>")
+class ProductItem(MethodView):
+    @blp.auth("recommend:read")
+    @blp.response(200, ProductSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, product_id):
+        """Read a product."""
+        return catalog().get(product_id)
+
+    @blp.auth("admin")
+    @blp.arguments(ProductInSchema)
+    @blp.response(200, ProductSchema)
+    @blp.alt_response(201, schema=ProductSchema, description="Created")
+    def put(self, body, product_id):
+        """Create or replace a product (201 when created)."""
+        doc, created = catalog().upsert(body, product_id)
+        return (doc, 201) if created else doc
+
+    @blp.auth("admin")
+    @blp.response(204)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, product_id):
+        """Delete a product."""
+        catalog().delete(product_id)

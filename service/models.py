@@ -1,0 +1,198 @@
+"""The model holder: each worker's loaded recommender, swapped in off the request path.
+
+One :class:`ModelHolder` per app lives in ``app.extensions["rapport.models"]``. A daemon
+thread (started on first use in each process, so a fork gets its own) checks the active
+version key every ``RAPPORT_MODEL_POLL_SECONDS`` (a ``GET``: cheaper and more robust than a
+pub/sub connection per worker; activations are also published for other listeners). When the
+version changed it loads and verifies the artifact and builds a :class:`Recommender` in that
+thread, then swaps it in with one reference assignment, so a request sees either the old
+model or the new one, never half of one, and never waits for a load.
+
+A corrupt or missing artifact is refused: the old model keeps serving, the error is logged
+and shown by ``/readyz``, and the same version is retried only after ``RETRY_FAILED_S``. With
+no active model, serving falls back to popularity (``Keys.popular_products``, written by
+every training run) or, before any training, to catalog order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+
+from profiles.errors import ArtifactError, ModelVersionNotFound
+from profiles.keys import Keys
+from recommend.recommender import PopularityFallback, Recommender
+from recommend.registry import ModelRegistry
+
+log = logging.getLogger("rapport.models")
+EXTENSION = "rapport.models"
+RETRY_FAILED_S = 60.0
+FALLBACK_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Loaded:
+    recommender: Recommender | PopularityFallback
+    version: str | None  # None: the popularity fallback
+    loaded_at: float
+
+
+class ModelHolder:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        model_dir: str | Path,
+        *,
+        poll_seconds: float = 2.0,
+        tolerance: float = 0.02,
+        keep: int = 5,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.redis = client
+        self.keys = keys
+        self.registry = ModelRegistry(
+            client, keys, model_dir, clock=clock, tolerance=tolerance, keep=keep
+        )
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self._current = Loaded(PopularityFallback([], "catalog"), None, 0.0)
+        self.last_error: str | None = None
+        self._failed: tuple[str, float] | None = None
+        self._refresh_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._checked = False
+
+    # -- what requests use --------------------------------------------------------------------
+    @property
+    def current(self) -> Loaded:
+        """The loaded model (or fallback). Read it once per request and use that reference."""
+        self.ensure_started()
+        return self._current
+
+    def status(self) -> dict[str, object]:
+        loaded = self._current
+        out: dict[str, object] = {
+            "state": f"loaded: {loaded.version}" if loaded.version else "fallback: popularity",
+            "version": loaded.version,
+            "loaded_at": loaded.loaded_at or None,
+        }
+        if self.last_error:
+            out["last_error"] = self.last_error
+        return out
+
+    # -- loading ------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Check the active version; load and swap when it changed. True when swapped.
+        Never raises for a bad artifact (it is logged and kept out)."""
+        with self._refresh_lock:
+            self._checked = True
+            active = self.registry.active_version()
+            current = self._current
+            if active is None:
+                if current.version is not None:
+                    log.warning("no active model any more; serving popularity")
+                self._current = Loaded(self._fallback(), None, self.clock())
+                return current.version is not None
+            if active == current.version:
+                return False
+            if self._failed and self._failed[0] == active:
+                if self.clock() - self._failed[1] < RETRY_FAILED_S:
+                    return False
+            try:
+                artifact = self.registry.load(active)
+                recommender = Recommender(artifact)
+            except (ArtifactError, ModelVersionNotFound) as exc:
+                self._failed = (active, self.clock())
+                self.last_error = f"version {active} refused: {exc}"
+                log.error(
+                    "model %s refused; still serving %s: %s",
+                    active,
+                    current.version or "popularity",
+                    exc,
+                    extra={"version": active},
+                )
+                return False
+            self._current = Loaded(recommender, active, self.clock())  # the swap: one assignment
+            self._failed = None
+            self.last_error = None
+            log.info("model %s loaded", active, extra={"version": active})
+            return True
+
+    def _fallback(self) -> PopularityFallback:
+        ranked = self.redis.zrevrange(self.keys.popular_products(), 0, FALLBACK_SIZE - 1)
+        if ranked:
+            return PopularityFallback(list(ranked), "popularity")
+        ids = self.redis.zrangebylex(
+            self.keys.product_index(), "-", "+", start=0, num=FALLBACK_SIZE
+        )
+        return PopularityFallback(list(ids), "catalog")
+
+    # -- the background thread ----------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the polling thread in this process (once; again after a fork)."""
+        if self.poll_seconds <= 0:
+            if not self._checked:
+                self._safe_refresh()
+            return
+        pid = os.getpid()
+        thread = self._thread
+        if thread is not None and self._pid == pid and thread.is_alive():
+            return
+        with self._refresh_lock:
+            if self._thread is not None and self._pid == pid and self._thread.is_alive():
+                return
+            self._pid = pid
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="rapport-model-holder", daemon=True
+            )
+            self._thread.start()
+
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except redis.RedisError as exc:
+            log.warning("model check failed: %s", exc.__class__.__name__)
+        except Exception:  # noqa: BLE001 - the poller must survive anything
+            log.exception("model check failed")
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.is_set():
+            self._safe_refresh()
+            stop.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+def init_app(app: Flask) -> ModelHolder:
+    st = app.extensions["rapport"]
+    config = st.config
+    holder = ModelHolder(
+        st.redis,
+        st.keys,
+        config.models_path,
+        poll_seconds=0.0 if config.testing else config.model_poll_seconds,
+        tolerance=config.promote_tolerance,
+        keep=config.models_keep,
+    )
+    app.extensions[EXTENSION] = holder
+    return holder
+
+
+def model_holder() -> ModelHolder:
+    return current_app.extensions[EXTENSION]
