@@ -32,7 +32,7 @@ from profiles.errors import InvalidInput, ProductNotFound, RapportError
 from profiles.keys import Keys
 from recommend.categories import derive_category
 
-PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_BATCH = 500
 MAX_PAGE = 200
@@ -100,7 +100,7 @@ def normalize_product(data: dict[str, Any], product_id: str | None = None) -> di
         )
     if not isinstance(pid, str) or not PRODUCT_ID.match(pid):
         raise InvalidInput(
-            "product_id: 1-64 characters, letters, digits and . _ : / - (starting with a "
+            "product_id: 1-64 characters, letters, digits and . _ : - (starting with a "
             "letter or digit)",
             field="product_id",
         )

@@ -525,22 +525,25 @@ class Recommender:
 
 
 class PopularityFallback:
-    """Serving without a model: the popularity list training last wrote (``Keys.popular_products``)
-    and, when there is none, the catalog in id order. Same methods as :class:`Recommender`."""
+    """Serving without a model: the popularity list training last wrote
+    (``Keys.popular_products``) or, when there is none, catalog products in id order
+    (``source="catalog"``). Same ``popular``/``recommend`` methods as :class:`Recommender`."""
 
     version = None
 
-    def __init__(self, ranked: list[str]):
+    def __init__(self, ranked: list[str], source: str = "popularity"):
         self.ranked = ranked
+        self.source = source
 
     def _pick(
-        self, ids: Iterable[str], filters: Filters, exclude: set[str], limit: int, lookup: Lookup
-    ):
-        out = []
-        ids = [p for p in ids if p not in exclude]
+        self, filters: Filters, exclude: set[str], limit: int, lookup: Lookup
+    ) -> list[tuple[str, dict]]:
+        out: list[tuple[str, dict]] = []
+        ids = [p for p in self.ranked if p not in exclude]
         for start in range(0, len(ids), 200):
-            docs = lookup(ids[start : start + 200])
-            for pid in ids[start : start + 200]:
+            chunk = ids[start : start + 200]
+            docs = lookup(chunk)
+            for pid in chunk:
                 if filters.accepts(docs.get(pid)):
                     out.append((pid, docs[pid]))
                     if len(out) == limit:
@@ -548,17 +551,25 @@ class PopularityFallback:
         return out
 
     def popular(
-        self, country=None, *, limit=10, filters=None, exclude=None, lookup, catalog_ids=()
-    ):
+        self,
+        country: str | None = None,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        exclude: set[str] | None = None,
+        lookup: Lookup,
+    ) -> list[dict[str, Any]]:
         limit = max(1, min(limit, MAX_LIMIT))
-        ranked = self.ranked or list(catalog_ids)
-        reason = "popular with customers right now" if self.ranked else "from the catalog"
-        picked = self._pick(ranked, filters or Filters(), exclude or set(), limit, lookup)
-        n = len(picked)
+        reason = (
+            "popular with customers right now"
+            if self.source == "popularity"
+            else ("from the catalog")
+        )
+        picked = self._pick(filters or Filters(), exclude or set(), limit, lookup)
         return [
             {
                 **_product_view(pid, doc),
-                "score": round(1.0 - i / max(n, 1), 6),
+                "score": round(1.0 - i / len(picked), 6),
                 "reason": reason,
                 "source": "popular",
                 "model_version": None,
@@ -566,14 +577,17 @@ class PopularityFallback:
             for i, (pid, doc) in enumerate(picked)
         ]
 
-    def recommend(self, ctx, *, strategy="blend", limit=10, filters=None, lookup, catalog_ids=()):
+    def recommend(
+        self,
+        ctx: CustomerContext,
+        *,
+        strategy: str = "blend",
+        limit: int = 10,
+        filters: Filters | None = None,
+        lookup: Lookup,
+    ) -> dict[str, Any]:
         bought = {ln.product_id for ln in ctx.purchases}
         items = self.popular(
-            ctx.country,
-            limit=limit,
-            filters=filters,
-            exclude=bought,
-            lookup=lookup,
-            catalog_ids=catalog_ids,
+            ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
         )
         return {"items": items, "basis": "popularity", "strategy": strategy}
