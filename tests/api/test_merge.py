@@ -271,3 +271,20 @@ def test_an_unmerge_that_crashed_half_way_can_be_run_again(app, api, pair):
     assert resp.status_code == 200 and resp.json["status"] == "unmerged"
     assert strip(api.get(f"/v1/profiles/{source['id']}").json) == strip(before_source)
     assert api.get(f"/v1/profiles/{target['id']}").json["emails"] == ["ada@example.com"]
+
+
+def test_erase_scrubs_merge_records_and_blocks_their_undo(api, pair, redis_client):
+    target, source = pair
+    record = merge(api, target, source)
+    unmerged = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert unmerged.status_code == 200
+    assert api.delete(f"/v1/profiles/{source['id']}").status_code == 200
+    kept = api.get(f"/v1/merges/{record['id']}").json
+    assert kept["status"] == "erased" and kept["previous_status"] == "unmerged"
+    assert kept["source_id"] == "erased" and kept["target_id"] == target["id"]
+    assert "source" not in kept and "moved" not in kept
+    assert "Lovelace" not in redis_client.get(f"rp:merge:{record['id']}")
+    assert api.post(f"/v1/merges/{record['id']}/unmerge").status_code == 409
+    # the target is untouched and still lists the merge in its history
+    exported = api.get(f"/v1/profiles/{target['id']}/export").json
+    assert [m["status"] for m in exported["merges"]] == ["erased"]
