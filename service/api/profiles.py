@@ -279,6 +279,8 @@ class Profiles(MethodView):
     def get(self, query):
         """Look a profile up by exactly one identity: `email`, `phone` or `external_id`."""
         ((name, value),) = query.items()
+        if name == "phone" and value.startswith(" "):
+            value = "+" + value.lstrip()  # an unencoded '+' in the query string arrives as ' '
         profile = state().profiles.lookup_input(name, value)
         return profile.public(), _headers(profile)
 

@@ -218,6 +218,7 @@ def test_lookup_by_each_identity(api):
         assert resp.status_code == 200, query
         assert resp.json["id"] == doc["id"]
         assert resp.headers["ETag"] == '"1"'
+    assert api.get("/v1/profiles?phone=+436641234567").json["id"] == doc["id"]
     assert api.get("/v1/profiles?email=nobody@example.com").status_code == 404
     assert api.get("/v1/profiles?external_id=shop:43").status_code == 404
     assert api.get("/v1/profiles").status_code == 422
