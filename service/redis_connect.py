@@ -29,6 +29,7 @@ and pipelines over one customer stay in one cluster slot; see ``docs/scale.md``.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -36,9 +37,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException
+from redis.connection import SSLConnection
+from redis.exceptions import RedisClusterException, ResponseError
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 
 __all__ = [
     "LazyRedisCluster",
@@ -59,6 +61,8 @@ PLAIN_SCHEMES = {"redis", "rediss", "unix"}
 RETRIES = 6
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 1.0
+# How often (at most, in seconds) a Sentinel client re-asks who the master is.
+MASTER_RECHECK = 0.5
 
 
 class RedisUrlError(ValueError):
@@ -220,6 +224,63 @@ class LazyRedisCluster:
         return f"<LazyRedisCluster {redact(self._url)} built={self._client is not None}>"
 
 
+class SentinelMasterConnection(SentinelManagedConnection):
+    """A connection to the Sentinel-managed master that re-asks the sentinels for the master
+    on every reconnect, and treats ``NOREPLICAS`` like ``READONLY``.
+
+    redis-py asks the sentinels only in ``connect()``; a command that reconnects after an
+    error goes through ``connect_check_health()`` and so retried against the old master
+    until its retries ran out (redis/redis-py#3874). ``NOREPLICAS`` is what a master with
+    ``min-replicas-to-write`` says once its replica has been promoted away from it.
+    """
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True):
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        return super().connect_check_health(
+            check_health=check_health, retry_socket_connect=retry_socket_connect
+        )
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except ResponseError as exc:
+            if self.connection_pool.is_master and str(exc).startswith("NOREPLICAS"):
+                self.disconnect()
+                raise redis.ConnectionError("the master has no replica to write to") from exc
+            raise
+
+
+class SentinelMasterSSLConnection(SentinelMasterConnection, SSLConnection):
+    pass
+
+
+class SentinelMasterPool(SentinelConnectionPool):
+    """The master's connection pool, which re-asks the sentinels who the master is at most
+    every ``MASTER_RECHECK`` seconds when a connection is taken.
+
+    redis-py's pool asks only when it opens a connection, so after a failover whose old
+    master stays up and writable (``SENTINEL FAILOVER``, a partition) pooled connections keep
+    writing to the old master until the sentinels demote it (up to ~10 s) and every one of
+    those acknowledged writes is lost. Here a changed address closes the idle connections
+    and busy ones are closed when they come back, so the switch is seen within half a second.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any):
+        self._master_checked = time.monotonic()
+        super().__init__(service_name, sentinel_manager, **kwargs)
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if self.is_master and now - self._master_checked >= MASTER_RECHECK:
+            self._master_checked = now
+            try:
+                self.get_master_address()
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass  # sentinels unreachable: keep using the master we know
+        return super().get_connection(*args, **kwargs)
+
+
 def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster:
     """A client for ``url`` with ``decode_responses=True``; ``timeout`` in seconds bounds
     connecting and each command. Nothing is sent to Redis until the first command."""
@@ -249,8 +310,9 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster
     sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
     return sentinel.master_for(
         target.service_name,
+        connection_pool_class=SentinelMasterPool,
+        connection_class=SentinelMasterSSLConnection if target.ssl else SentinelMasterConnection,
         db=target.db,
-        ssl=target.ssl,
         health_check_interval=30,
         retry=_retry(),
         **auth,

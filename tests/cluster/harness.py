@@ -162,13 +162,18 @@ sentinel parallel-syncs {name} 1
 class LocalSentinel:
     """One master, one replica (``--replicaof``) and one sentinel monitoring them as ``name``."""
 
-    def __init__(self, directory: Path, name: str = "mymaster"):
+    def __init__(self, directory: Path, name: str = "mymaster", *, min_replicas_to_write: int = 0):
         directory = Path(directory)
         binary = redis_server_binary("path")
         self.name = name
         # Diskless sync starts after 5 s by default; these servers sync at once.
         fast_sync = ("--repl-diskless-sync-delay", "0")
-        self.master = RedisServer(directory / "master", binary=binary, extra_args=fast_sync)
+        # min_replicas_to_write is set on the first master only: it refuses writes once its
+        # replica leaves it (is promoted), and the new master, with no replica, still accepts.
+        master_args = fast_sync + (
+            ("--min-replicas-to-write", str(min_replicas_to_write)) if min_replicas_to_write else ()
+        )
+        self.master = RedisServer(directory / "master", binary=binary, extra_args=master_args)
         self.replica = RedisServer(
             directory / "replica",
             binary=binary,
