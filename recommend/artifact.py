@@ -224,9 +224,14 @@ def load_artifact(path: str | Path, *, expected_manifest_sha256: str | None = No
         raise ArtifactError(f"artifact {path.name}: unknown artifact format")
     arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path / ARRAYS, allow_pickle=False) as npz:
-            for name in npz.files:
-                arrays[name] = npz[name]
+        # our own file handle: np.load leaks its handle when the zip is broken
+        with open(path / ARRAYS, "rb") as f:
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ArtifactError(f"artifact {path.name}: arrays.npz is not an npz archive")
+            with npz:
+                for name in npz.files:
+                    arrays[name] = npz[name]
     except ValueError as exc:  # object arrays refuse to load without pickle
         raise ArtifactError(f"artifact {path.name}: arrays.npz refused ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:

@@ -1,0 +1,179 @@
+"""The recommender on a real (small) trained model: discover, buy_again, blend, cold start,
+popularity by country, similar products, filters; and the timing behind "score on request"."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from recommend.dataset import DAY, PurchaseLine
+from recommend.job import save_result
+from recommend.recommender import CustomerContext, Filters, PopularityFallback, Recommender
+from tests.recsys import CATEGORIES, END, products, synthetic, trained
+
+NOW = END + 10 * DAY
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    artifact = save_result(trained(), tmp_path_factory.mktemp("models"), "v1")
+    return Recommender(artifact, clock=lambda: NOW)
+
+
+@pytest.fixture
+def catalog():
+    return products()
+
+
+@pytest.fixture
+def lookup(catalog):
+    return lambda ids: {p: catalog[p] for p in ids if p in catalog}
+
+
+def history(customer_id: str) -> list[PurchaseLine]:
+    return [ln for ln in synthetic().lines if ln.customer_id == customer_id]
+
+
+def test_discover_excludes_everything_bought_including_after_training(rec, lookup):
+    cid = "C001"
+    bought = history(cid)
+    first = rec.recommend(
+        CustomerContext(cid, purchases=bought), strategy="discover", limit=10, lookup=lookup
+    )
+    assert first["basis"] == "known"
+    top = first["items"][0]["product_id"]
+    assert top not in {ln.product_id for ln in bought}
+    # the customer buys the top pick after training: it disappears
+    later = [*bought, PurchaseLine(cid, top, 1, NOW - DAY, "new-order")]
+    again = rec.recommend(
+        CustomerContext(cid, purchases=later), strategy="discover", limit=10, lookup=lookup
+    )
+    ids = [it["product_id"] for it in again["items"]]
+    assert top not in ids and len(ids) == 10
+    assert all(it["model_version"] == "v1" and it["reason"] for it in again["items"])
+
+
+def test_discover_explains_with_a_purchased_product(rec, lookup):
+    out = rec.recommend(
+        CustomerContext("C002", purchases=history("C002")),
+        strategy="discover",
+        limit=5,
+        lookup=lookup,
+    )
+    assert any(it["reason"].startswith("customers who bought") for it in out["items"])
+
+
+def test_buy_again_ranks_regular_purchases_first(rec, lookup):
+    cid = "X"
+    lines = [
+        # P000 every 30 days, last 30 days ago: due now
+        *[PurchaseLine(cid, "P000", 1, NOW - d * DAY, f"a{d}") for d in (120, 90, 60, 30)],
+        # P001 bought once, long ago
+        PurchaseLine(cid, "P001", 1, NOW - 300 * DAY, "b"),
+        # P002 twice, ten days apart, last yesterday: not due yet
+        PurchaseLine(cid, "P002", 1, NOW - 11 * DAY, "c1"),
+        PurchaseLine(cid, "P002", 1, NOW - 1 * DAY, "c2"),
+    ]
+    # no model vector (an unknown customer): the ranking is history alone
+    items = rec.buy_again(
+        CustomerContext(cid, purchases=lines), None, limit=10, filters=Filters(), lookup=lookup
+    )
+    assert [it["product_id"] for it in items] == ["P000", "P002", "P001"]
+    assert items[0]["reason"] == "bought 4 times, usually every 30 days"
+    assert items[2]["reason"] == "bought once, 300 days ago"
+
+
+def test_blend_mixes_repeats_and_new_products(rec, lookup):
+    cid = "C003"
+    out = rec.recommend(
+        CustomerContext(cid, purchases=history(cid)), strategy="blend", limit=10, lookup=lookup
+    )
+    sources = [it["source"] for it in out["items"]]
+    assert "buy_again" in sources and "discover" in sources
+    assert len({it["product_id"] for it in out["items"]}) == 10
+    share = rec.repeat_share(CustomerContext(cid, purchases=history(cid)))
+    assert 0.2 <= share <= 0.8
+    assert sources.count("buy_again") == round(share * 10)
+
+
+def test_cold_start_puts_the_preferred_category_first(rec, lookup):
+    for category in CATEGORIES:
+        ctx = CustomerContext(
+            "new-customer", country="France", preferred_categories=[category], has_profile=True
+        )
+        out = rec.recommend(ctx, strategy="blend", limit=5, lookup=lookup)
+        assert out["basis"] == "cold"
+        assert [it["category"] for it in out["items"]] == [category] * 5
+        assert any("matches your preference" in it["reason"] for it in out["items"])
+
+
+def test_nobody_known_gets_popular_items_by_country(rec, lookup):
+    out = rec.recommend(CustomerContext(None), limit=5, lookup=lookup)
+    assert out["basis"] == "popularity"
+    assert all(it["source"] == "popular" for it in out["items"])
+    overall = [it["product_id"] for it in out["items"]]
+    pop = rec.popularity
+    assert overall[0] == rec.item_ids[int(np.argmax(pop))]
+    by_country = rec.popular("Germany", limit=5, lookup=lookup)
+    assert by_country[0]["reason"] == "popular in your country (Germany)"
+    # customers in Germany favour bags (category 2) in the synthetic data
+    assert by_country[0]["category"] == "bags"
+
+
+def test_filters_apply_to_the_live_catalog(rec, catalog, lookup):
+    ctx = CustomerContext("C001", purchases=history("C001"))
+    first = rec.recommend(ctx, strategy="discover", limit=3, lookup=lookup)["items"][0]
+    catalog[first["product_id"]] = {**catalog[first["product_id"]], "in_stock": False}
+    ids = [
+        it["product_id"]
+        for it in rec.recommend(ctx, strategy="discover", limit=10, lookup=lookup)["items"]
+    ]
+    assert first["product_id"] not in ids
+    with_oos = rec.recommend(
+        ctx, strategy="discover", limit=10, lookup=lookup, filters=Filters(in_stock_only=False)
+    )["items"]
+    assert first["product_id"] in [it["product_id"] for it in with_oos]
+    cheap = rec.recommend(
+        ctx, limit=10, lookup=lookup, filters=Filters(max_price=Decimal("2.50"), category="bags")
+    )["items"]
+    assert cheap and all(
+        Decimal(it["price"]) <= Decimal("2.50") and it["category"] == "bags" for it in cheap
+    )
+
+
+def test_similar_products_share_the_category(rec, lookup, catalog):
+    items = rec.similar(catalog["P100"], limit=5, lookup=lookup)
+    assert "P100" not in [it["product_id"] for it in items]
+    assert sum(it["category"] == "kitchen & tea" for it in items) >= 4
+    # a product new since training is placed by its features
+    new = {**catalog["P205"], "product_id": "NEW1", "name": "BRAND NEW BAG"}
+    catalog["NEW1"] = new
+    items = rec.similar(new, limit=5, lookup=lookup)
+    assert items and sum(it["category"] == "bags" for it in items) >= 4
+    assert items[0]["reason"].startswith("shares category and features")
+
+
+def test_fallback_without_a_model(lookup):
+    fallback = PopularityFallback(["P001", "P002", "P003"])
+    out = fallback.recommend(
+        CustomerContext("C1", purchases=[PurchaseLine("C1", "P002", 1, 0.0)]),
+        limit=5,
+        lookup=lookup,
+    )
+    assert [it["product_id"] for it in out["items"]] == ["P001", "P003"]
+    assert out["items"][0]["model_version"] is None
+
+
+def test_scoring_is_fast_enough(rec, lookup):
+    """The measurement behind scoring on request (see recommend/recommender.py)."""
+    ctx = CustomerContext("C001", purchases=history("C001"))
+    rec.recommend(ctx, limit=10, lookup=lookup)
+    n = 200
+    started = time.perf_counter()
+    for _ in range(n):
+        rec.recommend(ctx, limit=10, lookup=lookup)
+    per_request = (time.perf_counter() - started) / n
+    assert per_request < 0.02  # 20 ms is a generous ceiling on a busy CI core
