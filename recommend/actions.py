@@ -30,6 +30,7 @@ the reason, so a console can say why. Ties order by value, then id.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import re
@@ -261,9 +262,9 @@ class ActionCatalog:
 
 
 # -- ranking -------------------------------------------------------------------------------
-# pick_products(customer_id, n, exclude) -> [{"product_id", "name", "price", "currency",
+# pick_products(facts, n, exclude) -> [{"product_id", "name", "price", "currency",
 #                                             "category", "propensity" (0..1), "score"}]
-ProductPicker = Callable[[str, int, set[str]], list[dict[str, Any]]]
+ProductPicker = Callable[[Mapping, int, set[str]], list[dict[str, Any]]]
 
 
 def is_active(action: Mapping, now: float) -> bool:
@@ -319,7 +320,6 @@ class NextBestActions:
         consent = facts.get("consent") or {}
         candidates: list[dict[str, Any]] = []
         withheld: list[dict[str, Any]] = []
-        top_product: dict | None | bool = False  # False: not looked up yet
         for action in actions:
             if not is_active(action, now) or channel not in action.get("channels", CHANNELS):
                 continue
@@ -340,50 +340,44 @@ class NextBestActions:
             if ends is not None:
                 withheld.append(_held(action, "cooldown", until=ends))
                 continue
-            product = None
             if action.get("product"):
-                if top_product is False:
-                    top_product = self._top_product(customer_id, state["resting_products"])
-                if not top_product:
-                    withheld.append(_held(action, "no_product"))
-                    continue
-                product = top_product
-                propensity = float(product.get("propensity") or 0.0)
-                reasons = [*reasons, f"top recommendation: {product['name']}"]
-            else:
-                propensity = smoothed_rate(stats.get(action["id"]))
-                shown = stats.get(action["id"], {}).get("shown", 0)
-                if shown:
-                    rate = stats[action["id"]]["acceptance_rate"]
-                    reasons = [*reasons, f"accepted {rate:.0%} of {shown} times offered"]
-            propensity = min(1.0, max(0.0, propensity))
-            candidates.append(
-                {
-                    "action": action,
-                    "product": product,
-                    "propensity": propensity,
-                    "score": float(action["value"]) * propensity,
-                    "reasons": reasons,
-                }
-            )
-        candidates.sort(
-            key=lambda c: (-c["score"], -float(c["action"]["value"]), c["action"]["id"])
-        )
+                # resolved lazily below: the recommender is asked only when the action
+                # could still make the list (its score is at most value x 1.0)
+                candidates.append(_candidate(action, None, 1.0, reasons, pending=True))
+                continue
+            propensity = smoothed_rate(stats.get(action["id"]))
+            shown = stats.get(action["id"], {}).get("shown", 0)
+            if shown:
+                rate = stats[action["id"]]["acceptance_rate"]
+                reasons = [*reasons, f"accepted {rate:.0%} of {shown} times offered"]
+            candidates.append(_candidate(action, None, propensity, reasons))
+        heap = [(_order(c), i, c) for i, c in enumerate(candidates)]
+        heapq.heapify(heap)
         used = state["used_today"].get(channel, 0)
         remaining = max(0, self.policy.daily_budget - used)
         items = []
-        lang = locale or profile.get("locale")
-        say_locale = locale_chain(lang)[0]
+        say_locale = locale_chain(locale or profile.get("locale"))[0]
         base_vars: dict[str, Any] | None = None
-        for cand in candidates:
+        top_product: dict | None | bool = False  # False: not looked up yet
+        while heap and len(items) < limit:
+            _, i, cand = heapq.heappop(heap)
             action = cand["action"]
-            rationed = action["category"] != "service" or cand["product"] is not None
-            if len(items) >= limit:
-                break
-            if rationed:
-                if remaining <= 0:
-                    withheld.append(_held(action, "budget"))
+            rationed = action["category"] != "service" or bool(action.get("product"))
+            if rationed and remaining <= 0:
+                withheld.append(_held(action, "budget"))
+                continue
+            if cand["pending"]:
+                if top_product is False:
+                    top_product = self._top_product(facts, state["resting_products"])
+                if not top_product:
+                    withheld.append(_held(action, "no_product"))
                     continue
+                propensity = float(top_product.get("propensity") or 0.0)
+                reasons = [*cand["reasons"], f"top recommendation: {top_product['name']}"]
+                cand = _candidate(action, top_product, propensity, reasons)
+                heapq.heappush(heap, (_order(cand), i, cand))
+                continue
+            if rationed:
                 remaining -= 1
             if base_vars is None:
                 base_vars = variables(facts, channel, say_locale, now)
@@ -400,11 +394,11 @@ class NextBestActions:
             "budget": self.policy.budget_view(channel, used),
         }
 
-    def _top_product(self, customer_id: str | None, resting: set[str]) -> dict | None:
-        if not customer_id or self.pick_products is None:
+    def _top_product(self, facts: Mapping, resting: set[str]) -> dict | None:
+        if not facts.get("customer_id") or self.pick_products is None:
             return None
         try:
-            picks = self.pick_products(customer_id, 1 + len(resting), set(resting))
+            picks = self.pick_products(facts, 1 + len(resting), set(resting))
         except Exception:  # noqa: BLE001 - no recommendation must not fail the actions
             log.warning("product picker failed", exc_info=True)
             return None
@@ -451,6 +445,30 @@ def _money(product: Mapping, locale: str) -> str | None:
         return format_currency(Decimal(str(price)), currency, locale=babel_locale(locale))
     except (ArithmeticError, ValueError, TypeError):
         return None
+
+
+def _candidate(
+    action: Mapping,
+    product: Mapping | None,
+    propensity: float,
+    reasons: list[str],
+    *,
+    pending: bool = False,
+) -> dict[str, Any]:
+    propensity = min(1.0, max(0.0, propensity))
+    return {
+        "action": action,
+        "product": product,
+        "propensity": propensity,
+        "score": float(action["value"]) * propensity,
+        "reasons": reasons,
+        "pending": pending,
+    }
+
+
+def _order(cand: Mapping) -> tuple[float, float, str]:
+    """Best first: score, then value, then id."""
+    return (-cand["score"], -float(cand["action"]["value"]), cand["action"]["id"])
 
 
 def _tidy_text(html: str) -> str:

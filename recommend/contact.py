@@ -249,7 +249,7 @@ class ContactPolicy:
         """Every feedback record of a customer, oldest first (export)."""
         raw = self.redis.hgetall(self.keys.action_feedback(customer_id))
         records = [_public(json.loads(v)) for v in raw.values()]
-        return sorted(records, key=lambda r: r.get("at", 0))
+        return sorted(records, key=lambda r: (r.get("at", 0), r.get("feedback_id", "")))
 
 
 def _public(record: dict) -> dict:

@@ -246,14 +246,15 @@ class FactsLoader:
 
     def for_profile(self, profile: Any, context: Mapping | None = None) -> dict[str, Any]:
         """``profile``: a ``profiles.store.Profile`` (id, doc, traits)."""
+        traits = profile.traits
+        if not traits and self.activity is not None and hasattr(self.activity, "traits"):
+            traits = self.activity.traits(profile.id)  # a profile store without activity
         purchase = self.latest_purchase(profile.id)
         products: Mapping[str, Mapping] = {}
         ids = product_ids(purchase)
         if ids and self.catalog is not None:
             products = self.catalog.get_many(ids)
-        return build_facts(
-            profile.id, profile.doc, profile.traits, purchase, products, context=context
-        )
+        return build_facts(profile.id, profile.doc, traits, purchase, products, context=context)
 
     def latest_purchase(self, customer_id: str) -> dict | None:
         if self.activity is None or not hasattr(self.activity, "list_purchases"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,11 @@ from profiles.store import ProfileStore
 from recommend.actions import ActionCatalog, NextBestActions
 from recommend.catalog import Catalog
 from recommend.contact import ContactPolicy
-from recommend.context import customer_context
+from recommend.context import read_purchases
+from recommend.dataset import profile_features
 from recommend.facts import FactsLoader
 from recommend.greetings import Greeter, GreetingTemplates
-from recommend.recommender import MAX_LIMIT
+from recommend.recommender import MAX_LIMIT, CustomerContext
 from service import models
 from service.extensions import state
 
@@ -93,12 +95,12 @@ def _product_picker(products: Catalog):
     score (LightFM scores are unbounded preference logits); a popularity score (already
     ``1 - rank / n`` in [0, 1]) is kept as it is."""
 
-    def pick(customer_id: str, n: int, exclude: set[str]) -> list[dict[str, Any]]:
+    def pick(facts: Mapping, n: int, exclude: set[str]) -> list[dict[str, Any]]:
         model = _serving_model()
         if model is None:
             return []
         st = state()
-        ctx = customer_context(st.redis, st.keys, customer_id)
+        ctx = _customer_context(facts, read_purchases(st.redis, st.keys, facts["customer_id"]))
         result = model.recommend(
             ctx,
             strategy="discover",
@@ -121,6 +123,28 @@ def _product_picker(products: Catalog):
         return picks[:n]
 
     return pick
+
+
+def _customer_context(facts: Mapping, purchases: list) -> CustomerContext:
+    """What ``recommend.context.customer_context`` builds, from the facts already loaded
+    (saves reading the profile twice)."""
+    profile = facts.get("profile") or {}
+    doc = {
+        "country": profile.get("country"),
+        "locale": profile.get("locale"),
+        "loyalty_tier": profile.get("tier"),
+        "preferences": facts.get("preferences") or {},
+    }
+    features = profile_features(doc)
+    return CustomerContext(
+        customer_id=facts["customer_id"],
+        country=features.get("country"),
+        locale=features.get("locale"),
+        tier=features.get("tier"),
+        preferred_categories=list(features.get("preferred_categories") or []),
+        purchases=purchases,
+        has_profile=True,
+    )
 
 
 def _logistic(x: float) -> float:

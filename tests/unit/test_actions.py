@@ -41,7 +41,7 @@ PRODUCTS = [
 ]
 
 
-def pick_products(customer_id, n, exclude):
+def pick_products(facts, n, exclude):
     return [p for p in PRODUCTS if p["product_id"] not in exclude][:n]
 
 
@@ -388,7 +388,7 @@ def test_a_broken_say_line_stored_behind_our_back_does_not_fail(nba, catalog, re
 
 
 def test_no_product_available_withholds_the_product_action(catalog, policy, clock):
-    nba = NextBestActions(catalog, policy, clock, lambda cid, n, exclude: [])
+    nba = NextBestActions(catalog, policy, clock, lambda facts, n, exclude: [])
     assert held(nba.rank(customer(), limit=5))["suggest-top-product"] == "no_product"
 
 
@@ -403,3 +403,20 @@ def test_per_customer_keys_are_erasable(redis_client, policy, catalog, keys):
     )
     found = set(redis_client.scan_iter(match=keys.customer_pattern("c-9")))
     assert found and found <= set(keys.customer_keys("c-9"))
+
+
+def test_the_recommender_is_asked_only_when_a_product_action_could_make_the_list(
+    catalog, policy, clock
+):
+    calls = []
+
+    def counting(facts, n, exclude):
+        calls.append(facts["customer_id"])
+        return pick_products(facts, n, exclude)
+
+    nba = NextBestActions(catalog, policy, clock, counting)
+    # resolve-open-ticket (50) beats the product action's best case (40 x 1.0)
+    assert ids(nba.rank(customer(), limit=1)) == ["resolve-open-ticket"]
+    assert calls == []
+    assert ids(nba.rank(customer(), limit=2))[1] == "suggest-top-product"
+    assert calls == ["c-1"]
