@@ -106,3 +106,25 @@ def trained(name: str = "default", **config):
     if name not in _CACHE:
         _CACHE[name] = train(synthetic(), replace(FAST, **config), progress=False)
     return _CACHE[name]
+
+
+def install_model(app, version: str = "v1", result=None):
+    """Save a trained model into the app's model dir, register and activate it, and load it
+    into the app's model holder (tests do by hand what the poller does)."""
+    from recommend.job import save_result  # noqa: PLC0415
+    from service.models import EXTENSION  # noqa: PLC0415
+
+    holder = app.extensions[EXTENSION]
+    artifact = save_result(result or trained(), holder.registry.model_dir, version)
+    holder.registry.register(artifact)
+    holder.registry.activate(version)
+    holder.refresh()
+    return artifact
+
+
+def load_catalog(app, items: dict[str, dict] | None = None) -> None:
+    from recommend.catalog import Catalog  # noqa: PLC0415
+
+    st = app.extensions["rapport"]
+    results = Catalog(st.redis, st.keys).upsert_many(list((items or products()).values()))
+    assert all(r["status"] in ("created", "updated") for r in results)

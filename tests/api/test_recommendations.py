@@ -1,0 +1,150 @@
+"""Recommendations over HTTP on a real small model: strategies, filters, cold start, popular,
+similar, the fallback without a model, and validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiles.store import ProfileStore
+from tests.recsys import END, install_model, load_catalog, purchase, record_purchase, synthetic
+
+
+@pytest.fixture
+def served(app):
+    load_catalog(app)
+    install_model(app, "v1")
+    return app
+
+
+def _history_into_redis(app, customer_id: str) -> set[str]:
+    st = app.extensions["rapport"]
+    bought = set()
+    by_order: dict[str, list] = {}
+    for ln in synthetic().lines:
+        if ln.customer_id == customer_id:
+            by_order.setdefault(ln.order_id, []).append(ln)
+    for order_id, lines in by_order.items():
+        record_purchase(
+            st.redis,
+            st.keys,
+            customer_id,
+            purchase(order_id, lines[0].purchased_at, *[ln.product_id for ln in lines]),
+        )
+        bought |= {ln.product_id for ln in lines}
+    return bought
+
+
+def test_scope_and_validation(api_as, api, served):
+    assert api_as("profiles:read").get("/v1/profiles/C001/recommendations").status_code == 403
+    for query, field in [
+        ("limit=51", "limit"),
+        ("strategy=magic", "strategy"),
+        ("min_price=abc", "min_price"),
+        ("in_stock_only=maybe", "in_stock_only"),
+        ("min_price=5&max_price=1", "min_price"),
+    ]:
+        resp = api.get(f"/v1/profiles/C001/recommendations?{query}")
+        assert resp.status_code == 422, query
+        assert resp.json["errors"][0]["field"] == field
+
+
+def test_discover_honours_a_purchase_recorded_after_training(api, served):
+    bought = _history_into_redis(served, "C001")
+    resp = api.get("/v1/profiles/C001/recommendations?strategy=discover&limit=10")
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["basis"] == "known" and body["model_version"] == "v1"
+    ids = [it["product_id"] for it in body["items"]]
+    assert len(ids) == 10 and not set(ids) & bought
+    top = ids[0]
+    st = served.extensions["rapport"]
+    record_purchase(st.redis, st.keys, "C001", purchase("after-training", END + 86400, top))
+    again = api.get("/v1/profiles/C001/recommendations?strategy=discover&limit=10").json
+    assert top not in [it["product_id"] for it in again["items"]]
+
+
+def test_buy_again_and_blend(api, served):
+    bought = _history_into_redis(served, "C002")
+    again = api.get("/v1/profiles/C002/recommendations?strategy=buy_again").json["items"]
+    assert again and {it["product_id"] for it in again} <= bought
+    assert again[0]["reason"].startswith("bought")
+    blend = api.get("/v1/profiles/C002/recommendations").json
+    assert blend["strategy"] == "blend"
+    assert {it["source"] for it in blend["items"]} == {"buy_again", "discover"}
+
+
+def test_filters(api, served):
+    _history_into_redis(served, "C001")
+    resp = api.get(
+        "/v1/profiles/C001/recommendations?category=bags&max_price=3.00&limit=5&strategy=discover"
+    )
+    items = resp.json["items"]
+    assert items and all(it["category"] == "bags" and float(it["price"]) <= 3 for it in items)
+    first = items[0]["product_id"]
+    api.put(
+        f"/v1/products/{first}",
+        json={
+            "name": "gone",
+            "category": "bags",
+            "in_stock": False,
+            "price": "1.50",
+            "currency": "GBP",
+        },
+    )
+    after = api.get(
+        "/v1/profiles/C001/recommendations?category=bags&max_price=3.00&limit=5&strategy=discover"
+    ).json["items"]
+    assert first not in [it["product_id"] for it in after]
+
+
+def test_cold_start_profile_gets_its_preferred_category_first(api, served):
+    st = served.extensions["rapport"]
+    ProfileStore(st.redis, st.keys).create(
+        {"country": "FR", "preferences": {"categories": ["christmas"]}}, customer_id="newbie"
+    )
+    body = api.get("/v1/profiles/newbie/recommendations?limit=5").json
+    assert body["basis"] == "cold"
+    assert [it["category"] for it in body["items"]] == ["christmas"] * 5
+
+
+def test_unknown_customer_gets_popular_items(api, served):
+    body = api.get("/v1/profiles/nobody/recommendations?limit=5").json
+    assert body["basis"] == "popularity"
+    assert len(body["items"]) == 5 and all(it["source"] == "popular" for it in body["items"])
+    popular = api.get("/v1/recommendations/popular?limit=5").json
+    assert [it["product_id"] for it in popular["items"]] == [
+        it["product_id"] for it in body["items"]
+    ]
+    germany = api.get("/v1/recommendations/popular?country=Germany&limit=3").json["items"]
+    assert germany[0]["reason"] == "popular in your country (Germany)"
+
+
+def test_similar_products(api, served):
+    items = api.get("/v1/products/P100/similar?limit=5").json["items"]
+    assert len(items) == 5 and "P100" not in [it["product_id"] for it in items]
+    assert sum(it["category"] == "kitchen & tea" for it in items) >= 4
+    api.put(
+        "/v1/products/NEWBAG",
+        json={
+            "name": "BAGS THING NUMBER 5",
+            "category": "bags",
+            "description": "BAGS THING NUMBER 5",
+            "price": "6.50",
+            "currency": "GBP",
+        },
+    )
+    new = api.get("/v1/products/NEWBAG/similar?limit=5").json["items"]
+    assert new and sum(it["category"] == "bags" for it in new) >= 4
+    assert api.get("/v1/products/NOPE/similar").status_code == 404
+
+
+def test_without_a_model_popularity_or_catalog_serves(api, app):
+    load_catalog(app)
+    resp = api.get("/v1/profiles/C001/recommendations?limit=3")
+    assert resp.status_code == 200
+    body = resp.json
+    assert body["model_version"] is None and body["basis"] == "popularity"
+    assert len(body["items"]) == 3 and body["items"][0]["reason"] == "from the catalog"
+    assert api.get("/readyz").json["checks"]["model"] == "fallback: popularity"
+    similar = api.get("/v1/products/P100/similar?limit=3").json["items"]
+    assert similar and all(it["category"] == "kitchen & tea" for it in similar)
