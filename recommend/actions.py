@@ -64,7 +64,7 @@ MARKETING_CATEGORIES = ("sales", "retention")
 PRODUCT_LINKS = ("top_recommendation",)
 CONSENTS = ("marketing", "personalization", "profiling")
 ACTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-RESERVED_IDS = frozenset({"stats"})  # /v1/actions/stats
+RESERVED_IDS = frozenset({"stats", "product-suggestion"})  # a route; product feedback
 MAX_ACTIONS = 200
 MAX_VALUE = 1_000_000
 MAX_LIMIT = 10
@@ -107,7 +107,10 @@ def normalize_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
     if data.get("id") not in (None, aid):
         raise InvalidAction("id in the body differs from the one in the path", field="id")
     if not isinstance(aid, str) or not ACTION_ID.match(aid) or aid in RESERVED_IDS:
-        raise InvalidAction("id is 1-64 of a-z, 0-9, '-' and '_' (not 'stats')", field="id")
+        raise InvalidAction(
+            f"id is 1-64 of a-z, 0-9, '-' and '_', not {' or '.join(sorted(RESERVED_IDS))}",
+            field="id",
+        )
     title = data.get("title")
     if not isinstance(title, str) or not 0 < len(title.strip()) <= 120:
         raise InvalidAction("title is 1 to 120 characters", field="title")

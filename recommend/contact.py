@@ -42,6 +42,14 @@ from profiles.keys import Keys
 from recommend.greetings import CHANNELS, zone
 
 OUTCOMES = ("accepted", "dismissed", "completed")
+# Feedback on a product suggested outside the actions (the recommendations panel) is recorded
+# as an offer of this built-in action, so it shares the budget and the resting rule.
+PRODUCT_SUGGESTION: dict[str, Any] = {
+    "id": "product-suggestion",
+    "title": "A product from the recommendations",
+    "category": "sales",
+    "cooldown_days": 0,
+}
 COUNTERS = ("shown", "accepted", "dismissed", "completed")
 DAY = 86400.0
 RETAIN_DAYS = 400  # contact log and offered products older than this are trimmed

@@ -13,7 +13,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from recommend.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
-from recommend.contact import OUTCOMES
+from recommend.contact import OUTCOMES, PRODUCT_SUGGESTION
 from recommend.greetings import CHANNELS
 from service.extensions import Blueprint
 from service.nba import services
@@ -24,7 +24,8 @@ blp = Blueprint(
     __name__,
     url_prefix="/v1",
     description="Next-best actions (scope `recommend:read`), feedback (`actions:write`) and "
-    "the action catalogue and statistics (`admin`).",
+    "the action catalogue and statistics (`admin`). Product suggestions made outside the "
+    "actions report feedback to `product-feedback`.",
 )
 
 
@@ -200,19 +201,46 @@ class ActionFeedback(MethodView):
         """Record accepted / dismissed / completed; idempotent by ``feedback_id``."""
         svc = services()
         target = svc.profiles.get(customer_id, with_traits=False).id
-        action = svc.catalog.get(action_id)
-        record, created = svc.policy.record_feedback(
-            target,
-            action,
-            feedback_id=body["feedback_id"],
-            outcome=body["outcome"],
-            agent_id=body["agent_id"],
-            channel=body["channel"],
-            note=body.get("note"),
-            product_id=body.get("product_id"),
-        )
-        out = {**record, "customer_id": target, "duplicate": not created}
-        return (out, 201) if created else (out, 200)
+        return _record(svc, target, svc.catalog.get(action_id), body)
+
+
+def _record(svc, customer_id: str, action: dict, body: dict):
+    record, created = svc.policy.record_feedback(
+        customer_id,
+        action,
+        feedback_id=body["feedback_id"],
+        outcome=body["outcome"],
+        agent_id=body["agent_id"],
+        channel=body["channel"],
+        note=body.get("note"),
+        product_id=body.get("product_id"),
+    )
+    out = {**record, "customer_id": customer_id, "duplicate": not created}
+    return (out, 201) if created else (out, 200)
+
+
+class ProductFeedbackInputSchema(FeedbackInputSchema):
+    product_id = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "The product the agent offered"},
+    )
+
+
+@blp.route("/profiles/<string:customer_id>/product-feedback")
+class ProductFeedback(MethodView):
+    @blp.auth("actions:write")
+    @blp.arguments(ProductFeedbackInputSchema)
+    @blp.response(201, FeedbackSchema)
+    @blp.alt_response(200, schema=FeedbackSchema, description="A retry: the stored feedback")
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    def post(self, body, customer_id):
+        """Feedback on a product offered from the recommendations: it uses the customer's
+        contact budget for the channel and the product rests (see the contact rule)."""
+        svc = services()
+        target = svc.profiles.get(customer_id, with_traits=False).id
+        return _record(svc, target, PRODUCT_SUGGESTION, body)
 
 
 @blp.route("/actions")
@@ -245,7 +273,8 @@ class ActionStats(MethodView):
     def get(self):
         """Per-action statistics: shown (offers), accepted, dismissed, completed, rate."""
         svc = services()
-        stats = svc.policy.stats([a["id"] for a in svc.catalog.list()])
+        ids = [a["id"] for a in svc.catalog.list()] + [PRODUCT_SUGGESTION["id"]]
+        stats = svc.policy.stats(ids)
         return {"items": [{"action_id": k, **v} for k, v in sorted(stats.items())]}
 
 

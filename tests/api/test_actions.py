@@ -291,3 +291,28 @@ def test_product_action_uses_the_recommender_and_rests_a_declined_product(
     assert feedback(agent, cid, "top-pick", "k", product_id="p-a").status_code == 201
     item = nba(agent, cid)["items"][0]
     assert item["product"]["product_id"] == "p-b"
+
+
+def test_product_feedback_from_the_recommendations_shares_the_budget(api, agent, profiles):
+    assert api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    cid = make_customer(profiles)
+    path = f"/v1/profiles/{cid}/product-feedback"
+    for i, pid in enumerate(("sku-1", "sku-2", "sku-3")):
+        body = {"feedback_id": f"r{i}", "outcome": "dismissed", "agent_id": "a", "product_id": pid}
+        assert agent.post(path, json=body).status_code == 201
+    assert agent.post(path, json=body).status_code == 200  # retry
+    missing = {"feedback_id": "x", "outcome": "dismissed", "agent_id": "a"}
+    resp = agent.post(path, json=missing)
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "product_id"
+    assert agent.post("/v1/profiles/nobody/product-feedback", json=body).status_code == 404
+    # three products offered today: no action offer is made on chat, service still shows
+    body = nba(agent, cid)
+    assert body["budget"]["remaining"] == 0
+    assert ids(body) == ["vip-thanks"]
+    stats = {s["action_id"]: s for s in api.get("/v1/actions/stats").json["items"]}
+    assert stats["product-suggestion"]["shown"] == 3
+    assert stats["product-suggestion"]["dismissed"] == 3
+    resp = api.put(
+        "/v1/actions/product-suggestion", json={"title": "x", "category": "sales", "value": 1}
+    )
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "id"
