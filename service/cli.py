@@ -268,5 +268,12 @@ def spec(write: bool, check: bool) -> None:
         click.echo(text, nl=False)
 
 
+# -- train / models (service/cli_models.py) ---------------------------------------------------
+from service.cli_models import models_group, train_command  # noqa: E402
+
+cli.add_command(train_command)
+cli.add_command(models_group)
+
+
 if __name__ == "__main__":
     main()
