@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -422,17 +423,20 @@ class _Compiled:
     def __init__(self, size: int = 256):
         self.size = size
         self.items: OrderedDict[str, Any] = OrderedDict()
+        self.lock = threading.Lock()  # gunicorn may run threaded workers
 
     def get(self, source: str):
         key = hashlib.sha256(source.encode()).hexdigest()
-        template = self.items.get(key)
-        if template is None:
-            template = ENV.from_string(source)
+        with self.lock:
+            template = self.items.get(key)
+            if template is not None:
+                self.items.move_to_end(key)
+                return template
+        template = ENV.from_string(source)  # compile outside the lock; may raise
+        with self.lock:
             self.items[key] = template
             if len(self.items) > self.size:
                 self.items.popitem(last=False)
-        else:
-            self.items.move_to_end(key)
         return template
 
 
