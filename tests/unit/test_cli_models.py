@@ -1,0 +1,107 @@
+"""`rapport train --from-csv` and `rapport models ...` through click, against the test Redis."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+
+from click.testing import CliRunner
+
+from service.cli import cli
+from tests.recsys import synthetic
+
+
+def invoke(args, redis_url, tmp_path):
+    env = {"REDIS_URL": redis_url, "RAPPORT_DATA_DIR": str(tmp_path)}
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def online_retail_csv(path):
+    """The synthetic purchases written in the Online Retail layout (a few hundred rows)."""
+    data = synthetic(n_customers=60)
+    codes = {pid: str(10000 + i) for i, pid in enumerate(sorted(data.products))}
+    orders: dict[str, int] = {}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "InvoiceNo",
+                "StockCode",
+                "Description",
+                "Quantity",
+                "InvoiceDate",
+                "UnitPrice",
+                "CustomerID",
+                "Country",
+            ]
+        )
+        for ln in data.lines:
+            invoice = orders.setdefault(ln.order_id, 500000 + len(orders))
+            when = datetime.fromtimestamp(ln.purchased_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            product = data.products[ln.product_id]
+            w.writerow(
+                [
+                    invoice,
+                    codes[ln.product_id],
+                    product["description"],
+                    int(ln.quantity),
+                    when,
+                    "2.50",
+                    f"{ln.customer_id[1:]}.0",
+                    data.customers[ln.customer_id]["country"],
+                ]
+            )
+    return len(data.lines)
+
+
+def test_train_from_csv_then_manage_versions(redis_client, redis_url, tmp_path):
+    path = tmp_path / "retail.csv"
+    rows = online_retail_csv(path)
+    assert 300 < rows < 2000
+    first = invoke(
+        [
+            "train",
+            "--from-csv",
+            str(path),
+            "--epochs",
+            "5",
+            "--components",
+            "8",
+            "--quiet",
+            "--json",
+            "--load-catalog",
+        ],
+        redis_url,
+        tmp_path,
+    )
+    assert first.exit_code == 0, first.output
+    one = json.loads(first.stdout)
+    assert one["decision"]["activated"] is True
+    assert one["metrics"]["model"]["precision"] > one["metrics"]["popularity"]["precision"]
+    assert redis_client.exists("rp:{catalog}:product:10000")
+
+    second = invoke(
+        ["train", "--from-csv", str(path), "--epochs", "2", "--quiet", "--no-activate"],
+        redis_url,
+        tmp_path,
+    )
+    assert second.exit_code == 0, second.output
+    assert "model vs popularity" in second.stdout
+    assert "NOT ACTIVATED" in second.stdout and "--no-activate" in second.stdout
+
+    listed = json.loads(invoke(["models", "list", "--json"], redis_url, tmp_path).stdout)
+    assert listed["active"] == one["version"]
+    newer = listed["items"][0]["version"]
+    assert newer != one["version"]
+
+    activated = invoke(["models", "activate", newer], redis_url, tmp_path)
+    assert activated.exit_code == 0 and f"activated {newer}" in activated.stdout
+    rolled = invoke(["models", "rollback"], redis_url, tmp_path)
+    assert rolled.exit_code == 0 and f"rolled back to {one['version']}" in rolled.stdout
+    bad = invoke(["models", "activate", "no-such-version"], redis_url, tmp_path)
+    assert bad.exit_code == 1 and "no model version" in bad.output
+    pruned = invoke(["models", "prune", "--keep", "1"], redis_url, tmp_path)
+    assert pruned.exit_code == 0 and "removed 0" in pruned.stdout  # active + previous stay
+    table = invoke(["models", "list"], redis_url, tmp_path).stdout
+    assert "P@10" in table and one["version"] in table
