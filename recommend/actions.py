@@ -40,20 +40,18 @@ from typing import Any
 
 import redis
 from babel.numbers import format_currency
-from markupsafe import Markup
 
 from profiles.errors import ActionNotFound, InvalidAction, InvalidInput, RapportError
 from profiles.keys import Keys
-from recommend import rules
+from recommend import rules, sandbox
 from recommend.action_defaults import DEFAULT_ACTIONS
 from recommend.contact import ContactPolicy
 from recommend.greetings import (
     CHANNELS,
+    SAMPLE_VALUES,
     VARIABLES,
     babel_locale,
     locale_chain,
-    render,
-    validate_template,
     variables,
 )
 
@@ -77,6 +75,7 @@ SAY_VARIABLES: dict[str, str] = {
     "product_category": "its category",
     "days_since_last_purchase": "whole days since the last purchase",
 }
+_SAY_SAMPLE = {**SAMPLE_VALUES, "days_since_last_purchase": 40}
 _FIELDS = {
     "id",
     "title",
@@ -116,7 +115,7 @@ def normalize_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
         raise InvalidAction("title is 1 to 120 characters", field="title")
     say = data.get("say")
     if say is not None:
-        validate_template(say, field="say", allowed=SAY_VARIABLES)
+        sandbox.validate(say, "say", SAY_VARIABLES, _SAY_SAMPLE)
     category = data.get("category")
     if category not in CATEGORIES:
         raise InvalidAction(f"category is one of {', '.join(CATEGORIES)}", field="category")
@@ -423,7 +422,7 @@ class NextBestActions:
         say = None
         if action.get("say"):
             try:
-                say = _tidy_text(render(action["say"], values)) or None
+                say = sandbox.plain(sandbox.render(action["say"], values)) or None
             except Exception:  # noqa: BLE001 - a stored template must never cause a 500
                 log.warning("say line of action %s failed to render", action["id"])
         return {
@@ -472,10 +471,6 @@ def _candidate(
 def _order(cand: Mapping) -> tuple[float, float, str]:
     """Best first: score, then value, then id."""
     return (-cand["score"], -float(cand["action"]["value"]), cand["action"]["id"])
-
-
-def _tidy_text(html: str) -> str:
-    return re.sub(r"\s+", " ", Markup(html).unescape()).strip()
 
 
 def _product_view(product: Mapping) -> dict[str, Any]:

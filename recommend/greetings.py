@@ -5,15 +5,12 @@ Templates are data: shipped defaults (``recommend/greeting_defaults.py``) overri
 the exact locale, then its language, then English (``de-AT`` → ``de`` → ``en``); at each step an
 admin override wins over a default.
 
-Safety, in two layers:
-
-* on save (:func:`validate_template`): syntax, length, only the documented ``VARIABLES``, only
-  ``ALLOWED_FILTERS``, no calls, no ``*``/``**`` (string repetition), no include/import/macro,
-  and no attribute or item access to names starting with ``_`` (``{{ ''.__class__ }}`` is
-  refused). The template is test-rendered with full and empty facts.
-* at render: an ``ImmutableSandboxedEnvironment`` with autoescaping. A stored template that
-  still misbehaves (``SecurityError`` or any other error, or output too long) is logged and
-  the shipped default for that locale and channel is used instead; the caller never sees a 500.
+Safety (``recommend/sandbox.py``): a template is validated on save (syntax, length, only the
+documented ``VARIABLES``, no calls or underscore attributes: ``{{ ''.__class__ }}`` is refused)
+and rendered in Jinja2's ``ImmutableSandboxedEnvironment`` with autoescaping. A stored
+template that still misbehaves (``SecurityError`` or any other error, or output too long) is
+logged and the shipped default for that locale and channel is used instead; the caller never
+sees a 500.
 
 The result carries ``text`` (plain, for speech and chat), ``html`` (the autoescaped render,
 safe to put in a page), the template used and the facts the template can see.
@@ -21,12 +18,9 @@ safe to put in a page), the template used and the facts the template can see.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,25 +30,23 @@ import babel
 import redis
 from babel.dates import format_date
 from babel.numbers import format_currency
-from jinja2 import StrictUndefined, TemplateError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from profiles.errors import InvalidInput, InvalidTemplate, TemplateNotFound
+from profiles.errors import InvalidInput, TemplateNotFound
 from profiles.keys import Keys
+from recommend import sandbox
 from recommend.greeting_defaults import (
     DEFAULT_TEMPLATES,
     HONORIFICS,
     LAST_RESORT,
     TITLE_GENDER,
 )
+from recommend.sandbox import render, template_version, used_variables
 
 log = logging.getLogger("rapport.greetings")
 
 CHANNELS = ("chat", "email", "phone")
 DEFAULT_LOCALE = "en"
-MAX_TEMPLATE_CHARS = 2000
-MAX_OUTPUT_CHARS = 1000
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:-[A-Z]{2}|-[0-9]{3})?$")
 
 # The documented template variables (every one is always defined; unknown ones are None).
@@ -82,35 +74,6 @@ VARIABLES: dict[str, str] = {
     "locale": "the locale used",
     "channel": "chat, email or phone",
 }
-ALLOWED_FILTERS = frozenset(
-    {"upper", "lower", "title", "capitalize", "trim", "default", "d", "e", "escape", "length"}
-)
-_FORBIDDEN_NODES: dict[type, str] = {
-    nodes.Call: "calls are not allowed",
-    nodes.Mul: "'*' is not allowed",
-    nodes.Pow: "'**' is not allowed",
-    nodes.Include: "include is not allowed",
-    nodes.Import: "import is not allowed",
-    nodes.FromImport: "import is not allowed",
-    nodes.Extends: "extends is not allowed",
-    nodes.Macro: "macros are not allowed",
-    nodes.CallBlock: "call blocks are not allowed",
-    nodes.For: "loops are not allowed",
-}
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    # StrictUndefined: every documented variable is always passed (None when unknown), so an
-    # undefined value is a mistake or a blocked attribute; printing it raises (SecurityError
-    # for an unsafe attribute) instead of rendering an empty string. No globals (range, ...).
-    env = ImmutableSandboxedEnvironment(
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
-    )
-    env.globals.clear()
-    return env
-
-
-ENV = _environment()
 
 
 # -- locales and time of day ----------------------------------------------------------------
@@ -246,69 +209,8 @@ def _int(value: Any) -> int:
         return 0
 
 
-# -- validation -----------------------------------------------------------------------------
-def validate_template(
-    source: Any, field: str = "source", allowed: Mapping[str, str] | None = None
-) -> None:
-    """Refuse a template that is not safe and simple; raises :class:`InvalidTemplate`.
-    ``allowed``: the documented variables (default: the greeting ``VARIABLES``)."""
-    allowed = VARIABLES if allowed is None else allowed
-    if not isinstance(source, str) or not source.strip():
-        raise InvalidTemplate("a template is a non-empty string", field=field)
-    if len(source) > MAX_TEMPLATE_CHARS:
-        raise InvalidTemplate(f"a template is at most {MAX_TEMPLATE_CHARS} characters", field=field)
-    try:
-        ast = ENV.parse(source)
-    except TemplateError as exc:
-        line = getattr(exc, "lineno", None)
-        where = f" (line {line})" if line else ""
-        raise InvalidTemplate(f"template syntax error{where}: {exc}", field=field) from None
-    for node in ast.find_all(nodes.Node):
-        _check_node(node, field)
-    loaded = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}
-    stored = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
-    unknown = sorted((meta.find_undeclared_variables(ast) | (loaded - stored)) - set(allowed))
-    if unknown:
-        raise InvalidTemplate(
-            f"unknown variable(s) {', '.join(unknown)}; documented: {', '.join(allowed)}",
-            field=field,
-        )
-    empty = dict.fromkeys(allowed)
-    full = {**dict.fromkeys(allowed, "x" * 40), **_SAMPLE_FULL}
-    for sample in (full, empty):
-        try:
-            out = ENV.from_string(source).render(sample)
-        except Exception as exc:  # noqa: BLE001 - any failure refuses the template
-            raise InvalidTemplate(f"template fails to render: {exc}", field=field) from None
-        if len(out) > MAX_OUTPUT_CHARS:
-            raise InvalidTemplate(
-                f"the rendered text is longer than {MAX_OUTPUT_CHARS} characters", field=field
-            )
-
-
-def _check_node(node: nodes.Node, field: str) -> None:
-    for kind, message in _FORBIDDEN_NODES.items():
-        if isinstance(node, kind):
-            raise InvalidTemplate(f"{message} in greeting templates", field=field)
-    if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
-        raise InvalidTemplate(f"access to attribute {node.attr!r} is not allowed", field=field)
-    if (
-        isinstance(node, nodes.Getitem)
-        and isinstance(node.arg, nodes.Const)
-        and isinstance(node.arg.value, str)
-        and node.arg.value.startswith("_")
-    ):
-        raise InvalidTemplate(f"access to item {node.arg.value!r} is not allowed", field=field)
-    if isinstance(node, nodes.Filter) and node.name not in ALLOWED_FILTERS:
-        allowed = ", ".join(sorted(ALLOWED_FILTERS))
-        raise InvalidTemplate(
-            f"filter {node.name!r} is not allowed; allowed: {allowed}", field=field
-        )
-    if isinstance(node, nodes.Name) and node.name.startswith("_"):
-        raise InvalidTemplate(f"name {node.name!r} is not allowed", field=field)
-
-
-_SAMPLE_FULL: dict[str, Any] = {
+# Typed values for the test render on save (numbers where templates may compare numbers).
+SAMPLE_VALUES: dict[str, Any] = {
     **dict.fromkeys(VARIABLES, "x" * 40),
     "is_known": True,
     "is_returning": True,
@@ -320,11 +222,12 @@ _SAMPLE_FULL: dict[str, Any] = {
 }
 
 
+def validate_template(source: Any, field: str = "source") -> None:
+    """Validate a greeting template (see ``recommend/sandbox.py``)."""
+    sandbox.validate(source, field, VARIABLES, SAMPLE_VALUES)
+
+
 # -- storage --------------------------------------------------------------------------------
-def template_version(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()[:12]
-
-
 class GreetingTemplates:
     """Admin overrides in one Redis hash (field ``<locale>:<channel>``) over shipped defaults."""
 
@@ -416,41 +319,6 @@ class GreetingTemplates:
         return self._entry(DEFAULT_LOCALE, channel, None) or {}
 
 
-# -- rendering ------------------------------------------------------------------------------
-class _Compiled:
-    """A small LRU of compiled templates by source hash (sources are few and change rarely)."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.items: OrderedDict[str, Any] = OrderedDict()
-        self.lock = threading.Lock()  # gunicorn may run threaded workers
-
-    def get(self, source: str):
-        key = hashlib.sha256(source.encode()).hexdigest()
-        with self.lock:
-            template = self.items.get(key)
-            if template is not None:
-                self.items.move_to_end(key)
-                return template
-        template = ENV.from_string(source)  # compile outside the lock; may raise
-        with self.lock:
-            self.items[key] = template
-            if len(self.items) > self.size:
-                self.items.popitem(last=False)
-        return template
-
-
-COMPILED = _Compiled()
-
-
-def render(source: str, values: Mapping[str, Any]) -> str:
-    """Render in the sandbox; raises on any failure (callers fall back)."""
-    out = COMPILED.get(source).render(values)
-    if len(out) > MAX_OUTPUT_CHARS:
-        raise ValueError("rendered text too long")
-    return out
-
-
 def _tidy(text: str) -> str:
     return re.sub(r"[ \t]+", " ", text).strip()
 
@@ -496,7 +364,7 @@ class Greeter:
                 entry = {**entry, "origin": "builtin", "version": "last-resort"}
         html = _tidy(html)
         text = _tidy(Markup(html).unescape())
-        used = sorted(_used_variables(entry["source"]))
+        used = sorted(used_variables(entry["source"], VARIABLES))
         return {
             "text": text,
             "html": html,
@@ -526,21 +394,3 @@ class Greeter:
                     "version": template_version(source),
                 }
         raise AssertionError("English defaults exist for every channel")
-
-
-_USED: dict[str, frozenset[str]] = {}
-
-
-def _used_variables(source: str) -> frozenset[str]:
-    """Documented variables a template references (cached per source)."""
-    key = template_version(source)
-    found = _USED.get(key)
-    if found is None:
-        try:
-            found = frozenset(meta.find_undeclared_variables(ENV.parse(source)) & set(VARIABLES))
-        except TemplateError:
-            found = frozenset()
-        if len(_USED) > 1024:
-            _USED.clear()
-        _USED[key] = found
-    return found

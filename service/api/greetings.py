@@ -11,7 +11,8 @@ from flask.views import MethodView
 
 from profiles.errors import ProfileNotFound
 from recommend.facts import empty_facts
-from recommend.greetings import CHANNELS, MAX_TEMPLATE_CHARS, VARIABLES
+from recommend.greetings import CHANNELS, VARIABLES
+from recommend.sandbox import MAX_TEMPLATE_CHARS
 from service.extensions import Blueprint
 from service.nba import services
 from service.schemas import StrictSchema
