@@ -72,3 +72,11 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Load the active model before this worker takes requests, then keep polling for new
+    versions in the background (service/models.py)."""
+    from service.models import warm_up
+
+    warm_up(worker.wsgi)

@@ -194,5 +194,15 @@ def init_app(app: Flask) -> ModelHolder:
     return holder
 
 
+def warm_up(app: Flask) -> None:
+    """In a fresh worker (gunicorn ``post_worker_init``): load the active model now, before
+    the first request, and start the polling thread."""
+    holder = app.extensions.get(EXTENSION)
+    if holder is None:
+        return
+    holder._safe_refresh()
+    holder.ensure_started()
+
+
 def model_holder() -> ModelHolder:
     return current_app.extensions[EXTENSION]
