@@ -23,8 +23,11 @@ MAX_ORDERS = 5000  # a customer's orders read for one request (newest first beyo
 def customer_context(client: redis.Redis, keys: Keys, customer_id: str) -> CustomerContext:
     """The customer's profile features and purchases; an unknown id gives an empty context
     (``has_profile`` False), which serving answers with popular products."""
+    from profiles.model import is_customer_id  # noqa: PLC0415
     from profiles.store import ProfileStore  # noqa: PLC0415
 
+    if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
+        return CustomerContext(customer_id=None)
     doc: dict[str, Any] | None = None
     cid = customer_id
     try:

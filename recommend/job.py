@@ -29,6 +29,12 @@ from recommend.training import (
 
 log = logging.getLogger("rapport.train")
 POPULAR_KEPT = 500
+# replace a zset in one step (ARGV: score, member, score, member, ...)
+_REPLACE_ZSET = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return #ARGV / 2
+"""
 
 
 @dataclass
@@ -55,11 +61,10 @@ def write_popularity(client: redis.Redis, keys: Keys, result: TrainResult) -> No
     pop = result.popularity
     top = np.argsort(-pop, kind="stable")[:POPULAR_KEPT]
     mapping = {result.matrices.item_ids[i]: float(pop[i]) for i in top if pop[i] > 0}
-    pipe = client.pipeline(transaction=True)  # one key: fine on a cluster
-    pipe.delete(keys.popular_products())
-    if mapping:
-        pipe.zadd(keys.popular_products(), mapping)
-    pipe.execute()
+    args: list[object] = []
+    for pid, count in mapping.items():
+        args += [count, pid]
+    client.register_script(_REPLACE_ZSET)(keys=[keys.popular_products()], args=args)
 
 
 def run_training(

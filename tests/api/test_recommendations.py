@@ -148,3 +148,9 @@ def test_without_a_model_popularity_or_catalog_serves(api, app):
     assert api.get("/readyz").json["checks"]["model"] == "fallback: popularity"
     similar = api.get("/v1/products/P100/similar?limit=3").json["items"]
     assert similar and all(it["category"] == "kitchen & tea" for it in similar)
+
+
+def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
+    resp = api.get("/v1/profiles/a%7Bb%7D/recommendations?limit=3")
+    assert resp.status_code == 200
+    assert resp.json["basis"] == "popularity" and len(resp.json["items"]) == 3
