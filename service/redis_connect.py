@@ -37,7 +37,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import SSLConnection
+from redis.commands.core import Script
+from redis.connection import Encoder, SSLConnection
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
@@ -209,6 +210,18 @@ class LazyRedisCluster:
         if name.startswith("__") or name in {"_url", "_kwargs", "_client", "_lock"}:
             raise AttributeError(name)
         return getattr(self.cluster, name)
+
+    # Stores register their Lua scripts in their constructors (in create_app): hashing a
+    # script needs only the encoder, so neither of these builds the cluster client.
+    def get_encoder(self) -> Encoder:
+        return Encoder(
+            self._kwargs.get("encoding", "utf-8"),
+            self._kwargs.get("encoding_errors", "strict"),
+            self._kwargs.get("decode_responses", False),
+        )
+
+    def register_script(self, script: str) -> Script:
+        return Script(self, script)
 
     def __enter__(self) -> LazyRedisCluster:
         return self

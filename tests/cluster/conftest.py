@@ -9,6 +9,7 @@ the cluster through its ``redis+cluster://`` URL. Each test starts from empty ma
 from __future__ import annotations
 
 import pytest
+from redis.cluster import RedisCluster
 
 from service.redis_connect import connect
 from tests.cluster.harness import LocalCluster
@@ -26,10 +27,17 @@ def redis_url(redis_cluster) -> str:
     return redis_cluster.url
 
 
-@pytest.fixture
-def redis_client(redis_cluster, redis_url):
-    """A :class:`redis.cluster.RedisCluster`, built the way the service builds its client."""
-    redis_cluster.flushall()
+@pytest.fixture(scope="session")
+def cluster_client(redis_url):
+    """One cluster client for the session (building one costs a slot-map round trip)."""
     client = connect(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_client(cluster_client):
+    """A :class:`redis.cluster.RedisCluster`, built the way the service builds its client,
+    on empty masters."""
+    cluster_client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    return cluster_client

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 
-def reuse(module_name: str, namespace: dict[str, Any]) -> None:
+def reuse(module_name: str, namespace: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> None:
+    """Copy ``module_name``'s tests into ``namespace``; ``exclude``: names not to copy (tests
+    that do not touch Redis gain nothing from a second run)."""
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -23,7 +25,7 @@ def reuse(module_name: str, namespace: dict[str, Any]) -> None:
             pytest.skip(f"{module_name} does not exist yet", allow_module_level=True)
         raise
     for name, value in vars(module).items():
-        if name.startswith("_"):
+        if name.startswith("_") or name in exclude:
             continue
         if name == "pytestmark" or name.startswith(("test", "Test")) or _is_fixture(value):
             namespace[name] = value

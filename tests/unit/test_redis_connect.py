@@ -102,6 +102,7 @@ def test_unreachable_cluster_does_not_stop_the_app_from_starting(tmp_path):
     )
     client = app.extensions["rapport"].redis
     assert isinstance(client, LazyRedisCluster)
+    assert client._client is None  # stores registered their scripts without connecting
     with pytest.raises(redis.ConnectionError, match="cannot reach the Redis Cluster"):
         client.ping()
     ready = app.test_client().get("/readyz")
