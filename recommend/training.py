@@ -55,7 +55,10 @@ class TrainConfig:
     item_alpha: float = 1e-6
     user_alpha: float = 1e-6
     max_sampled: int = 10
-    k: int = 10  # precision/recall cut-off (and warp-kos k)
+    k: int = 10  # precision/recall cut-off
+    kos_k: int = 5  # warp-kos: the k-th positive of kos_n sampled ones is used
+    kos_n: int = 10
+    learning_schedule: str = "adagrad"  # or "adadelta"
     threads: int = 1
     seed: int = 42
     holdout_orders: int = 1
@@ -70,7 +73,9 @@ class TrainConfig:
             item_alpha=self.item_alpha,
             user_alpha=self.user_alpha,
             max_sampled=self.max_sampled,
-            k=min(self.k, 10) if self.loss == "warp-kos" else 5,
+            k=self.kos_k,
+            n=self.kos_n,
+            learning_schedule=self.learning_schedule,
             random_state=np.random.RandomState(self.seed),
         )
 
