@@ -116,7 +116,7 @@ class LocalCluster:
         for i, s in enumerate(self.servers):
             c = s.client()
             lo, hi = i * 16384 // n, (i + 1) * 16384 // n - 1
-            c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+            c.execute_command("CLUSTER", "ADDSLOTS", *range(lo, hi + 1))  # 6.2 has no RANGE
             if i:
                 c.execute_command("CLUSTER", "MEET", "127.0.0.1", self.servers[0].port)
             c.close()
