@@ -184,6 +184,14 @@ def _when(value: Any, field: str) -> float | None:
 
 
 # -- the catalogue -------------------------------------------------------------------------
+# KEYS[1]: the catalogue hash; ARGV: id, JSON, id, JSON, ...
+_REPLACE_LUA = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return #ARGV / 2
+"""
+
+
 class ActionCatalog:
     """Actions in one Redis hash; the shipped defaults are written on first use."""
 
@@ -191,6 +199,7 @@ class ActionCatalog:
         self.redis = client
         self.keys = keys
         self.clock = clock
+        self._replace = client.register_script(_REPLACE_LUA)
 
     def _seed(self) -> None:
         if self.redis.set(self.keys.action_catalog_seeded(), "1", nx=True):
@@ -249,13 +258,8 @@ class ActionCatalog:
                 raise InvalidAction(f"duplicate id {doc['id']}", field=f"items.{i}.id")
             docs[doc["id"]] = doc
         self.redis.set(self.keys.action_catalog_seeded(), "1")
-        pipe = self.redis.pipeline(transaction=True)  # one key: fine on Cluster too
-        pipe.delete(self.keys.action_catalog())
-        if docs:
-            pipe.hset(
-                self.keys.action_catalog(), mapping={k: json.dumps(v) for k, v in docs.items()}
-            )
-        pipe.execute()
+        pairs = [x for k, v in docs.items() for x in (k, json.dumps(v))]
+        self._replace(keys=[self.keys.action_catalog()], args=pairs)  # atomic, no MULTI
         return sorted(docs.values(), key=lambda a: a["id"])
 
     def reset(self) -> list[dict[str, Any]]:
