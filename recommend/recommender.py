@@ -49,98 +49,37 @@ comparable within one response only.
 
 from __future__ import annotations
 
-import math
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recommend.artifact import Artifact
-from recommend.dataset import (
-    DAY,
-    FeatureConfig,
-    PurchaseLine,
-    item_feature_names,
-    user_feature_names,
+from recommend.dataset import FeatureConfig, item_feature_names, user_feature_names
+from recommend.fallback import PopularityFallback
+from recommend.repurchase import interleave, repeat_share, repurchase_candidates
+from recommend.serving import (
+    MAX_LIMIT,
+    STRATEGIES,
+    BlendConfig,
+    CustomerContext,
+    Filters,
+    Lookup,
+    product_view,
 )
 
-MAX_LIMIT = 50
-STRATEGIES = ("blend", "discover", "buy_again")
-Lookup = Callable[[Iterable[str]], dict[str, dict[str, Any]]]
-
-
-@dataclass
-class CustomerContext:
-    """What serving knows about one customer at request time."""
-
-    customer_id: str | None
-    country: str | None = None
-    locale: str | None = None
-    tier: str | None = None
-    preferred_categories: list[str] = field(default_factory=list)
-    purchases: list[PurchaseLine] = field(default_factory=list)
-    has_profile: bool = False
-
-
-@dataclass(frozen=True)
-class Filters:
-    category: str | None = None
-    in_stock_only: bool = True
-    min_price: Decimal | None = None
-    max_price: Decimal | None = None
-
-    def accepts(self, product: dict[str, Any] | None) -> bool:
-        if product is None:
-            return False
-        if not product.get("active", True):
-            return False
-        if self.in_stock_only and not product.get("in_stock", True):
-            return False
-        if self.category and product.get("category") != self.category:
-            return False
-        if self.min_price is not None or self.max_price is not None:
-            if product.get("price") in (None, ""):
-                return False
-            price = Decimal(str(product["price"]))
-            if self.min_price is not None and price < self.min_price:
-                return False
-            if self.max_price is not None and price > self.max_price:
-                return False
-        return True
-
-
-@dataclass(frozen=True)
-class BlendConfig:
-    recency_half_life_days: float = 90.0
-    due_weight: float = 0.5
-    recency_weight: float = 0.5
-    model_weight: float = 0.5
-    default_repeat_share: float = 0.4
-    min_repeat_share: float = 0.2
-    max_repeat_share: float = 0.8
-    anchor_min_cosine: float = 0.2
-
-
-def _product_view(pid: str, product: dict[str, Any] | None) -> dict[str, Any]:
-    p = product or {}
-    return {
-        "product_id": pid,
-        "name": p.get("name"),
-        "category": p.get("category"),
-        "price": p.get("price"),
-        "currency": p.get("currency"),
-        "in_stock": p.get("in_stock"),
-    }
-
-
-def _plural_days(days: float) -> str:
-    d = max(int(round(days)), 0)
-    return "today" if d == 0 else ("1 day ago" if d == 1 else f"{d} days ago")
+# re-exported: callers import the serving types from here
+__all__ = [
+    "MAX_LIMIT",
+    "STRATEGIES",
+    "BlendConfig",
+    "CustomerContext",
+    "Filters",
+    "PopularityFallback",
+    "Recommender",
+]
 
 
 class Recommender:
@@ -324,7 +263,7 @@ class Recommender:
         elif strategy == "discover":
             items = news
         else:
-            items = self._interleave(repeats, news, self.repeat_share(ctx), limit)
+            items = interleave(repeats, news, self.repeat_share(ctx), limit)
         if strategy != "buy_again" and len(items) < limit:
             have = {it["product_id"] for it in items}
             extra = self.popular(
@@ -399,89 +338,34 @@ class Recommender:
         filters: Filters,
         lookup: Lookup,
     ) -> list[dict[str, Any]]:
+        """The customer's own products ranked for re-purchase (``recommend.repurchase``)."""
         cfg = self.blend_config
-        now = self.clock()
-        by_product: dict[str, set[float]] = defaultdict(set)
-        for ln in ctx.purchases:
-            by_product[ln.product_id].add(ln.purchased_at)
+        candidates = repurchase_candidates(ctx.purchases, self.clock(), cfg)
         model_pct: dict[str, float] = {}
         if vector is not None:
             scores = self.scores(vector)
             ordered = np.sort(scores)
             n_items = max(len(scores) - 1, 1)
             model_pct = {
-                p: float(np.searchsorted(ordered, scores[self.item_index[p]]) / n_items)
-                for p in by_product
-                if p in self.item_index
+                c.product_id: float(
+                    np.searchsorted(ordered, scores[self.item_index[c.product_id]]) / n_items
+                )
+                for c in candidates
+                if c.product_id in self.item_index
             }
-        docs = lookup(by_product)
+        docs = lookup(c.product_id for c in candidates)
         scored = []
-        for pid, times in by_product.items():
-            doc = docs.get(pid)
+        for c in candidates:
+            doc = docs.get(c.product_id)
             if not filters.accepts(doc):
                 continue
-            days = sorted({math.floor(t / DAY) for t in times})
-            n = len(days)
-            since = max(now - max(times), 0.0) / DAY
-            recency = 0.5 ** (since / cfg.recency_half_life_days)
-            interval = float(np.median(np.diff(days))) if n >= 2 else None
-            if interval:
-                z = (since - interval) / max(interval / 2, 7.0)
-                due = math.exp(-0.5 * z * z)
-            else:
-                due = recency
-            score = math.log1p(n) * (cfg.due_weight * due + cfg.recency_weight * recency)
-            score += cfg.model_weight * model_pct.get(pid, 0.5)
-            if n >= 2 and interval:
-                reason = f"bought {n} times, usually every {int(round(interval))} days"
-            elif n >= 2:
-                reason = f"bought {n} times, last {_plural_days(since)}"
-            else:
-                reason = f"bought once, {_plural_days(since)}"
-            scored.append((score, pid, doc, reason))
+            score = c.history_score + cfg.model_weight * model_pct.get(c.product_id, 0.5)
+            scored.append((score, c.product_id, doc, c.reason))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [self._item(pid, doc, s, r, "buy_again") for s, pid, doc, r in scored[:limit]]
 
     def repeat_share(self, ctx: CustomerContext) -> float:
-        """The customer's share of order lines (after their first order) that were repeats."""
-        cfg = self.blend_config
-        orders: dict[tuple[str, float], set[str]] = defaultdict(set)
-        for ln in ctx.purchases:
-            orders[(ln.order_id, ln.purchased_at) if ln.order_id else ("", ln.purchased_at)].add(
-                ln.product_id
-            )
-        if len(orders) < 2:
-            return cfg.default_repeat_share
-        seen: set[str] = set()
-        repeats = total = 0
-        for i, key in enumerate(sorted(orders, key=lambda k: (k[1], k[0]))):
-            items = orders[key]
-            if i:
-                repeats += len(items & seen)
-                total += len(items)
-            seen |= items
-        share = repeats / total if total else cfg.default_repeat_share
-        return min(max(share, cfg.min_repeat_share), cfg.max_repeat_share)
-
-    @staticmethod
-    def _interleave(
-        repeats: list[dict], news: list[dict], share: float, limit: int
-    ) -> list[dict[str, Any]]:
-        out: list[dict] = []
-        ri = ni = 0
-        used: set[str] = set()
-        while len(out) < limit and (ri < len(repeats) or ni < len(news)):
-            want_repeat = sum(1 for it in out if it["source"] == "buy_again") < round(
-                share * (len(out) + 1)
-            )
-            if (want_repeat and ri < len(repeats)) or ni >= len(news):
-                item, ri = repeats[ri], ri + 1
-            else:
-                item, ni = news[ni], ni + 1
-            if item["product_id"] not in used:
-                used.add(item["product_id"])
-                out.append(item)
-        return out
+        return repeat_share(ctx.purchases, self.blend_config)
 
     def similar(
         self,
@@ -516,78 +400,9 @@ class Recommender:
         self, pid: str, doc: dict[str, Any] | None, score: float, reason: str, source: str
     ) -> dict[str, Any]:
         return {
-            **_product_view(pid, doc),
+            **product_view(pid, doc),
             "score": round(float(score), 6),
             "reason": reason,
             "source": source,
             "model_version": self.version,
         }
-
-
-class PopularityFallback:
-    """Serving without a model: the popularity list training last wrote
-    (``Keys.popular_products``) or, when there is none, catalog products in id order
-    (``source="catalog"``). Same ``popular``/``recommend`` methods as :class:`Recommender`."""
-
-    version = None
-
-    def __init__(self, ranked: list[str], source: str = "popularity"):
-        self.ranked = ranked
-        self.source = source
-
-    def _pick(
-        self, filters: Filters, exclude: set[str], limit: int, lookup: Lookup
-    ) -> list[tuple[str, dict]]:
-        out: list[tuple[str, dict]] = []
-        ids = [p for p in self.ranked if p not in exclude]
-        for start in range(0, len(ids), 200):
-            chunk = ids[start : start + 200]
-            docs = lookup(chunk)
-            for pid in chunk:
-                if filters.accepts(docs.get(pid)):
-                    out.append((pid, docs[pid]))
-                    if len(out) == limit:
-                        return out
-        return out
-
-    def popular(
-        self,
-        country: str | None = None,
-        *,
-        limit: int = 10,
-        filters: Filters | None = None,
-        exclude: set[str] | None = None,
-        lookup: Lookup,
-    ) -> list[dict[str, Any]]:
-        limit = max(1, min(limit, MAX_LIMIT))
-        reason = (
-            "popular with customers right now"
-            if self.source == "popularity"
-            else ("from the catalog")
-        )
-        picked = self._pick(filters or Filters(), exclude or set(), limit, lookup)
-        return [
-            {
-                **_product_view(pid, doc),
-                "score": round(1.0 - i / len(picked), 6),
-                "reason": reason,
-                "source": "popular",
-                "model_version": None,
-            }
-            for i, (pid, doc) in enumerate(picked)
-        ]
-
-    def recommend(
-        self,
-        ctx: CustomerContext,
-        *,
-        strategy: str = "blend",
-        limit: int = 10,
-        filters: Filters | None = None,
-        lookup: Lookup,
-    ) -> dict[str, Any]:
-        bought = {ln.product_id for ln in ctx.purchases}
-        items = self.popular(
-            ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
-        )
-        return {"items": items, "basis": "popularity", "strategy": strategy}
