@@ -1,6 +1,6 @@
 """Training data: purchases, customers and products, turned into LightFM matrices.
 
-Sources (all produce a :class:`TrainingData`):
+Sources (``recommend/sources.py``, re-exported here; all produce a :class:`TrainingData`):
 
 - :func:`load_from_redis` — production: every purchase (``ActivityStore.iter_all_purchases``),
   profile features (country or locale, tier, preferred categories) and the catalog;
@@ -29,58 +29,57 @@ based per customer); :func:`split_by_time` cuts at one instant (the benchmark pr
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from lightfm.data import Dataset
 
-from recommend.categories import derive_category, description_words
+from recommend.categories import description_words
+from recommend.records import DAY, PurchaseLine, TrainingData
+from recommend.sources import (
+    is_purchase_row,
+    load_from_redis,
+    load_online_retail,
+    online_retail_rows,
+    parse_time,
+    profile_features,
+    purchase_lines,
+    read_profiles,
+)
 
-DAY = 86400.0
+# re-exported: training code and benchmarks import these from here
+__all__ = [
+    "DAY",
+    "FeatureConfig",
+    "Matrices",
+    "PurchaseLine",
+    "TrainingData",
+    "build_matrices",
+    "interaction_weight",
+    "is_purchase_row",
+    "item_feature_names",
+    "load_from_redis",
+    "load_online_retail",
+    "online_retail_rows",
+    "parse_time",
+    "price_band",
+    "profile_features",
+    "purchase_lines",
+    "read_profiles",
+    "split_by_time",
+    "split_holdout",
+    "user_feature_names",
+    "word_vocabulary",
+]
+
 STOPWORDS = frozenset(
     "OF SET AND THE IN WITH W/ W A TO FOR ON S/ S/2 S/3 S/4 S/6 PACK ASSORTED DESIGN".split()
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseLine:
-    """One purchased product in one order."""
-
-    customer_id: str
-    product_id: str
-    quantity: float
-    purchased_at: float  # epoch seconds
-    order_id: str = ""
-    unit_price: float = 0.0
-
-
-@dataclass
-class TrainingData:
-    """Everything training reads. ``customers``: id -> {country, locale, tier,
-    preferred_categories}; ``products``: id -> catalog document (name, category, brand,
-    price, description, tags)."""
-
-    lines: list[PurchaseLine]
-    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    products: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "lines": len(self.lines),
-            "customers": len({ln.customer_id for ln in self.lines}),
-            "products": len(self.products),
-            "orders": len({(ln.customer_id, ln.order_id or ln.purchased_at) for ln in self.lines}),
-        }
 
 
 @dataclass(frozen=True)
@@ -350,172 +349,4 @@ def _inverse(mapping: dict[str, int]) -> list[str]:
     out = [""] * len(mapping)
     for key, idx in mapping.items():
         out[idx] = key
-    return out
-
-
-# -- sources ------------------------------------------------------------------------------------
-def online_retail_rows(path: str | Path) -> Iterator[dict[str, str]]:
-    """Rows of the Online Retail CSV (``.csv`` or ``.csv.gz``) as dicts of strings."""
-    path = Path(path)
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    with raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
-        yield from csv.DictReader(text)
-
-
-def is_purchase_row(row: dict[str, str]) -> bool:
-    """The usual filter: known customer, not a cancellation, positive quantity and price, and
-    a product stock code (starts with a digit)."""
-    try:
-        return (
-            bool(row.get("CustomerID", "").strip())
-            and not row.get("InvoiceNo", "").startswith("C")
-            and float(row.get("Quantity") or 0) > 0
-            and float(row.get("UnitPrice") or 0) > 0
-            and row.get("StockCode", "")[:1].isdigit()
-        )
-    except ValueError:
-        return False
-
-
-def parse_time(text: str) -> float:
-    """``2010-12-01 08:26:00`` (or ISO 8601) as epoch seconds, UTC."""
-    dt = datetime.fromisoformat(text.strip().replace("T", " ").replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
-def load_online_retail(
-    rows: Iterable[dict[str, str]] | str | Path, *, limit: int | None = None
-) -> TrainingData:
-    """Online Retail rows (or a path) as :class:`TrainingData`: one line per purchase row,
-    the customer's country, and a product per stock code (latest description and price,
-    currency GBP, category derived from the description)."""
-    if isinstance(rows, str | Path):
-        rows = online_retail_rows(rows)
-    lines: list[PurchaseLine] = []
-    customers: dict[str, dict[str, Any]] = {}
-    products: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if not is_purchase_row(row):
-            continue
-        cid = row["CustomerID"].strip().removesuffix(".0")
-        pid = row["StockCode"].strip().upper()
-        desc = (row.get("Description") or "").strip()
-        lines.append(
-            PurchaseLine(
-                customer_id=cid,
-                product_id=pid,
-                quantity=float(row["Quantity"]),
-                purchased_at=parse_time(row["InvoiceDate"]),
-                order_id=row["InvoiceNo"].strip(),
-                unit_price=float(row["UnitPrice"]),
-            )
-        )
-        if row.get("Country"):
-            customers[cid] = {"country": row["Country"].strip()}
-        prev = products.get(pid)
-        if prev is None or desc:
-            products[pid] = {
-                "product_id": pid,
-                "name": desc or (prev or {}).get("name") or pid,
-                "description": desc or (prev or {}).get("description"),
-                "category": derive_category(desc or (prev or {}).get("description")),
-                "price": row["UnitPrice"].strip(),
-                "currency": "GBP",
-                "brand": None,
-                "tags": [],
-                "in_stock": True,
-                "active": True,
-            }
-        if limit is not None and len(lines) >= limit:
-            break
-    return TrainingData(lines=lines, customers=customers, products=products)
-
-
-def profile_features(profile: dict[str, Any] | None) -> dict[str, Any]:
-    """The model's view of a profile: country, locale, tier, preferred categories.
-
-    Tolerates the shapes a profile document may take (top level or nested under
-    ``address``/``preferences``/``traits``)."""
-    p = profile or {}
-    address = p.get("address") if isinstance(p.get("address"), dict) else {}
-    prefs = p.get("preferences") if isinstance(p.get("preferences"), dict) else {}
-    traits = p.get("traits") if isinstance(p.get("traits"), dict) else {}
-    cats = (
-        p.get("preferred_categories")
-        or prefs.get("categories")
-        or prefs.get("preferred_categories")
-        or traits.get("favourite_categories")
-        or traits.get("favorite_categories")
-        or []
-    )
-    if isinstance(cats, str):
-        cats = [cats]
-    favourite = traits.get("favourite_category") or traits.get("favorite_category")
-    if not cats and isinstance(favourite, str):
-        cats = [favourite]
-    return {
-        "country": p.get("country") or address.get("country"),
-        "locale": p.get("locale"),
-        "tier": p.get("loyalty_tier") or p.get("tier") or traits.get("tier"),
-        "preferred_categories": [c for c in cats if isinstance(c, str)][:5],
-    }
-
-
-def purchase_lines(customer_id: str, purchase: dict[str, Any]) -> list[PurchaseLine]:
-    """The lines of one stored purchase (``profiles.activity`` shape)."""
-    ts = purchase.get("purchased_at")
-    when = parse_time(ts) if isinstance(ts, str) else float(ts or 0)
-    out = []
-    for line in purchase.get("lines") or ():
-        try:
-            price = float(line.get("unit_price") or 0)
-        except (TypeError, ValueError):
-            price = 0.0
-        out.append(
-            PurchaseLine(
-                customer_id=customer_id,
-                product_id=str(line["product_id"]),
-                quantity=float(line.get("quantity") or 1),
-                purchased_at=when,
-                order_id=str(purchase.get("order_id") or ""),
-                unit_price=price,
-            )
-        )
-    return out
-
-
-def load_from_redis(client, keys, *, clock=None) -> TrainingData:
-    """Production source: every purchase, the profiles of their customers, the catalog."""
-    from profiles.activity import ActivityStore  # noqa: PLC0415 - P2's store
-    from recommend.catalog import Catalog  # noqa: PLC0415
-
-    catalog = Catalog(client, keys)
-    activity = ActivityStore(client, keys)
-    lines: list[PurchaseLine] = []
-    for cid, purchase in activity.iter_all_purchases():
-        lines.extend(purchase_lines(cid, purchase))
-    products = {p["product_id"]: p for p in catalog.iter_all() if p.get("active", True)}
-    customers = read_profiles(client, keys, sorted({ln.customer_id for ln in lines}))
-    return TrainingData(lines=lines, customers=customers, products=products)
-
-
-def read_profiles(client, keys, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Profile features of many customers: one pipeline of ``HGET profile doc`` (see
-    ``profiles/store.py``; a customer without a profile has no features)."""
-    import json  # noqa: PLC0415
-
-    out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(customer_ids), 1000):
-        chunk = customer_ids[start : start + 1000]
-        pipe = client.pipeline(transaction=False)
-        for cid in chunk:
-            pipe.hget(keys.profile(cid), "doc")
-        for cid, raw in zip(chunk, pipe.execute(), strict=True):
-            if raw:
-                try:
-                    out[cid] = profile_features(json.loads(raw))
-                except ValueError:
-                    continue
     return out
