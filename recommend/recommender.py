@@ -49,6 +49,7 @@ comparable within one response only.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from typing import Any
@@ -131,6 +132,7 @@ class Recommender:
         self.popularity = pop + np.linspace(1e-3, 0, n_items)
         self.country_index = {str(c): i for i, c in enumerate(a["country_names"])}
         self.country_popularity = a["country_popularity"].astype(np.float64)
+        self.new_items = 0  # catalog products added by with_new_items
 
     # -- representations ----------------------------------------------------------------------
     def user_vector(self, ctx: CustomerContext) -> tuple[np.ndarray | None, str]:
@@ -156,11 +158,46 @@ class Recommender:
         pid = product.get("product_id")
         if pid in self.item_index:
             return self.item_vectors[self.item_index[pid]]
+        built = self.feature_item(product)
+        return None if built is None else built[0]
+
+    def feature_item(self, product: dict[str, Any]) -> tuple[np.ndarray, float] | None:
+        """Vector and bias of a product from its catalog features alone (the normalised sum
+        LightFM would use without an identity feature); None when no feature is known."""
         names = item_feature_names(product, self.features, None)
         idx = [self.item_feature_index[n] for n in names if n in self.item_feature_index]
         if not idx:
             return None
-        return self.item_embeddings[idx].mean(axis=0)
+        return self.item_embeddings[idx].mean(axis=0), float(self.item_biases[idx].mean())
+
+    def with_new_items(self, products: list[dict[str, Any]]) -> Recommender:
+        """A copy that can also recommend catalog products the model has not seen (new since
+        training), placed by their features; ``self`` is left untouched (readers may hold it)."""
+        rows = []
+        for product in products:
+            pid = product.get("product_id")
+            if not pid or pid in self.item_index:
+                continue
+            built = self.feature_item(product)
+            if built is not None:
+                rows.append((pid, built[0], built[1], product.get("category") or "other"))
+        if not rows:
+            return self
+        new = copy.copy(self)
+        new.item_ids = self.item_ids + [r[0] for r in rows]
+        new.item_index = {p: i for i, p in enumerate(new.item_ids)}
+        vectors = np.stack([r[1] for r in rows]).astype(np.float32)
+        new.item_vectors = np.vstack([self.item_vectors, vectors])
+        new.item_bias = np.concatenate([self.item_bias, np.array([r[2] for r in rows], np.float32)])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        new.item_unit = np.vstack([self.item_unit, vectors / np.maximum(norms, 1e-9)])
+        new.item_categories = np.concatenate([self.item_categories, [r[3] for r in rows]])
+        new.popularity = np.concatenate([self.popularity, np.zeros(len(rows))])
+        new.country_popularity = np.hstack(
+            [self.country_popularity, np.zeros((self.country_popularity.shape[0], len(rows)))]
+        )
+        new.new_items = len(rows)
+        return new
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
         """(n_items,) model scores for a user representation."""

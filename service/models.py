@@ -12,6 +12,11 @@ A corrupt or missing artifact is refused: the old model keeps serving, the error
 and shown by ``/readyz``, and the same version is retried only after ``RETRY_FAILED_S``. With
 no active model, serving falls back to popularity (``Keys.popular_products``, written by
 every training run) or, before any training, to catalog order.
+
+Products added to the catalog after training are recommendable too: at load, and then every
+``NEW_ITEMS_EVERY_S``, the holder reads the catalog's ids and extends the loaded model with
+the active products it lacks, placed by their features (``Recommender.with_new_items``),
+swapping the extended copy in the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from flask import Flask, current_app
 
 from profiles.errors import ArtifactError, ModelVersionNotFound
 from profiles.keys import Keys
+from recommend.catalog import Catalog
 from recommend.recommender import PopularityFallback, Recommender
 from recommend.registry import ModelRegistry
 
@@ -36,6 +42,7 @@ log = logging.getLogger("rapport.models")
 EXTENSION = "rapport.models"
 RETRY_FAILED_S = 60.0
 FALLBACK_SIZE = 500
+NEW_ITEMS_EVERY_S = 30.0  # how often a worker looks for catalog products the model lacks
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,9 @@ class ModelHolder:
         self._pid: int | None = None
         self._stop = threading.Event()
         self._checked = False
+        self._base: Recommender | None = None  # the loaded model without new catalog items
+        self._new_ids: frozenset[str] = frozenset()
+        self._catalog_checked_at = 0.0
 
     # -- what requests use --------------------------------------------------------------------
     @property
@@ -105,6 +115,8 @@ class ModelHolder:
                 self._current = Loaded(self._fallback(), None, self.clock())
                 return current.version is not None
             if active == current.version:
+                if self.clock() - self._catalog_checked_at >= NEW_ITEMS_EVERY_S:
+                    self._add_new_items()
                 return False
             if self._failed and self._failed[0] == active:
                 if self.clock() - self._failed[1] < RETRY_FAILED_S:
@@ -123,11 +135,48 @@ class ModelHolder:
                     extra={"version": active},
                 )
                 return False
+            self._base = recommender
+            self._new_ids = frozenset()
+            recommender = self._with_new_items(recommender)
             self._current = Loaded(recommender, active, self.clock())  # the swap: one assignment
             self._failed = None
             self.last_error = None
             log.info("model %s loaded", active, extra={"version": active})
             return True
+
+    def refresh_new_items(self) -> int:
+        """Make catalog products the model has not seen recommendable (placed by their
+        features); runs every ``NEW_ITEMS_EVERY_S`` in the poller. Returns how many there are."""
+        with self._refresh_lock:
+            self._add_new_items()
+            rec = self._current.recommender
+            return rec.new_items if isinstance(rec, Recommender) else 0
+
+    def _add_new_items(self) -> None:
+        current = self._current
+        if self._base is None or current.version is None:
+            return
+        recommender = self._with_new_items(self._base)
+        if recommender is not current.recommender:
+            self._current = Loaded(recommender, current.version, current.loaded_at)
+
+    def _with_new_items(self, base: Recommender) -> Recommender:
+        """``base`` extended with the active catalog products it does not know (or the
+        current extension when that set has not changed)."""
+        self._catalog_checked_at = self.clock()
+        try:
+            ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+")
+            new_ids = frozenset(p for p in ids if p not in base.item_index)
+            if new_ids == self._new_ids:
+                current = self._current.recommender
+                return current if getattr(current, "version", None) == base.version else base
+            docs = Catalog(self.redis, self.keys).get_many(sorted(new_ids))
+        except redis.RedisError as exc:
+            log.warning("catalog read for new products failed: %s", exc.__class__.__name__)
+            return base if self._current.version != base.version else self._current.recommender
+        self._new_ids = new_ids
+        products = [d for d in docs.values() if d.get("active", True)]
+        return base.with_new_items(products)
 
     def _fallback(self) -> PopularityFallback:
         ranked = self.redis.zrevrange(self.keys.popular_products(), 0, FALLBACK_SIZE - 1)

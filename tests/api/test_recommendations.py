@@ -154,3 +154,27 @@ def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
     resp = api.get("/v1/profiles/a%7Bb%7D/recommendations?limit=3")
     assert resp.status_code == 200
     assert resp.json["basis"] == "popularity" and len(resp.json["items"]) == 3
+
+
+def test_a_product_added_after_training_is_recommended(api, served):
+    from service.models import EXTENSION  # noqa: PLC0415
+
+    api.put(
+        "/v1/products/FRESH1",
+        json={
+            "name": "BAGS THING NUMBER 3",
+            "description": "BAGS THING NUMBER 3",
+            "category": "bags",
+            "price": "3.50",
+            "currency": "GBP",
+        },
+    )
+    assert served.extensions[EXTENSION].refresh_new_items() == 1
+    st = served.extensions["rapport"]
+    ProfileStore(st.redis, st.keys).create(
+        {"preferences": {"categories": ["bags"]}}, customer_id="bagfan"
+    )
+    items = api.get(
+        "/v1/profiles/bagfan/recommendations?strategy=discover&category=bags&limit=16"
+    ).json["items"]
+    assert "FRESH1" in [it["product_id"] for it in items]

@@ -177,3 +177,16 @@ def test_scoring_is_fast_enough(rec, lookup):
         rec.recommend(ctx, limit=10, lookup=lookup)
     per_request = (time.perf_counter() - started) / n
     assert per_request < 0.02  # 20 ms is a generous ceiling on a busy CI core
+
+
+def test_new_catalog_products_become_recommendable(rec, catalog, lookup):
+    new = {**catalog["P205"], "product_id": "NEW2", "name": "NEW BAG"}
+    catalog["NEW2"] = new
+    extended = rec.with_new_items([new, catalog["P001"]])  # P001 is known: ignored
+    assert extended.new_items == 1 and "NEW2" not in rec.item_index  # the original is untouched
+    ctx = CustomerContext("someone-new", preferred_categories=["bags"])
+    items = extended.recommend(
+        ctx, strategy="discover", limit=16, filters=Filters(category="bags"), lookup=lookup
+    )["items"]
+    assert "NEW2" in [it["product_id"] for it in items]
+    assert len(items) == 16
