@@ -26,6 +26,11 @@ Who is scored how:
   feature embeddings;
 - nobody known: popularity, by the customer's country when the model has data for it.
 
+Products: those the model was trained on use their trained representation; a catalog product
+added since is placed by its features (category, brand, price band, words):
+``Recommender.with_new_items`` for recommendations (the model holder calls it), and
+``similar()`` directly.
+
 Strategies:
 
 - ``discover``: the model's ranking without anything the customer ever bought (their orders
