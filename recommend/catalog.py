@@ -263,6 +263,8 @@ class Catalog:
         raise RapportError(f"product {pid} kept changing during the write; retry")
 
     def delete(self, product_id: str) -> None:
+        if not PRODUCT_ID.match(product_id):
+            raise ProductNotFound(f"no product with id {product_id}")
         for _ in range(10):
             old = self.redis.get(self.keys.product(product_id))
             if old is None:

@@ -47,7 +47,10 @@ class Filters:
         if self.min_price is not None or self.max_price is not None:
             if product.get("price") in (None, ""):
                 return False
-            price = Decimal(str(product["price"]))
+            try:
+                price = Decimal(str(product["price"]))
+            except ArithmeticError:  # a price we cannot read cannot be in a range
+                return False
             if self.min_price is not None and price < self.min_price:
                 return False
             if self.max_price is not None and price > self.max_price:
