@@ -1,23 +1,417 @@
 """A customer's activity: purchases, events and the traits computed from them.
 
-INTERFACE CONTRACT (being implemented now; profiles/store.py and profiles/merge.py call it):
+Keys (all in the customer's ``{c:ID}`` slot; see ``profiles.keys``)::
+
+    orders        hash    order id -> canonical purchase JSON (activity_input.normalize_purchase)
+    order_times   zset    order id -> purchase time (epoch ms); newest-first paging
+    traits        hash    counters kept current on write (below)
+    categories    zset    category -> items bought (favourite categories)
+    events        stream  message_id, type, at, at_ms, payload (JSON); MAXLEN ~ EVENTS_CAP
+    message_ids   zset    event message id -> receive time (ms); dedup window MESSAGE_WINDOW_S
+    support       hash    open support contact id -> {contact_id, channel, topic, opened_at}
+    absorbed      hash    source id -> what a merge added ({orders, message_ids, events, support})
+
+Caps: about ``EVENTS_CAP`` (1,000) events per customer (approximate ``MAXLEN ~`` trimming);
+message ids are remembered for ``MESSAGE_WINDOW_S`` (7 days) and at most ``MESSAGE_IDS_CAP``
+(10,000) of them, so a retry within a week is a duplicate; purchases are kept in full
+(idempotency needs them). Page size of ``list_purchases``: 1 to ``MAX_PAGE`` (100).
+
+Traits (``traits()``), kept current by the write scripts, never by scanning on read:
+
+    order_count               number of purchases
+    item_count                units bought over all purchases
+    total_spend               {currency: decimal string}, exact
+    average_order_value       {currency: decimal string}, total / orders in that currency,
+                              rounded half-even to the currency's minor unit
+    first_purchase_at         UTC ISO time of the earliest purchase (None without one)
+    last_purchase_at          UTC ISO time of the latest purchase
+    days_since_last_purchase  whole days from last_purchase_at to the clock (computed at read)
+    favourite_categories      top 3 categories by items bought (``category_of``; [] without it)
+    open_support_contacts     support contacts opened and not yet resolved
+    last_event_at             UTC ISO time of the latest event
+
+Every write is one Lua script in the customer's slot (no WATCH/MULTI; Cluster-safe). A purchase
+replay with the same body changes nothing; another body under the same order id is
+:class:`~profiles.errors.OrderConflict`. ``absorb``/``remove`` (merge/unmerge) are idempotent and
+inverse: ``absorb`` records what it added under ``absorbed[source]``, ``remove`` takes out
+exactly that; both recompute the traits from the customer's own orders in the same script.
+An order id present on both sides with different bodies is kept twice: the incoming one under
+``<order id>~<source id>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import redis
+
+from profiles import activity_lua as lua
+from profiles.activity_input import (
+    canonical_json,
+    normalize_event,
+    normalize_purchase,
+    to_epoch_ms,
+    total_units,
+    units_to_money,
+)
+from profiles.errors import InvalidInput, OrderConflict
+from profiles.keys import Keys
+
+EVENTS_CAP = 1_000
+MESSAGE_WINDOW_S = 7 * 86_400
+MESSAGE_IDS_CAP = 10_000
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+FAVOURITES = 3
+
+CategoryOf = Callable[[list[str]], Mapping[str, str]]
+
 
 class ActivityStore:
-    def __init__(self, client, keys, clock=time.time, category_of=None): ...
-        # category_of: optional callable(list[product_id]) -> dict[product_id, category]
-    def record_purchase(self, customer_id: str, purchase: dict) -> tuple[dict, bool]
-        # idempotent by purchase["order_id"]; returns (stored purchase, created?);
-        # same order id with a different body -> raises OrderConflict (a profiles.errors.Conflict)
-    def list_purchases(self, customer_id: str, *, limit: int, cursor: str | None)
-        -> tuple[list[dict], str | None]       # newest first; opaque cursor
-    def record_events(self, customer_id: str, events: list[dict]) -> list[str]
-        # per item: "accepted" | "duplicate"
-    def traits(self, customer_id: str) -> dict   # computed traits, kept current on write
-    def snapshot(self, customer_id: str) -> dict # everything held (export, merge)
-    def absorb(self, target_id: str, snapshot: dict) -> None
-        # add another customer's snapshot into target (merge), traits recomputed atomically
-    def remove(self, target_id: str, snapshot: dict) -> None
-        # take out exactly what absorb(target_id, snapshot) added (unmerge)
-    def iter_all_purchases(self) -> Iterator[tuple[str, dict]]
-        # (customer_id, purchase) over every customer (SCAN), for training and export jobs
-"""
+    """Purchases, events and traits of customers, in Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+        category_of: CategoryOf | None = None,
+    ):
+        self.redis = client
+        self.keys = keys
+        self.clock = clock
+        self.category_of = category_of
+        self._record = client.register_script(lua.RECORD_PURCHASE)
+        self._events = client.register_script(lua.RECORD_EVENTS)
+        self._snapshot = client.register_script(lua.SNAPSHOT)
+        self._absorb = client.register_script(lua.ABSORB)
+        self._remove = client.register_script(lua.REMOVE)
+        self._recompute = client.register_script(lua.RECOMPUTE)
+
+    def _keys(self, cid: str) -> list[str]:
+        k = self.keys
+        return [
+            k.orders(cid),
+            k.order_times(cid),
+            k.events(cid),
+            k.message_ids(cid),
+            k.support_contacts(cid),
+            k.absorbed(cid),
+            k.traits(cid),
+            k.categories(cid),
+        ]
+
+    # -- purchases -----------------------------------------------------------------------------
+    def record_purchase(
+        self, customer_id: str, purchase: Mapping[str, Any], *, pipeline: Any = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a purchase once per order id; return ``(stored purchase, created?)``.
+
+        A replay with the same content returns the stored purchase and changes nothing; the
+        same order id with other content raises :class:`OrderConflict`. With ``pipeline`` the
+        script is queued there and ``({}, False)`` returned (batch imports read the results
+        with :meth:`purchase_result`)."""
+        stored = normalize_purchase(purchase, self.clock())
+        body = canonical_json(stored)
+        args: list[Any] = [
+            stored["order_id"],
+            body,
+            stored["currency"],
+            str(total_units(stored)),
+            str(stored["item_count"]),
+            str(to_epoch_ms(stored["purchased_at"])),
+            stored["purchased_at"],
+        ]
+        for category, items in self._category_items(stored["lines"]).items():
+            args += [category, str(items)]
+        if pipeline is not None:
+            self._record(keys=self._keys(customer_id), args=args, client=pipeline)
+            return {}, False
+        return self.purchase_result(self._record(keys=self._keys(customer_id), args=args))
+
+    @staticmethod
+    def purchase_result(result: list[Any]) -> tuple[dict[str, Any], bool]:
+        """Turn the record script's reply into ``(stored purchase, created?)`` or raise."""
+        code, value = int(result[0]), result[1]
+        if code == 2:
+            stored = json.loads(value)
+            raise OrderConflict(
+                f"order {stored['order_id']} was recorded with other content",
+                field="order_id",
+                order_id=stored["order_id"],
+            )
+        if code == 3:
+            raise InvalidInput("the customer's total spend would overflow", field="lines")
+        return json.loads(value), code == 1
+
+    def _category_items(self, lines: list[dict[str, Any]]) -> dict[str, int]:
+        if self.category_of is None:
+            return {}
+        cats = self.category_of(sorted({ln["product_id"] for ln in lines})) or {}
+        out: dict[str, int] = {}
+        for line in lines:
+            category = cats.get(line["product_id"])
+            if category:
+                out[category] = out.get(category, 0) + line["quantity"]
+        return out
+
+    def list_purchases(
+        self, customer_id: str, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Purchases newest first (ties by order id, descending); ``(items, next cursor)``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"must be 1 to {MAX_PAGE}", field="limit")
+        after = _decode_cursor(cursor) if cursor else None
+        key = self.keys.order_times(customer_id)
+        top = "+inf" if after is None else str(after[0])
+        found: list[tuple[str, float]] = []
+        offset = 0
+        while len(found) <= limit:
+            batch = self.redis.zrange(
+                key, top, "-inf", desc=True, byscore=True, offset=offset, num=limit + 1,
+                withscores=True,
+            )  # fmt: skip
+            if not batch:
+                break
+            offset += len(batch)
+            for member, score in batch:
+                if after and score == after[0] and member >= after[1]:
+                    continue  # at or before the cursor within the same millisecond
+                found.append((member, score))
+        page = found[:limit]
+        fields = [m for m, _ in page]
+        bodies = self.redis.hmget(self.keys.orders(customer_id), fields) if page else []
+        items = [json.loads(b) for b in bodies if b]
+        more = len(found) > limit
+        return items, (_encode_cursor(int(page[-1][1]), page[-1][0]) if more else None)
+
+    # -- events --------------------------------------------------------------------------------
+    def record_events(self, customer_id: str, events: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Record a batch for one customer; per item ``accepted``, ``duplicate`` or ``conflict``.
+
+        Items are raw events (``{message_id, type, at, ...payload}``; invalid ones raise
+        :class:`InvalidInput` before anything is written) or the output of
+        :func:`profiles.activity_input.normalize_event`. A ``purchase`` event records its
+        purchase through :meth:`record_purchase` first; ``conflict`` means its order id holds
+        another purchase (the event is then not recorded)."""
+        now = self.clock()
+        items = [e if "at_ms" in e else normalize_event(e, now) for e in events]
+        results: list[str | None] = [None] * len(items)
+        mids = self.keys.message_ids(customer_id)
+        purchases = [i for i, e in enumerate(items) if e["type"] == "purchase"]
+        if purchases:
+            pipe = self.redis.pipeline(transaction=False)
+            for i in purchases:
+                pipe.zscore(mids, items[i]["message_id"])
+            seen = pipe.execute()
+            for i, score in zip(purchases, seen, strict=True):
+                if score is not None:
+                    continue  # a duplicate: the events script says so below
+                try:
+                    stored, _ = self.record_purchase(customer_id, items[i]["payload"]["purchase"])
+                except OrderConflict:
+                    results[i] = "conflict"
+                    continue
+                items[i] = {**items[i], "payload": {"purchase": stored}}
+        args: list[Any] = [
+            str(int(now * 1000)),
+            str(int((now - MESSAGE_WINDOW_S) * 1000)),
+            str(EVENTS_CAP),
+            str(MESSAGE_IDS_CAP),
+        ]
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i in todo:
+            e = items[i]
+            payload = e["payload"]
+            contact_id = status = contact = ""
+            if e["type"] == "support_contact":
+                contact_id, status = payload["contact_id"], payload["status"]
+                contact = canonical_json({**payload, "opened_at": e["at"]})
+            args += [
+                e["message_id"], e["type"], e["at"], str(e["at_ms"]), canonical_json(payload),
+                contact_id, status, contact,
+            ]  # fmt: skip
+        if todo:
+            flags = self._events(keys=self._keys(customer_id), args=args)
+            for i, flag in zip(todo, flags, strict=True):
+                results[i] = "accepted" if int(flag) else "duplicate"
+        return [r or "duplicate" for r in results]
+
+    def list_events(self, customer_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest events, newest first (by arrival)."""
+        entries = self.redis.xrevrange(self.keys.events(customer_id), count=limit)
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    def open_support_contacts(self, customer_id: str) -> list[dict[str, Any]]:
+        raw = self.redis.hvals(self.keys.support_contacts(customer_id))
+        return sorted((json.loads(v) for v in raw), key=lambda c: c.get("opened_at", ""))
+
+    # -- traits --------------------------------------------------------------------------------
+    def traits(self, customer_id: str) -> dict[str, Any]:
+        """The computed traits (see the module docstring)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.traits(customer_id))
+        pipe.zrevrange(self.keys.categories(customer_id), 0, FAVOURITES - 1)
+        pipe.hlen(self.keys.support_contacts(customer_id))
+        raw, favourites, open_contacts = pipe.execute()
+        spend, aov = {}, {}
+        for name, value in raw.items():
+            if name.startswith("spend:"):
+                currency = name[len("spend:") :]
+                orders = int(raw.get(f"orders:{currency}") or 0)
+                spend[currency] = units_to_money(int(value), currency)
+                if orders:
+                    aov[currency] = units_to_money(int(value), currency, divide_by=orders)
+        days = None
+        if raw.get("last_purchase_ms"):
+            elapsed = self.clock() - int(float(raw["last_purchase_ms"])) / 1000
+            days = int(max(0.0, elapsed) // 86_400)
+        return {
+            "order_count": int(raw.get("order_count") or 0),
+            "item_count": int(raw.get("item_count") or 0),
+            "total_spend": dict(sorted(spend.items())),
+            "average_order_value": dict(sorted(aov.items())),
+            "first_purchase_at": raw.get("first_purchase_at"),
+            "last_purchase_at": raw.get("last_purchase_at"),
+            "days_since_last_purchase": days,
+            "favourite_categories": list(favourites),
+            "open_support_contacts": int(open_contacts),
+            "last_event_at": raw.get("last_event_at"),
+        }
+
+    def recompute_traits(self, customer_id: str) -> None:
+        """Rebuild the traits from the customer's own data (e.g. once the catalog knows more)."""
+        self._run_recompute(self._recompute, customer_id, [], set())
+
+    # -- whole-customer operations (export, merge, unmerge) ------------------------------------
+    def snapshot(self, customer_id: str) -> dict[str, Any]:
+        """Everything held about one customer, JSON-able; ``absorb``/``remove`` take it back."""
+        orders, entries, mids, support, absorbed = self._snapshot(keys=self._keys(customer_id))
+        purchases = []
+        for field, body in _pairs(orders):
+            purchase = json.loads(body)
+            if field != purchase.get("order_id"):
+                purchase["stored_as"] = field
+            purchases.append(purchase)
+        purchases.sort(key=lambda p: (p["purchased_at"], p.get("stored_as", p["order_id"])))
+        return {
+            "customer_id": customer_id,
+            "purchases": purchases,
+            "events": [_event(entry_id, _pairs_dict(fields)) for entry_id, fields in entries],
+            "message_ids": [[m, int(float(s))] for m, s in _pairs(mids)],
+            "support_contacts": [json.loads(v) for _, v in sorted(_pairs(support))],
+            "absorbed": [{"source": s, "record": v} for s, v in sorted(_pairs(absorbed))],
+            "traits": self.traits(customer_id),
+        }
+
+    def absorb(self, target_id: str, snapshot: Mapping[str, Any]) -> None:
+        """Add a snapshot's content to ``target_id`` (a merge); idempotent.
+
+        From another customer, what is added is recorded so :meth:`remove` can take out exactly
+        that. A customer's own snapshot (``snapshot["customer_id"] == target_id``) restores it."""
+        self._apply(self._absorb, target_id, snapshot)
+
+    def remove(self, target_id: str, snapshot: Mapping[str, Any]) -> None:
+        """Take out of ``target_id`` exactly what ``absorb(target_id, snapshot)`` added (an
+        unmerge); with the customer's own snapshot, take out that content (a drain)."""
+        self._apply(self._remove, target_id, snapshot)
+
+    def _apply(self, script: Any, target_id: str, snapshot: Mapping[str, Any]) -> None:
+        if not snapshot:
+            return
+        source = str(snapshot.get("customer_id") or "")
+        own = source == target_id
+        orders: dict[str, list[Any]] = {}
+        for purchase in snapshot.get("purchases") or []:
+            p = {k: v for k, v in purchase.items() if k != "stored_as"}
+            field = purchase.get("stored_as") or p["order_id"]
+            orders[field] = [canonical_json(p), to_epoch_ms(p["purchased_at"])]
+        events = [
+            [e["id"], e["message_id"], e["type"], e["at"], str(e["at_ms"]),
+             canonical_json(e["payload"])]
+            for e in snapshot.get("events") or []
+        ]  # fmt: skip
+        contacts = {
+            c["contact_id"]: canonical_json(c) for c in snapshot.get("support_contacts") or []
+        }
+        absorbed = {a["source"]: a["record"] for a in snapshot.get("absorbed") or []}
+        args = [
+            source,
+            "1" if own else "0",
+            json.dumps(orders),
+            json.dumps(events),
+            json.dumps({m: ms for m, ms in snapshot.get("message_ids") or []}),
+            json.dumps(contacts),
+            json.dumps(absorbed),
+        ]
+        products = {ln["product_id"] for p in snapshot.get("purchases") or [] for ln in p["lines"]}
+        self._run_recompute(script, target_id, args, products)
+
+    def _run_recompute(self, script: Any, cid: str, args: list[str], products: set[str]) -> None:
+        """Run a script ending in the trait recompute; when it finds products the category map
+        lacked (a purchase raced in), recompute again with them."""
+        if self.category_of is None:
+            script(keys=self._keys(cid), args=[*args, "null"])
+            return
+        products |= {ln["product_id"] for p in self._all_purchases(cid) for ln in p["lines"]}
+        for _ in range(5):
+            cats = dict(self.category_of(sorted(products)) or {})
+            catmap = {p: cats.get(p) for p in products}
+            missing = script(keys=self._keys(cid), args=[*args, json.dumps(catmap)])
+            if not missing:
+                return
+            products |= set(missing)
+            script, args = self._recompute, []
+
+    def _all_purchases(self, cid: str) -> list[dict[str, Any]]:
+        return [json.loads(v) for v in self.redis.hvals(self.keys.orders(cid))]
+
+    def iter_all_purchases(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(customer id, purchase)`` over every customer (SCAN; for batch jobs)."""
+        for key in self.redis.scan_iter(match=self.keys.all_orders_pattern(), count=1000):
+            cid = self.keys.customer_of_orders_key(key)
+            if cid is None:
+                continue
+            for body in self.redis.hvals(key):
+                yield cid, json.loads(body)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
+    return list(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def _pairs_dict(flat: list[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    return dict(flat) if isinstance(flat, Mapping) else dict(_pairs(flat))
+
+
+def _event(entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "message_id": fields.get("message_id"),
+        "type": fields.get("type"),
+        "at": fields.get("at"),
+        "at_ms": int(fields.get("at_ms") or 0),
+        "payload": json.loads(fields.get("payload") or "{}"),
+    }
+
+
+def _encode_cursor(ms: int, field: str) -> str:
+    raw = json.dumps([ms, field], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ms, field = json.loads(raw)
+        if isinstance(ms, bool) or not isinstance(ms, int) or not isinstance(field, str):
+            raise ValueError
+        return ms, field
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("is not a cursor from a previous page", field="cursor") from None
