@@ -116,3 +116,10 @@ class ActionNotFound(NotFound):
 
 class FeedbackConflict(Conflict):
     title = "Feedback id reused with a different body"
+
+
+# -- purchases and events (profiles/activity.py) ---------------------------------------------
+class OrderConflict(Conflict):
+    """The order id is already recorded with another body (a replay must be identical)."""
+
+    title = "Order id already used"

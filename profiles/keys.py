@@ -24,6 +24,8 @@ key                                type       what
 ``rp:{c:ID}:categories``           zset       category -> items bought (favourite categories)
 ``rp:{c:ID}:events``               stream     recent interaction events (capped)
 ``rp:{c:ID}:message_ids``          zset       event message id -> receive time (dedup window)
+``rp:{c:ID}:support``              hash       open support contact id -> contact JSON
+``rp:{c:ID}:absorbed``             hash       source id -> what a merge added (for unmerge)
 ``rp:greeting_templates``          hash       ``<locale>:<channel>`` -> greeting template JSON
 ``rp:actions``                     hash       action id -> next-best action JSON
 ``rp:actions_seeded``              string     set once the default actions were written
@@ -95,6 +97,25 @@ class Keys:
     def message_ids(self, customer_id: str) -> str:
         return f"{self.customer_tag(customer_id)}:message_ids"
 
+    def support_contacts(self, customer_id: str) -> str:
+        """Hash support contact id -> JSON of the open contact (open_support_contacts trait)."""
+        return f"{self.customer_tag(customer_id)}:support"
+
+    def absorbed(self, customer_id: str) -> str:
+        """Hash source customer id -> JSON of what a merge added here (undone by unmerge)."""
+        return f"{self.customer_tag(customer_id)}:absorbed"
+
+    def all_orders_pattern(self) -> str:
+        """A SCAN ``MATCH`` pattern for every customer's orders hash (batch jobs)."""
+        return f"{self.prefix}:{{c:*}}:orders"
+
+    def customer_of_orders_key(self, key: str) -> str | None:
+        """The customer id in an ``orders`` key name, or None when it is not one."""
+        stem, suffix = f"{self.prefix}:{{c:", "}:orders"
+        if key.startswith(stem) and key.endswith(suffix):
+            return key[len(stem) : -len(suffix)] or None
+        return None
+
     # -- greetings and next-best actions (recommend/greetings.py, actions.py, contact.py) ----
     def greeting_templates(self) -> str:
         """Hash ``<locale>:<channel>`` -> template JSON (admin overrides of shipped defaults)."""
@@ -139,6 +160,8 @@ class Keys:
             self.categories(customer_id),
             self.events(customer_id),
             self.message_ids(customer_id),
+            self.support_contacts(customer_id),
+            self.absorbed(customer_id),
             self.action_feedback(customer_id),
             self.action_state(customer_id),
             self.contacts(customer_id),
