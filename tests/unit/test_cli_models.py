@@ -6,10 +6,14 @@ import csv
 import json
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 
+from profiles import activity
+from profiles.keys import Keys
+from recommend.catalog import Catalog
 from service.cli import cli
-from tests.recsys import synthetic
+from tests.recsys import purchase, record_purchase, synthetic
 
 
 def invoke(args, redis_url, tmp_path):
@@ -105,3 +109,30 @@ def test_train_from_csv_then_manage_versions(redis_client, redis_url, tmp_path):
     assert pruned.exit_code == 0 and "removed 0" in pruned.stdout  # active + previous stay
     table = invoke(["models", "list"], redis_url, tmp_path).stdout
     assert "P@10" in table and one["version"] in table
+
+
+@pytest.mark.skipif(
+    not hasattr(activity, "ActivityStore"), reason="profiles.activity.ActivityStore not built yet"
+)
+def test_train_from_redis(redis_client, redis_url, tmp_path):
+    data = synthetic(n_customers=40)
+    keys = Keys("rp")
+    Catalog(redis_client, keys).upsert_many(list(data.products.values()))
+    orders: dict[tuple[str, str], list] = {}
+    for ln in data.lines:
+        orders.setdefault((ln.customer_id, ln.order_id), []).append(ln)
+    for (cid, order_id), lines in orders.items():
+        record_purchase(
+            redis_client,
+            keys,
+            cid,
+            purchase(order_id, lines[0].purchased_at, *[ln.product_id for ln in lines]),
+        )
+    result = invoke(
+        ["train", "--epochs", "3", "--components", "8", "--quiet", "--json"], redis_url, tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["decision"]["activated"] is True
+    assert body["counts"]["customers"] == 40
+    assert body["counts"]["lines"] == len({(ln.order_id, ln.product_id) for ln in data.lines})
