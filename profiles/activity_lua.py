@@ -201,22 +201,31 @@ for mid, ms in pairs(cjson.decode(ARGV[5])) do
     table.insert(rec.message_ids, mid)
   end
 end
-local have = {}
+local have, taken = {}, {}
 local existing = redis.call('XRANGE', KEYS[3], '-', '+')
 for _, entry in ipairs(existing) do
   local m = field_value(entry[2], 'message_id')
   if m then have[m] = true end
+  taken[entry[1]] = true
 end
 local fresh = {}
 for _, ev in ipairs(cjson.decode(ARGV[4])) do
   if not have[ev[2]] then
     have[ev[2]] = true
-    fresh[#fresh + 1] = {ev[1], {'message_id', ev[2], 'type', ev[3], 'at', ev[4], 'at_ms', ev[5],
+    -- keep the original id unless the target holds it: then the next free sequence number
+    local ms, seq = id_parts(ev[1])
+    local id = ev[1]
+    while taken[id] do
+      seq = seq + 1
+      id = string.format('%d-%d', ms, seq)
+    end
+    taken[id] = true
+    fresh[#fresh + 1] = {id, {'message_id', ev[2], 'type', ev[3], 'at', ev[4], 'at_ms', ev[5],
       'payload', ev[6]}}
     table.insert(rec.events, ev[2])
   end
 end
-if #fresh > 0 then  -- rebuild the stream in id order, keeping the original ids
+if #fresh > 0 then  -- rebuild the stream in id order; the target's entries keep their ids
   for _, entry in ipairs(existing) do fresh[#fresh + 1] = entry end
   table.sort(fresh, function(x, y)
     local a1, b1 = id_parts(x[1])
@@ -225,12 +234,8 @@ if #fresh > 0 then  -- rebuild the stream in id order, keeping the original ids
     return b1 < b2
   end)
   redis.call('DEL', KEYS[3])
-  local last_ms, last_seq = -1, -1
   for _, entry in ipairs(fresh) do
-    local ms, seq = id_parts(entry[1])
-    if ms < last_ms or (ms == last_ms and seq <= last_seq) then ms, seq = last_ms, last_seq + 1 end
-    last_ms, last_seq = ms, seq
-    redis.call('XADD', KEYS[3], string.format('%d-%d', ms, seq), unpack(entry[2]))
+    redis.call('XADD', KEYS[3], entry[1], unpack(entry[2]))
   end
 end
 for cid, body in pairs(cjson.decode(ARGV[6])) do

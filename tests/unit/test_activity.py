@@ -25,6 +25,10 @@ def store(redis_client):
     return ActivityStore(redis_client, KEYS, clock=lambda: NOW, category_of=category_of)
 
 
+def ln(product_id, quantity, unit_price):
+    return {"lines": [{"product_id": product_id, "quantity": quantity, "unit_price": unit_price}]}
+
+
 def order(oid, at="2023-11-01T10:00:00+01:00", lines=None, currency="GBP", channel="web"):
     return {
         "order_id": oid,
@@ -92,16 +96,16 @@ def test_same_order_id_with_other_body_conflicts(store):
         ({"purchased_at": "2023-11-17T10:00:00Z"}, "purchased_at"),
         ({"purchased_at": "yesterday"}, "purchased_at"),
         ({"lines": []}, "lines"),
-        ({"lines": [{"product_id": "P1", "quantity": 0, "unit_price": "1"}]}, "lines.0.quantity"),
-        ({"lines": [{"product_id": "P1", "quantity": 1.5, "unit_price": "1"}]}, "lines.0.quantity"),
-        ({"lines": [{"product_id": "P1", "quantity": 1, "unit_price": "-1"}]}, "lines.0.unit_price"),
-        ({"lines": [{"product_id": "P1", "quantity": 1, "unit_price": "1e"}]}, "lines.0.unit_price"),
+        (ln("P1", 0, "1"), "lines.0.quantity"),
+        (ln("P1", 1.5, "1"), "lines.0.quantity"),
+        (ln("P1", 1, "-1"), "lines.0.unit_price"),
+        (ln("P1", 1, "1e"), "lines.0.unit_price"),
         (
-            {"lines": [{"product_id": "P1", "quantity": 1, "unit_price": "0.00001"}]},
+            ln("P1", 1, "0.00001"),
             "lines.0.unit_price",
         ),
-        ({"lines": [{"product_id": "", "quantity": 1, "unit_price": "1"}]}, "lines.0.product_id"),
-        ({"lines": [{"product_id": "P", "quantity": 1, "unit_price": "NaN"}]}, "lines.0.unit_price"),
+        (ln("", 1, "1"), "lines.0.product_id"),
+        (ln("P", 1, "NaN"), "lines.0.unit_price"),
         ({"coupon": "X"}, "coupon"),
     ],
 )
