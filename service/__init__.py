@@ -10,8 +10,10 @@ from collections.abc import Mapping
 import redis as redis_lib
 from flask import Flask, g, request
 
+from profiles.activity import ActivityStore
 from profiles.keys import Keys
 from profiles.store import ProfileStore
+from recommend.catalog import Catalog
 from service import errors, metrics
 from service.auth import ApiKeyStore
 from service.config import Config
@@ -70,7 +72,9 @@ def create_app(
     app.extensions["rapport"] = RapportState(
         config=config, redis=client, keys=keys, api_keys=ApiKeyStore(client, keys)
     )
-    app.extensions["rapport"].profiles = ProfileStore(client, keys)
+    activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
+    app.extensions["rapport"].activity = activity
+    app.extensions["rapport"].profiles = ProfileStore(client, keys, activity=activity)
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
     api = RapportApi(app)

@@ -13,6 +13,7 @@ import redis
 from flask import current_app
 from flask_smorest.utils import prepare_response
 
+from profiles.activity import ActivityStore
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 from service.auth import ApiKeyStore, require_scope
@@ -27,6 +28,7 @@ class RapportState:
     keys: Keys
     api_keys: ApiKeyStore
     profiles: ProfileStore | None = None
+    activity: ActivityStore | None = None
 
 
 def state() -> RapportState:
