@@ -132,9 +132,10 @@ def test_failover_while_writing(sentinel_setup, tmp_path, request):
 
     # The same app, not restarted, serves authenticated requests from the new master.
     http = app.test_client()
-    assert http.get("/readyz").status_code == 200
+    ready = http.get("/readyz")
+    assert ready.status_code == 200, ready.get_data(as_text=True)[:300]
     keys = http.get("/v1/admin/keys", headers={"Authorization": f"Bearer {token}"})
-    assert keys.status_code == 200
+    assert keys.status_code == 200, (keys.status_code, keys.get_data(as_text=True)[:300])
 
     config = request.node.callspec.id
     if config == "min-replicas-to-write":
