@@ -25,4 +25,11 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
     api.register_blueprint(products.blp)
     api.register_blueprint(recommendations.blp)
     api.register_blueprint(models.blp)
+    from service.api import events, purchases  # noqa: PLC0415
+
+    api.register_blueprint(purchases.blp)
+    api.register_blueprint(events.blp)
     app.register_blueprint(ops.plain)
+    from service.console import bp as console  # noqa: PLC0415
+
+    app.register_blueprint(console)

@@ -1,0 +1,132 @@
+"""``POST /v1/events``: a batch of customer interactions with per-item results.
+
+Each item is ``{message_id, type, customer: {profile_id | email | phone | external_id}, at,
+...payload}`` (payloads in ``profiles.activity_input.normalize_event``). An item is
+``accepted``, a ``duplicate`` (its message id was seen for that customer within 7 days) or
+``rejected`` with a reason and the field at fault; one bad item never rejects the batch. The
+request is 422 only when the envelope is wrong (no ``events`` list, more than 500 items).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+
+from profiles.activity_input import normalize_event
+from profiles.errors import InvalidInput, NotFound
+from service.extensions import Blueprint, state
+from service.schemas import StrictSchema
+
+MAX_BATCH = 500
+CUSTOMER_FIELDS = ("profile_id", "email", "phone", "external_id")
+
+blp = Blueprint(
+    "events",
+    __name__,
+    url_prefix="/v1/events",
+    description="Interactions (view, add_to_cart, purchase, support_contact) in batches of up "
+    f"to {MAX_BATCH}, de-duplicated by `message_id` per customer for 7 days.",
+)
+
+
+class EventBatchSchema(StrictSchema):
+    events = ma.fields.List(
+        ma.fields.Raw(
+            metadata={
+                "type": "object",
+                "description": "{message_id, type, customer: {profile_id|email|phone|"
+                "external_id}, at, ...payload}",
+            }
+        ),
+        required=True,
+        validate=ma.validate.Length(1, MAX_BATCH),
+    )
+
+
+class EventResultSchema(ma.Schema):
+    index = ma.fields.Integer()
+    message_id = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"enum": ["accepted", "duplicate", "rejected"]})
+    customer_id = ma.fields.String(allow_none=True)
+    reason = ma.fields.String()
+    field = ma.fields.String(allow_none=True)
+
+
+class EventBatchResultSchema(ma.Schema):
+    accepted = ma.fields.Integer()
+    duplicate = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+    results = ma.fields.List(ma.fields.Nested(EventResultSchema))
+
+
+def _customer(raw: Any) -> str:
+    """The live profile id the item names (raises InvalidInput / NotFound with a field)."""
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("must be an object with one of: " + ", ".join(CUSTOMER_FIELDS),
+                           field="customer")  # fmt: skip
+    given = [k for k in raw if raw[k] is not None]
+    unknown = [k for k in given if k not in CUSTOMER_FIELDS]
+    if unknown:
+        raise InvalidInput("unknown field", field=f"customer.{unknown[0]}")
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of: " + ", ".join(CUSTOMER_FIELDS), field="customer")
+    name = given[0]
+    value = raw[name]
+    if not isinstance(value, str) or not 1 <= len(value) <= 320:
+        raise InvalidInput("must be a string of 1 to 320 characters", field=f"customer.{name}")
+    profiles = state().profiles
+    try:
+        if name == "profile_id":
+            return profiles.resolve(value)
+        return profiles.lookup_input(name, value).id
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, field=f"customer.{name}") from None
+    except NotFound:
+        raise NotFound("no profile with this identity", field=f"customer.{name}") from None
+
+
+@blp.route("")
+class Events(MethodView):
+    @blp.auth("profiles:write")
+    @blp.arguments(EventBatchSchema)
+    @blp.response(200, EventBatchResultSchema)
+    def post(self, body):
+        """Record a batch of events; every item gets its own result."""
+        activity = state().activity
+        now = activity.clock()
+        results: list[dict[str, Any]] = []
+        by_customer: dict[str, list[int]] = {}
+        parsed: dict[int, dict[str, Any]] = {}
+        for i, item in enumerate(body["events"]):
+            mid = item.get("message_id") if isinstance(item, Mapping) else None
+            results.append({"index": i, "message_id": mid if isinstance(mid, str) else None})
+            try:
+                if not isinstance(item, Mapping):
+                    raise InvalidInput("an event must be an object")
+                if "customer" not in item:
+                    raise InvalidInput("is required", field="customer")
+                event = normalize_event({k: v for k, v in item.items() if k != "customer"}, now)
+                cid = _customer(item["customer"])
+            except (InvalidInput, NotFound) as exc:
+                results[i].update(status="rejected", reason=exc.detail, field=exc.field)
+                continue
+            parsed[i] = event
+            results[i]["customer_id"] = cid
+            by_customer.setdefault(cid, []).append(i)
+        for cid, indexes in by_customer.items():
+            outcomes = activity.record_events(cid, [parsed[i] for i in indexes])
+            for i, outcome in zip(indexes, outcomes, strict=True):
+                if outcome == "conflict":
+                    results[i].update(
+                        status="rejected",
+                        reason="the order id is already recorded with another body",
+                        field="order_id",
+                    )
+                else:
+                    results[i]["status"] = outcome
+        counts = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate")}
+        counts["rejected"] = sum(r["status"] == "rejected" for r in results)
+        return {**counts, "results": results}
