@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from profiles.store import ProfileStore
@@ -316,3 +318,29 @@ def test_product_feedback_from_the_recommendations_shares_the_budget(api, agent,
         "/v1/actions/product-suggestion", json={"title": "x", "category": "sales", "value": 1}
     )
     assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "id"
+
+
+def test_default_catalogue_with_real_purchase_history(app, agent, profiles):
+    st = app.extensions["rapport"]
+    cid = make_customer(profiles, tier="silver")
+    for n, days_ago in enumerate((400, 300, 200, 100, 70)):
+        st.activity.record_purchase(
+            cid,
+            {
+                "order_id": f"o-{n}",
+                "lines": [{"product_id": f"p-{n}", "quantity": 1, "unit_price": "10.00"}],
+                "currency": "EUR",
+                "channel": "web",
+                "purchased_at": time.time() - days_ago * 86400,
+            },
+        )
+    body = nba(agent, cid)
+    winback = next(i for i in body["items"] if i["action_id"] == "winback-60d")
+    assert winback["reasons"] == ["5 orders", "last purchase 70 days ago"]
+    assert winback["say"].startswith("It has been a while, Lena!")
+    loyalty = next(i for i in body["items"] if i["action_id"] == "loyalty-upgrade")
+    assert (
+        "5 orders" in loyalty["reasons"]
+        and "tier is silver, not gold, platinum" in loyalty["reasons"]
+    )
+    assert "satisfaction-survey" not in ids(body) and "first-order-welcome" not in ids(body)

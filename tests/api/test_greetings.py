@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from profiles.store import ProfileStore
+from recommend.catalog import Catalog
 
 PROBLEM = "application/problem+json"
 
@@ -167,3 +169,41 @@ def test_escape_stored_behind_our_back_cannot_execute(app, redis_client, reader,
     assert resp.status_code == 200
     assert resp.json["template"]["fallback"] is True
     assert resp.json["text"].startswith("Hallo Anna!")
+
+
+def test_greeting_uses_a_real_purchase_and_an_open_support_contact(app, reader, anna):
+    st = app.extensions["rapport"]
+    Catalog(st.redis, st.keys).upsert(
+        {"name": "Wasserkocher", "category": "home", "price": "39.90", "currency": "EUR"}, "p-k"
+    )
+    st.activity.record_purchase(
+        anna,
+        {
+            "order_id": "o-1",
+            "lines": [{"product_id": "p-k", "quantity": 1, "unit_price": "39.90"}],
+            "currency": "EUR",
+            "channel": "web",
+            "purchased_at": time.time() - 3 * 86400,
+        },
+    )
+    chat = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat").json
+    assert "Wie gefällt dir dein Wasserkocher?" in chat["text"]
+    assert chat["facts"]["is_returning"] is True
+    email = reader.get(f"/v1/profiles/{anna}/greeting?channel=email").json
+    assert email["text"].startswith("Sehr geehrte Frau Schmidt, vielen Dank für Ihre Bestellung")
+    assert "(€ 39,90)" in email["text"].replace("\xa0", " ")
+    st.activity.record_events(
+        anna,
+        [
+            {
+                "message_id": "m-1",
+                "type": "support_contact",
+                "at": time.time(),
+                "contact_id": "t-1",
+                "status": "opened",
+            }
+        ],
+    )
+    chat = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat").json
+    assert "Ich sehe deine offene Anfrage" in chat["text"]
+    assert chat["facts"]["has_open_issue"] is True
