@@ -99,7 +99,15 @@ def build(client: redis.Redis, app) -> tuple[str, str]:
         try:
             activity.record_events(
                 cid,
-                [{"type": "support_contact", "message_id": "m1", "status": "open", "at": now}],
+                [
+                    {
+                        "message_id": "m1",
+                        "type": "support_contact",
+                        "at": now,
+                        "contact_id": "t-1",
+                        "status": "opened",
+                    }
+                ],
             )
         except Exception as exc:  # noqa: BLE001 - the bench runs without it too
             print(f"(no support contact recorded: {exc})")

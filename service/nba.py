@@ -7,6 +7,7 @@ endpoints work, with fewer facts, while one of them is missing.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -20,11 +21,11 @@ from profiles.store import ProfileStore
 from recommend.actions import ActionCatalog, NextBestActions
 from recommend.catalog import Catalog
 from recommend.contact import ContactPolicy
-from recommend.context import read_purchases
 from recommend.dataset import profile_features
 from recommend.facts import FactsLoader
 from recommend.greetings import Greeter, GreetingTemplates
 from recommend.recommender import MAX_LIMIT, CustomerContext
+from recommend.records import PurchaseLine
 from service import models
 from service.extensions import state
 
@@ -100,7 +101,8 @@ def _product_picker(products: Catalog):
         if model is None:
             return []
         st = state()
-        ctx = _customer_context(facts, read_purchases(st.redis, st.keys, facts["customer_id"]))
+        bought = _bought(st.redis, st.keys, facts["customer_id"])
+        ctx = _customer_context(facts, bought)
         result = model.recommend(
             ctx,
             strategy="discover",
@@ -123,6 +125,23 @@ def _product_picker(products: Catalog):
         return picks[:n]
 
     return pick
+
+
+def _bought(client, keys, customer_id: str) -> list[PurchaseLine]:
+    """One line per product the customer bought: all that ``discover`` reads of the
+    history (it excludes them). Cheaper than ``recommend.context.read_purchases``, which
+    parses times and prices for the strategies that weigh repeats."""
+    seen: dict[str, PurchaseLine] = {}
+    for raw in client.hvals(keys.orders(customer_id)):
+        try:
+            lines = json.loads(raw).get("lines") or ()
+        except (ValueError, AttributeError):
+            continue
+        for line in lines:
+            pid = line.get("product_id") if isinstance(line, dict) else None
+            if pid and pid not in seen:
+                seen[pid] = PurchaseLine(customer_id, str(pid), 1.0, 0.0)
+    return list(seen.values())
 
 
 def _customer_context(facts: Mapping, purchases: list) -> CustomerContext:
