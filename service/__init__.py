@@ -70,7 +70,10 @@ def create_app(
     client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
     keys = Keys(config.key_prefix)
     app.extensions["rapport"] = RapportState(
-        config=config, redis=client, keys=keys, api_keys=ApiKeyStore(client, keys)
+        config=config,
+        redis=client,
+        keys=keys,
+        api_keys=ApiKeyStore(client, keys, cache_seconds=config.auth_cache_seconds),
     )
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     app.extensions["rapport"].activity = activity

@@ -7,6 +7,12 @@ Verification compares digests with :func:`hmac.compare_digest`. Neither the toke
 is ever logged.
 
 ``admin`` implies every other scope.
+
+Verified keys are cached in each process for ``cache_seconds`` (``RAPPORT_AUTH_CACHE_SECONDS``,
+default 5; 0 turns it off), keyed by the sha256 of the token, never the token itself: a request
+with a known key then costs no Redis round trip for auth. So a revoked key keeps working for at
+most that long in the other workers (the worker that revokes it drops it at once); unknown or
+wrong tokens are never cached.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,10 +93,25 @@ def _digest(salt: bytes, secret: str) -> str:
 class ApiKeyStore:
     """API keys in Redis (see ``profiles.keys`` for the key names)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.time):
+    CACHE_MAX = 1024  # distinct tokens cached per process; the cache is cleared when full
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        clock: Callable[[], float] = time.time,
+        *,
+        cache_seconds: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.redis = client
         self.keys = keys
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        self.monotonic = monotonic
+        # sha256(token) -> (key, monotonic expiry); a token in clear is never kept
+        self._cache: dict[bytes, tuple[ApiKey, float]] = {}
+        self._cache_lock = threading.Lock()
 
     def create(self, name: str, scopes: str | list[str]) -> tuple[ApiKey, str]:
         """Store a new key; return it and the token, which is not kept anywhere."""
@@ -133,13 +155,35 @@ class ApiKeyStore:
         # working before its index entry goes.
         deleted = self.redis.delete(self.keys.api_key(key_id))
         self.redis.srem(self.keys.api_key_index(), key_id)
+        with self._cache_lock:  # this process stops accepting it at once; others within the TTL
+            self._cache = {d: v for d, v in self._cache.items() if v[0].key_id != key_id}
         if not deleted:
             raise ApiKeyNotFound(f"no API key with id {key_id}")
 
     def verify(self, token: str) -> ApiKey | None:
-        """The key for ``token``, or None when the token is malformed, unknown or wrong."""
+        """The key for ``token``, or None when the token is malformed, unknown or wrong
+        (from the process cache when it verified the same token less than
+        ``cache_seconds`` ago)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
+        if self.cache_seconds <= 0:
+            return self._verify(token)
+        digest = hashlib.sha256(token.encode()).digest()
+        now = self.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        key = self._verify(token)
+        with self._cache_lock:
+            if key is None:
+                self._cache.pop(digest, None)
+            else:
+                if len(self._cache) >= self.CACHE_MAX:
+                    self._cache = {}
+                self._cache[digest] = (key, now + self.cache_seconds)
+        return key
+
+    def _verify(self, token: str) -> ApiKey | None:
         key_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
         if not sep or not secret or not all(c in "0123456789abcdef" for c in key_id):
             return None

@@ -69,6 +69,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a Redis connect or command may take before the request fails with 503.",
     ),
     Setting(
+        "RAPPORT_AUTH_CACHE_SECONDS",
+        "auth_cache_seconds",
+        float,
+        "Seconds each worker keeps a verified API key in memory (keyed by a digest of the "
+        "token); a revoked key stops working within this time. 0: verify every request.",
+    ),
+    Setting(
         "RAPPORT_RETRY_AFTER",
         "retry_after",
         int,
@@ -107,6 +114,7 @@ class Config:
     max_body_bytes: int = 1024 * 1024
     redis_timeout: float = 2.0
     retry_after: int = 5
+    auth_cache_seconds: float = 5.0
     model_poll_seconds: float = 2.0
     promote_tolerance: float = 0.02
     models_keep: int = 5
@@ -122,6 +130,8 @@ class Config:
             raise ConfigError("RAPPORT_REDIS_TIMEOUT: must be positive")
         if self.retry_after < 1:
             raise ConfigError("RAPPORT_RETRY_AFTER: must be at least 1")
+        if not 0 <= self.auth_cache_seconds <= 300:
+            raise ConfigError("RAPPORT_AUTH_CACHE_SECONDS: must be in [0, 300]")
         if self.model_poll_seconds < 0:
             raise ConfigError("RAPPORT_MODEL_POLL_SECONDS: must be 0 or more")
         if not 0 <= self.promote_tolerance < 1:
