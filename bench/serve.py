@@ -62,6 +62,7 @@ CEILINGS = {
 }
 PURCHASE_BODY = (
     '{"order_id":"bench-{n}","currency":"GBP","channel":"web",'
+    '"purchased_at":"2026-01-15T10:00:00+00:00",'
     '"lines":[{"product_id":"P000001","quantity":1,"unit_price":"2.50"}]}'
 )
 ENDPOINTS = {
@@ -99,6 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--python-load", action="store_true", help="use the Python load generator")
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     p.add_argument("--keep", action="store_true", help="leave the servers running (debug)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the workers during each endpoint's run at the highest concurrency "
+        "(collapsed stacks in bench/results/)",
+    )
     args = p.parse_args(argv)
     args.product_sizes = sorted(int(x) for x in args.products.split(",") if x)
     args.levels = [int(x) for x in args.concurrency.split(",") if x]
@@ -300,16 +307,50 @@ def machine() -> dict[str, Any]:
 
 
 def measure(
-    wrk: str | None, base: str, target: Target, c: int, args, token: str, ids_file: Path
+    wrk: str | None,
+    base: str,
+    target: Target,
+    c: int,
+    args,
+    token: str,
+    ids_file: Path,
+    profile_to: tuple[int, Path] | None = None,
 ) -> dict[str, Any]:
     if args.warmup > 0:
         loadgen.run(
             wrk, base, target, concurrency=c, seconds=args.warmup, token=token, ids_file=ids_file
         )
+    spy = None
+    if profile_to is not None:
+        pid, out = profile_to
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid),
+             "--subprocesses", "--rate", "250",
+             "--format", "raw", "--nonblocking", "--duration", str(max(1, round(args.duration))),
+             "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     result = loadgen.run(
         wrk, base, target, concurrency=c, seconds=args.duration, token=token, ids_file=ids_file
     )
+    if spy is not None:
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
     return result.as_dict()
+
+
+def profile_target(server: Server, args, name: str, products: int, c: int):
+    """(gunicorn master pid, output file) when this run is to be profiled, else None."""
+    if not args.profile or c != max(args.levels):
+        return None
+    masters = _children(server.proc.pid)
+    if not masters:
+        return None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return masters[0], RESULTS / f"profile-{name}-{products}.txt"
 
 
 def run_phase(
@@ -353,7 +394,10 @@ def run_phase(
             for name in args.endpoint_names:
                 if phase["checks"][name]["status"] >= 400:
                     continue  # not built (404) or broken: reported, not loaded
-                row = measure(wrk, rapport.url, ENDPOINTS[name], c, args, token, ids_file)
+                row = measure(
+                    wrk, rapport.url, ENDPOINTS[name], c, args, token, ids_file,
+                    profile_target(rapport, args, name, n_products, c),
+                )  # fmt: skip
                 row["endpoint"] = name
                 rows.append(row)
             after = measure(wrk, ceiling.url, CEILINGS["redis_read"], c, args, token, ids_file)
