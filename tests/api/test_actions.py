@@ -344,3 +344,18 @@ def test_default_catalogue_with_real_purchase_history(app, agent, profiles):
         and "tier is silver, not gold, platinum" in loyalty["reasons"]
     )
     assert "satisfaction-survey" not in ids(body) and "first-order-welcome" not in ids(body)
+
+
+def test_erasure_deletes_feedback_cooldowns_and_the_contact_log(app, api, agent, profiles):
+    assert api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    cid = make_customer(profiles)
+    assert feedback(agent, cid, "home-offer", "e1", product_id="sku-9").status_code == 201
+    keys = app.extensions["rapport"].keys
+    mine = [keys.action_feedback(cid), keys.action_state(cid), keys.contacts(cid)]
+    mine.append(keys.offered_products(cid))
+    redis_client = app.extensions["rapport"].redis
+    assert all(redis_client.exists(k) for k in mine)
+    erased = api.delete(f"/v1/profiles/{cid}")
+    assert erased.status_code == 200
+    assert set(mine) <= set(erased.json["keys_deleted"])
+    assert not any(redis_client.exists(k) for k in mine)
