@@ -288,3 +288,50 @@ def test_erase_scrubs_merge_records_and_blocks_their_undo(api, pair, redis_clien
     # the target is untouched and still lists the merge in its history
     exported = api.get(f"/v1/profiles/{target['id']}/export").json
     assert [m["status"] for m in exported["merges"]] == ["erased"]
+
+
+def buy(api, cid, oid, price="10.00", at="2024-03-01T10:00:00Z"):
+    body = {
+        "order_id": oid,
+        "lines": [{"product_id": "P1", "quantity": 1, "unit_price": price}],
+        "currency": "EUR",
+        "purchased_at": at,
+        "channel": "web",
+    }
+    resp = api.post(f"/v1/profiles/{cid}/purchases", json=body)
+    assert resp.status_code in (200, 201), resp.json
+    return resp
+
+
+def orders_of(api, cid):
+    items = api.get(f"/v1/profiles/{cid}/purchases?limit=100").json["items"]
+    return sorted(p["order_id"] for p in items)
+
+
+def test_merge_moves_activity_and_unmerge_puts_it_back(api, pair, redis_client):
+    target, source = pair
+    buy(api, target["id"], "t-1", "5.00", at="2024-01-01T10:00:00Z")
+    buy(api, source["id"], "s-1", "7.00", at="2024-02-01T10:00:00Z")
+    buy(api, source["id"], "s-2", "8.00", at="2024-02-02T10:00:00Z")
+    before_source = api.get(f"/v1/profiles/{source['id']}").json
+
+    record = merge(api, target, source)
+    assert record["moved"]["activity"][0]["purchases"] == 2
+    traits = api.get(f"/v1/profiles/{target['id']}").json["traits"]
+    assert traits["order_count"] == 3 and traits["total_spend"] == {"EUR": "20.00"}
+    assert orders_of(api, source["id"]) == ["s-1", "s-2", "t-1"]  # the old id reads the target
+    # the alias holds no activity of its own any more
+    assert redis_client.hlen(f"rp:{{c:{source['id']}}}:orders") == 0
+
+    # after the merge: a purchase through the old id and one on the target stay with the target
+    buy(api, source["id"], "late-1", "1.00", at="2024-03-01T10:00:00Z")
+    buy(api, target["id"], "late-2", "2.00", at="2024-03-02T10:00:00Z")
+
+    assert api.post(f"/v1/merges/{record['id']}/unmerge").status_code == 200
+    assert orders_of(api, target["id"]) == ["late-1", "late-2", "t-1"]
+    assert orders_of(api, source["id"]) == ["s-1", "s-2"]
+    t_traits = api.get(f"/v1/profiles/{target['id']}").json["traits"]
+    assert t_traits["order_count"] == 3 and t_traits["total_spend"] == {"EUR": "8.00"}
+    s_after = api.get(f"/v1/profiles/{source['id']}").json
+    assert s_after["traits"]["total_spend"] == before_source["traits"]["total_spend"]
+    assert s_after["traits"]["order_count"] == 2

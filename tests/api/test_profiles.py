@@ -26,6 +26,19 @@ ADA = {
 }
 
 
+def purchase(api, cid, oid, price="10.00", quantity=1, at="2024-03-01T10:00:00Z"):
+    body = {
+        "order_id": oid,
+        "lines": [{"product_id": "P1", "quantity": quantity, "unit_price": price}],
+        "currency": "EUR",
+        "purchased_at": at,
+        "channel": "web",
+    }
+    resp = api.post(f"/v1/profiles/{cid}/purchases", json=body)
+    assert resp.status_code in (200, 201), resp.json
+    return resp.json
+
+
 def create(api, body=None, **fields):
     resp = api.post("/v1/profiles", json={**(body or {}), **fields})
     assert resp.status_code == 201, resp.json
@@ -182,7 +195,7 @@ def test_if_match(api):
     assert api.patch(url, json={"last_name": "Q"}, headers={"If-Match": "junk"}).status_code == 412
 
 
-def test_concurrent_patches_lose_nothing(app, api):
+def test_concurrent_patches_and_purchases_lose_nothing(app, api):
     doc = create(api, first_name="Ada")
     url = f"/v1/profiles/{doc['id']}"
     token = api.token
@@ -195,6 +208,16 @@ def test_concurrent_patches_lose_nothing(app, api):
         resp = client.patch(url, json={"preferences": {"custom": {f"t{i}": i}}})
         if resp.status_code != 200:
             errors.append(resp.json)
+        body = {
+            "order_id": f"o-{i}",
+            "lines": [{"product_id": f"P{i}", "quantity": 1, "unit_price": f"{i + 1}.25"}],
+            "currency": "EUR",
+            "purchased_at": f"2024-03-{i + 1:02d}T10:00:00Z",
+            "channel": "web",
+        }
+        resp = client.post(f"{url}/purchases", json=body)
+        if resp.status_code != 201:
+            errors.append(resp.json)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(20)]
     for t in threads:
@@ -205,6 +228,11 @@ def test_concurrent_patches_lose_nothing(app, api):
     final = api.get(url).json
     assert final["preferences"]["custom"] == {f"t{i}": i for i in range(20)}
     assert final["version"] == 21
+    traits = final["traits"]
+    assert traits["order_count"] == 20
+    assert traits["total_spend"] == {"EUR": f"{sum(i + 1.25 for i in range(20)):.2f}"}
+    assert traits["first_purchase_at"] == "2024-03-01T10:00:00Z"
+    assert traits["last_purchase_at"] == "2024-03-20T10:00:00Z"
 
 
 def test_lookup_by_each_identity(api):
@@ -314,6 +342,16 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
     merged = api.post(f"/v1/profiles/{cid}/merge", json={"source_id": other["id"]})
     assert merged.status_code == 201
     assert api.patch(f"/v1/profiles/{cid}", json={"display_name": "x"}).status_code == 200
+    purchase(api, cid, "o-1")
+    purchase(api, keep["id"], "o-keep")
+    events = [
+        {"message_id": "ev-1", "type": "view", "customer": {"profile_id": cid},
+         "at": "2024-03-01T10:00:00Z", "product_id": "P1"},
+        {"message_id": "ev-2", "type": "support_contact", "customer": {"email": "ada@example.com"},
+         "at": "2024-03-01T10:00:00Z", "contact_id": "T-1", "status": "opened", "topic": "x"},
+    ]  # fmt: skip
+    assert api.post("/v1/events", json={"events": events}).status_code == 200
+    assert api.get(f"/v1/profiles/{cid}").json["traits"]["open_support_contacts"] == 1
 
     resp = api.delete(f"/v1/profiles/{cid}")
     assert resp.status_code == 200
@@ -321,6 +359,8 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
     assert report["customer_id"] == cid
     assert set(report["erased_ids"]) == {cid, other["id"]}
     assert f"rp:{{c:{cid}}}:profile" in report["keys_deleted"]
+    assert f"rp:{{c:{cid}}}:orders" in report["keys_deleted"]
+    assert f"rp:{{c:{cid}}}:events" in report["keys_deleted"]
     assert report["keys_deleted_count"] == len(report["keys_deleted"])
     assert set(report["identities_released"]) == {
         "email:ada@example.com",
@@ -329,9 +369,10 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
         "email:second@example.com",
     }
     text = _all_redis_text(redis_client)
-    for needle in (cid, other["id"], "ada@example.com", "second@example.com", "Lovelace"):
+    for needle in (cid, other["id"], "ada@example.com", "second@example.com", "Lovelace", "T-1"):
         assert needle not in text, needle
-    assert keep["id"] in text
+    assert keep["id"] in text and "o-keep" in text
+    assert api.get(f"/v1/profiles/{keep['id']}").json["traits"]["order_count"] == 1
 
     assert api.get(f"/v1/profiles/{cid}").status_code == 404
     assert api.get(f"/v1/profiles/{other['id']}").status_code == 404
@@ -341,9 +382,17 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
     assert api.delete(f"/v1/profiles/{cid}").status_code == 404
 
 
-def test_export_contains_profile_and_merges(api):
+def test_export_contains_profile_purchases_events_and_merges(api):
     doc = create(api, ADA)
     other = create(api, email="second@example.com")
+    for i in range(3):
+        purchase(api, doc["id"], f"o-{i}", at=f"2024-03-0{i + 1}T10:00:00Z")
+    purchase(api, other["id"], "o-other")
+    api.post(
+        "/v1/events",
+        json={"events": [{"message_id": "ev-1", "type": "view", "product_id": "P9",
+                          "customer": {"profile_id": doc["id"]}, "at": "2024-03-01T10:00:00Z"}]},
+    )  # fmt: skip
     api.post(f"/v1/profiles/{doc['id']}/merge", json={"source_id": other["id"]})
     resp = api.get(f"/v1/profiles/{doc['id']}/export")
     assert resp.status_code == 200
@@ -351,6 +400,11 @@ def test_export_contains_profile_and_merges(api):
     assert export["customer_id"] == doc["id"]
     assert export["profile"]["emails"] == ["ada@example.com", "second@example.com"]
     assert export["profile"]["consent"]["marketing"]["source"] == "web"
+    assert export["profile"]["traits"]["order_count"] == 4
+    orders = sorted(p["order_id"] for p in export["activity"]["purchases"])
+    assert orders == ["o-0", "o-1", "o-2", "o-other"]
+    assert [e["message_id"] for e in export["activity"]["events"]] == ["ev-1"]
     assert export["merged_ids"] == [other["id"]]
     assert [m["source_id"] for m in export["merges"]] == [other["id"]]
-    assert "activity" in export
+    # the same document by the old id
+    assert api.get(f"/v1/profiles/{other['id']}/export").json["customer_id"] == doc["id"]
