@@ -165,6 +165,7 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
         if old.name == "demo":
             store.revoke(old.key_id)
     _, token = store.create("demo", "admin")
+    _load_demo_data(client, Keys(config.key_prefix))
     client.close()
     address = bind or "127.0.0.1:8000"
     banner = (
@@ -178,6 +179,89 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
             _gunicorn_args(address, workers, threads, timeout, gunicorn_config),
             banner=banner,
         )
+    )
+
+
+# -- import (profiles/importer.py) --------------------------------------------------------------
+def _import_stores(client, keys):
+    from profiles.activity import ActivityStore  # noqa: PLC0415
+    from profiles.store import ProfileStore  # noqa: PLC0415
+    from recommend.catalog import Catalog  # noqa: PLC0415
+
+    activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
+    return ProfileStore(client, keys, activity=activity), activity
+
+
+def _load_demo_data(client, keys) -> None:
+    """Load the shipped demo sample on first start (when the store has no profile)."""
+    from profiles.importer import load_demo  # noqa: PLC0415
+
+    summary = load_demo(*_import_stores(client, keys), progress=True)
+    if summary is None:
+        log.info("demo data: the store already holds profiles; nothing loaded")
+    else:
+        click.echo(f"demo data loaded: {json.dumps(summary.as_dict())}", err=True)
+
+
+@cli.command("import")
+@click.argument("orders", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--customers", type=click.Path(exists=True, dir_okay=False), help="A customers CSV file."
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["online-retail"]),
+    help="A built-in column layout (the UCI Online Retail file).",
+)
+@click.option(
+    "--mapping",
+    "mapping_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A JSON column mapping (see profiles/importer.py).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
+@click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@with_appcontext
+def import_command(orders, customers, layout, mapping_file, batch_size, progress, as_json):
+    """Import customers and orders from CSV (.gz ok); re-running changes nothing."""
+    from profiles.errors import InvalidInput  # noqa: PLC0415
+    from profiles.importer import load_mapping, run_import  # noqa: PLC0415
+    from service.extensions import state  # noqa: PLC0415
+
+    if not orders and not customers:
+        raise click.UsageError("give an orders file and/or --customers")
+    if bool(layout) == bool(mapping_file):
+        raise click.UsageError("give exactly one of --layout and --mapping")
+    _store_for_app()
+    try:
+        mapping = load_mapping(layout, mapping_file)
+        st = state()
+        summary = run_import(
+            *_import_stores(st.redis, st.keys),
+            orders=orders,
+            customers=customers,
+            mapping=mapping,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    except InvalidInput as exc:
+        raise click.ClickException(exc.detail) from exc
+    report = summary.as_dict()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(
+        f"rows read {report['rows_read']}, imported {report['rows_imported']}, "
+        f"skipped {report['rows_skipped']} in {report['seconds']} s "
+        f"({report['rows_per_s']} rows/s)"
+    )
+    for reason, count in report["skipped_by_reason"].items():
+        click.echo(f"  skipped {reason}: {count}")
+    click.echo(
+        f"customers created {report['customers_created']}, existing "
+        f"{report['customers_existing']}; orders created {report['orders_created']}, "
+        f"unchanged {report['orders_unchanged']}, rejected {sum(summary.orders_rejected.values())}"
     )
 
 

@@ -1,0 +1,534 @@
+"""``rapport import``: customers and orders from CSV, in pipelined batches, idempotent.
+
+Two ways to read columns:
+
+* ``--layout online-retail``: the UCI Online Retail file (``InvoiceNo, StockCode, Description,
+  Quantity, InvoiceDate, UnitPrice, CustomerID, Country``; ``.gz`` is fine). Rows become
+  purchases grouped by ``InvoiceNo`` per ``CustomerID`` (order id = InvoiceNo, currency GBP,
+  channel web, times are Europe/London). Customers get the external id ``retail:<CustomerID>``
+  and the ISO country of their most frequent ``Country``. Skipped rows, by reason:
+  ``no_customer_id``, ``cancellation`` (``C`` invoices), ``non_product_code`` (StockCodes
+  that do not start with a digit: POST, D, M, DOT, BANK CHARGES, AMAZONFEE, ...),
+  ``quantity_not_positive``, ``price_not_positive``, ``bad_value``.
+* a generic mapping (JSON, see :class:`Mapping`): which column holds what, for a customers file
+  and/or an orders file, plus defaults (currency, channel, external-id system, time zone of
+  naive times).
+
+Re-running changes nothing: a customer is found by its first identity (external id, else
+email, else phone) before one is created, and purchases are idempotent by order id (a replay of
+the same order is counted as ``orders_unchanged``).
+
+:func:`catalog_products` exposes the products an Online Retail file describes (StockCode ->
+name and latest unit price) for the catalog; this module does not write the catalog.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from profiles import model
+from profiles.activity import ActivityStore
+from profiles.errors import Conflict, InvalidInput, RapportError
+
+RETAIL_SYSTEM = "retail"
+DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
+
+# Online Retail country names -> ISO 3166 alpha-2 (None: not a country)
+RETAIL_COUNTRIES: dict[str, str | None] = {
+    "Australia": "AU", "Austria": "AT", "Bahrain": "BH", "Belgium": "BE", "Brazil": "BR",
+    "Canada": "CA", "Channel Islands": "JE", "Cyprus": "CY", "Czech Republic": "CZ",
+    "Denmark": "DK", "EIRE": "IE", "European Community": None, "Finland": "FI", "France": "FR",
+    "Germany": "DE", "Greece": "GR", "Hong Kong": "HK", "Iceland": "IS", "Israel": "IL",
+    "Italy": "IT", "Japan": "JP", "Lebanon": "LB", "Lithuania": "LT", "Malta": "MT",
+    "Netherlands": "NL", "Norway": "NO", "Poland": "PL", "Portugal": "PT", "RSA": "ZA",
+    "Saudi Arabia": "SA", "Singapore": "SG", "Spain": "ES", "Sweden": "SE",
+    "Switzerland": "CH", "USA": "US", "United Arab Emirates": "AE", "United Kingdom": "GB",
+    "Unspecified": None,
+}  # fmt: skip
+
+CUSTOMER_FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "locale",
+                   "timezone", "country")  # fmt: skip
+ORDER_FIELDS = ("customer", "order_id", "product_id", "quantity", "unit_price", "purchased_at",
+                "currency", "channel", "description", "country")  # fmt: skip
+
+
+@dataclass
+class Mapping:
+    """Column names for each field (missing = not in the file) and constant defaults.
+
+    JSON form::
+
+        {"system": "shop",                       # external ids are "<system>:<value>"
+         "customers": {"external_id": "id", "email": "mail", "country": "cc", ...},
+         "orders": {"customer": "id", "order_id": "order", "product_id": "sku",
+                    "quantity": "qty", "unit_price": "price", "purchased_at": "time", ...},
+         "defaults": {"currency": "EUR", "channel": "web", "timezone": "UTC"}}
+    """
+
+    system: str = "import"
+    customers: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Mapping:
+        if not isinstance(data, dict):
+            raise InvalidInput("a mapping is a JSON object", field="mapping")
+        unknown = set(data) - {"system", "customers", "orders", "defaults"}
+        if unknown:
+            raise InvalidInput(f"unknown mapping key {sorted(unknown)[0]}", field="mapping")
+        out = cls(
+            system=str(data.get("system") or "import"),
+            customers=dict(data.get("customers") or {}),
+            orders=dict(data.get("orders") or {}),
+            defaults=dict(data.get("defaults") or {}),
+        )
+        for name, allowed in (("customers", CUSTOMER_FIELDS), ("orders", ORDER_FIELDS)):
+            bad = set(getattr(out, name)) - set(allowed)
+            if bad:
+                raise InvalidInput(f"unknown {name} field {sorted(bad)[0]}", field="mapping")
+        return out
+
+
+ONLINE_RETAIL = Mapping(
+    system=RETAIL_SYSTEM,
+    customers={"external_id": "CustomerID", "country": "Country"},
+    orders={
+        "customer": "CustomerID",
+        "order_id": "InvoiceNo",
+        "product_id": "StockCode",
+        "description": "Description",
+        "quantity": "Quantity",
+        "unit_price": "UnitPrice",
+        "purchased_at": "InvoiceDate",
+        "country": "Country",
+    },
+    defaults={"currency": "GBP", "channel": "web", "timezone": "Europe/London"},
+)
+LAYOUTS = {"online-retail": ONLINE_RETAIL}
+
+
+@dataclass
+class Summary:
+    rows_read: int = 0
+    rows_imported: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    customers_created: int = 0
+    customers_existing: int = 0
+    orders_created: int = 0
+    orders_unchanged: int = 0
+    orders_rejected: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_imported": self.rows_imported,
+            "rows_skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(sorted(self.skipped.items())),
+            "customers_created": self.customers_created,
+            "customers_existing": self.customers_existing,
+            "orders_created": self.orders_created,
+            "orders_unchanged": self.orders_unchanged,
+            "orders_rejected": dict(sorted(self.orders_rejected.items())),
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows_per_s, 1),
+        }
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_rows(source: str | Path | Iterable[dict[str, str]]) -> Iterator[dict[str, str]]:
+    """CSV rows as dicts (a path, ``.gz`` or not, or already parsed rows)."""
+    if not isinstance(source, str | Path):
+        yield from source
+        return
+    path = Path(source)
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
+        yield from csv.DictReader(text)
+
+
+def _clean_id(value: str) -> str:
+    value = (value or "").strip()
+    return value[:-2] if value.endswith(".0") and value[:-2].isdigit() else value
+
+
+def _country(value: str, retail: bool) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if retail:
+        return RETAIL_COUNTRIES.get(value)
+    try:
+        return model.normalise_country(value.upper())
+    except InvalidInput:
+        return None
+
+
+@dataclass
+class _Order:
+    customer: str
+    order_id: str
+    purchased_at: str
+    currency: str
+    channel: str
+    lines: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+def _to_iso(text: str, tz: ZoneInfo) -> str:
+    when = datetime.fromisoformat(text.strip())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=tz)
+    return when.isoformat()
+
+
+def _skip_reason(row: dict[str, str], cols: dict[str, str], retail: bool) -> str | None:
+    if not _clean_id(row.get(cols["customer"], "")):
+        return "no_customer_id"
+    if retail:
+        if row.get(cols["order_id"], "").upper().startswith("C"):
+            return "cancellation"
+        if not row.get(cols["product_id"], "")[:1].isdigit():
+            return "non_product_code"
+    try:
+        if int(float(row.get(cols["quantity"], ""))) <= 0:
+            return "quantity_not_positive"
+        if float(row.get(cols["unit_price"], "")) <= 0:
+            return "price_not_positive"
+    except ValueError:
+        return "bad_value"
+    return None
+
+
+def parse_orders(
+    rows: Iterable[dict[str, str]], mapping: Mapping, summary: Summary, progress: Any = None
+) -> tuple[dict[tuple[str, str], _Order], dict[str, Counter]]:
+    """Group order rows into purchases; returns (orders by (customer, order id), the countries
+    seen per customer). Skipped rows are counted in ``summary``."""
+    cols = mapping.orders
+    missing = [f for f in ("customer", "order_id", "product_id", "quantity", "unit_price")
+               if f not in cols]  # fmt: skip
+    if missing or ("purchased_at" not in cols):
+        raise InvalidInput(f"the orders mapping needs {(missing or ['purchased_at'])[0]}")
+    retail = mapping is ONLINE_RETAIL
+    tz = ZoneInfo(mapping.defaults.get("timezone", "UTC"))
+    orders: dict[tuple[str, str], _Order] = {}
+    countries: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        summary.rows_read += 1
+        if progress is not None:
+            progress.update(1)
+        reason = _skip_reason(row, cols, retail)
+        if reason is None:
+            try:
+                customer = _clean_id(row[cols["customer"]])
+                order_id = row[cols["order_id"]].strip()
+                product_id = row[cols["product_id"]].strip()
+                quantity = int(float(row[cols["quantity"]]))
+                price = row[cols["unit_price"]].strip()
+                at = _to_iso(row[cols["purchased_at"]], tz)
+                if not order_id or not product_id:
+                    raise ValueError
+            except (ValueError, KeyError):
+                reason = "bad_value"
+        if reason is not None:
+            summary.skipped[reason] += 1
+            continue
+        key = (customer, order_id)
+        order = orders.get(key)
+        if order is None:
+            order = orders[key] = _Order(
+                customer,
+                order_id,
+                at,
+                row.get(cols.get("currency", ""), "") or mapping.defaults.get("currency", ""),
+                row.get(cols.get("channel", ""), "") or mapping.defaults.get("channel", "web"),
+            )
+        order.lines.append((product_id, quantity, price))
+        if "country" in cols:
+            country = _country(row.get(cols["country"], ""), retail)
+            if country:
+                countries[customer][country] += 1
+    return orders, countries
+
+
+# -- writing -----------------------------------------------------------------------------------
+class Importer:
+    """Writes parsed customers and orders through the profile and activity stores."""
+
+    def __init__(self, profiles: Any, activity: ActivityStore, *, batch_size: int = 500):
+        self.profiles = profiles
+        self.activity = activity
+        self.batch_size = batch_size
+
+    def ensure_customer(self, data: dict[str, Any], summary: Summary) -> str | None:
+        """The live profile id for the customer ``data`` describes (created when unknown)."""
+        identities = []
+        try:
+            for ext in data.get("external_ids") or []:
+                identities.append(model.external_identity(model.normalise_external_id(ext)))
+            if data.get("email"):
+                identities.append(("email", model.normalise_email(data["email"])))
+        except InvalidInput:
+            summary.skipped["invalid_customer"] += 1
+            return None
+        for identity in identities:
+            owner = self.profiles.identities.owner(identity)
+            if owner is not None:
+                summary.customers_existing += 1
+                return owner
+        try:
+            profile = self.profiles.create(data)
+        except Conflict:
+            summary.skipped["customer_conflict"] += 1
+            return None
+        except InvalidInput:
+            # keep the identity, drop what does not validate (e.g. an odd phone number)
+            slim = {k: data[k] for k in ("external_ids", "email", "country") if data.get(k)}
+            try:
+                profile = self.profiles.create(slim)
+            except RapportError:
+                summary.skipped["invalid_customer"] += 1
+                return None
+        summary.customers_created += 1
+        return profile.id
+
+    def import_customers(
+        self, rows: Iterable[dict[str, str]], mapping: Mapping, summary: Summary, progress=None
+    ) -> dict[str, str]:
+        """Customers file -> {external id value: profile id}."""
+        cols = mapping.customers
+        out: dict[str, str] = {}
+        retail = mapping is ONLINE_RETAIL
+        for row in rows:
+            summary.rows_read += 1
+            if progress is not None:
+                progress.update(1)
+            data: dict[str, Any] = {}
+            key = _clean_id(row.get(cols.get("external_id", ""), ""))
+            if key:
+                data["external_ids"] = [f"{mapping.system}:{key}"]
+            for name in ("email", "phone", "first_name", "last_name", "locale", "timezone"):
+                value = (row.get(cols.get(name, ""), "") or "").strip()
+                if value:
+                    data[name] = value
+            if cols.get("country"):
+                country = _country(row.get(cols["country"], ""), retail)
+                if country:
+                    data["country"] = country
+            if not data.get("external_ids") and not data.get("email"):
+                summary.skipped["no_customer_id"] += 1
+                continue
+            cid = self.ensure_customer(data, summary)
+            if cid is not None:
+                summary.rows_imported += 1
+                if key:
+                    out[key] = cid
+        return out
+
+    def import_orders(
+        self,
+        orders: dict[tuple[str, str], _Order],
+        countries: dict[str, Counter],
+        mapping: Mapping,
+        summary: Summary,
+        known: dict[str, str] | None = None,
+        progress_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        known = dict(known or {})
+        customers = sorted({o.customer for o in orders.values()})
+        bar = progress_factory(total=len(customers), desc="customers", unit="cust") if (
+            progress_factory) else None  # fmt: skip
+        for customer in customers:
+            if customer not in known:
+                data: dict[str, Any] = {"external_ids": [f"{mapping.system}:{customer}"]}
+                if countries.get(customer):
+                    data["country"] = countries[customer].most_common(1)[0][0]
+                cid = self.ensure_customer(data, summary)
+                if cid is not None:
+                    known[customer] = cid
+            else:
+                known[customer] = self.profiles.resolve(known[customer])
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        bar = progress_factory(total=len(orders), desc="orders", unit="order") if (
+            progress_factory) else None  # fmt: skip
+        batch: list[_Order] = []
+        for order in orders.values():
+            if order.customer not in known:
+                summary.skipped["customer_not_created"] += len(order.lines)
+                continue
+            batch.append(order)
+            if len(batch) >= self.batch_size:
+                self._flush(batch, known, summary)
+                batch = []
+            if bar is not None:
+                bar.update(1)
+        self._flush(batch, known, summary)
+        if bar is not None:
+            bar.close()
+
+    def _flush(self, batch: list[_Order], known: dict[str, str], summary: Summary) -> None:
+        if not batch:
+            return
+        pipe = self.activity.redis.pipeline(transaction=False)
+        queued: list[_Order] = []
+        for order in batch:
+            purchase = {
+                "order_id": order.order_id,
+                "lines": [
+                    {"product_id": p, "quantity": q, "unit_price": price}
+                    for p, q, price in order.lines
+                ],
+                "currency": order.currency,
+                "purchased_at": order.purchased_at,
+                "channel": order.channel,
+            }
+            try:
+                self.activity.record_purchase(known[order.customer], purchase, pipeline=pipe)
+            except InvalidInput as exc:
+                summary.orders_rejected[f"invalid {exc.field}"] += 1
+                summary.skipped["invalid_order"] += len(order.lines)
+                continue
+            queued.append(order)
+        for order, result in zip(queued, pipe.execute(raise_on_error=False), strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                _, created = self.activity.purchase_result(result)
+            except RapportError:
+                summary.orders_rejected["order_id_conflict"] += 1
+                summary.skipped["order_conflict"] += len(order.lines)
+                continue
+            summary.rows_imported += len(order.lines)
+            if created:
+                summary.orders_created += 1
+            else:
+                summary.orders_unchanged += 1
+
+
+def run_import(
+    profiles: Any,
+    activity: ActivityStore,
+    *,
+    orders: str | Path | Iterable[dict[str, str]] | None = None,
+    customers: str | Path | Iterable[dict[str, str]] | None = None,
+    mapping: Mapping = ONLINE_RETAIL,
+    batch_size: int = 500,
+    progress: bool = False,
+) -> Summary:
+    """Import a customers file and/or an orders file; returns the summary."""
+    summary = Summary()
+    started = time.perf_counter()
+    factory = None
+    if progress:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        def factory(**kw):
+            return tqdm(mininterval=0.5, **kw)
+
+    importer = Importer(profiles, activity, batch_size=batch_size)
+    known: dict[str, str] = {}
+    if customers is not None:
+        bar = factory(desc="customers file", unit="row") if factory else None
+        known = importer.import_customers(read_rows(customers), mapping, summary, bar)
+        if bar is not None:
+            bar.close()
+    if orders is not None:
+        bar = factory(desc="reading orders", unit="row") if factory else None
+        parsed, countries = parse_orders(read_rows(orders), mapping, summary, bar)
+        if bar is not None:
+            bar.close()
+        importer.import_orders(parsed, countries, mapping, summary, known, factory)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def load_mapping(layout: str | None, mapping_file: str | Path | None) -> Mapping:
+    if mapping_file:
+        return Mapping.from_json(json.loads(Path(mapping_file).read_text()))
+    if layout not in LAYOUTS:
+        raise InvalidInput(f"unknown layout {layout}; known: {', '.join(LAYOUTS)}", field="layout")
+    return LAYOUTS[layout]
+
+
+# -- catalog hook ------------------------------------------------------------------------------
+def catalog_products(
+    source: str | Path | Iterable[dict[str, str]],
+) -> dict[str, dict[str, str]]:
+    """StockCode -> ``{"name": Description, "unit_price": UnitPrice}`` from an Online Retail file
+    (product codes only; the latest non-blank description and positive price win)."""
+    out: dict[str, dict[str, str]] = {}
+    for row in read_rows(source):
+        code = (row.get("StockCode") or "").strip()
+        if not code[:1].isdigit():
+            continue
+        item = out.setdefault(code, {"name": "", "unit_price": ""})
+        name = (row.get("Description") or "").strip()
+        if name:
+            item["name"] = name
+        price = (row.get("UnitPrice") or "").strip()
+        try:
+            if float(price) > 0:
+                item["unit_price"] = price
+        except ValueError:
+            pass
+    return out
+
+
+# -- demo data ---------------------------------------------------------------------------------
+DEMO_CUSTOMERS_MAPPING = Mapping(
+    system=RETAIL_SYSTEM,
+    customers={name: name for name in CUSTOMER_FIELDS if name != "external_id"}
+    | {"external_id": "customer_id"},
+)
+
+
+def load_demo(
+    profiles: Any, activity: ActivityStore, *, data_dir: Path = DEMO_DIR, progress: bool = False
+) -> Summary | None:
+    """Load the shipped demo sample when the store holds no profile yet; None when skipped.
+
+    Idempotent: a second run finds the profiles (by their external ids) and the orders."""
+    redis = activity.redis
+    pattern = profiles.keys.customer_tag("*") + ":profile"
+    if next(iter(redis.scan_iter(match=pattern, count=1000)), None) is not None:
+        return None
+    summary = run_import(
+        profiles,
+        activity,
+        customers=data_dir / "customers.csv",
+        mapping=DEMO_CUSTOMERS_MAPPING,
+        progress=progress,
+    )
+    orders = run_import(
+        profiles, activity, orders=data_dir / "orders.csv.gz", mapping=ONLINE_RETAIL,
+        progress=progress,
+    )  # fmt: skip
+    summary.rows_read += orders.rows_read
+    summary.rows_imported += orders.rows_imported
+    summary.skipped.update(orders.skipped)
+    summary.customers_existing += orders.customers_existing
+    summary.customers_created += orders.customers_created
+    summary.orders_created += orders.orders_created
+    summary.orders_unchanged += orders.orders_unchanged
+    summary.orders_rejected.update(orders.orders_rejected)
+    summary.seconds += orders.seconds
+    return summary
