@@ -1,8 +1,7 @@
 """Wiring for greetings and next-best actions: the domain objects over the app's stores.
 
-Built per request from ``state()`` (construction is cheap: no Redis calls). Stores that other
-parts of the service provide are used when present (activity, catalog, recommender), so the
-endpoints work, with fewer facts, while one of them is missing.
+Built per request from ``state()`` (construction is cheap: no Redis calls), over the app's
+profile and activity stores, the catalog and the model holder's recommender.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any
 
 from flask import current_app
 
+from profiles.activity import ActivityStore
 from profiles.store import ProfileStore
 from recommend.actions import ActionCatalog, NextBestActions
 from recommend.catalog import Catalog
@@ -30,11 +30,6 @@ from service import models
 from service.extensions import state
 
 log = logging.getLogger("rapport.nba")
-
-try:  # profiles/activity.py: the activity store (purchases, traits)
-    from profiles.activity import ActivityStore
-except ImportError:  # pragma: no cover - only while the store is being written
-    ActivityStore = None  # type: ignore[assignment,misc]
 
 
 def clock() -> float:
@@ -56,12 +51,8 @@ def services() -> Personalisation:
     st = state()
     client, keys = st.redis, st.keys
     products = Catalog(client, keys, clock)
-    activity = _existing("activity") or (
-        ActivityStore(client, keys, clock, category_of=products.category_of)
-        if ActivityStore is not None
-        else None
-    )
-    profiles = _existing("profiles") or ProfileStore(client, keys, clock, activity)
+    activity = st.activity or ActivityStore(client, keys, clock, products.category_of)
+    profiles = st.profiles or ProfileStore(client, keys, clock, activity)
     templates = GreetingTemplates(client, keys, clock)
     actions = ActionCatalog(client, keys, clock)
     policy = ContactPolicy(client, keys, clock)
@@ -74,11 +65,6 @@ def services() -> Personalisation:
         policy=policy,
         nba=NextBestActions(actions, policy, clock, _product_picker(products)),
     )
-
-
-def _existing(name: str) -> Any:
-    """A store the app already holds on its state (other parts may add them there)."""
-    return getattr(state(), name, None)
 
 
 def _serving_model() -> Any:
