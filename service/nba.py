@@ -75,7 +75,7 @@ def _serving_model() -> Any:
 
 
 def _product_picker(products: Catalog):
-    """``pick(customer_id, n, exclude)`` over the serving recommender (strategy ``discover``:
+    """``pick(facts, n, exclude)`` over the serving recommender (strategy ``discover``:
     something new for the customer), or None without one.
 
     Propensity is the top item's score normalised to [0, 1]: the logistic function of a model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -10,6 +11,7 @@ from profiles.store import ProfileStore
 from recommend.action_defaults import DEFAULT_ACTIONS
 from recommend.catalog import Catalog
 from service import models
+from tests.recsys import END, install_model, load_catalog, purchase, record_purchase
 
 PROBLEM = "application/problem+json"
 
@@ -359,3 +361,26 @@ def test_erasure_deletes_feedback_cooldowns_and_the_contact_log(app, api, agent,
     assert erased.status_code == 200
     assert set(mine) <= set(erased.json["keys_deleted"])
     assert not any(redis_client.exists(k) for k in mine)
+
+
+def test_product_action_with_a_trained_model(app, api, agent, profiles):
+    load_catalog(app)
+    install_model(app, "v1")
+    cid = profiles.create(
+        {"first_name": "Kim", "consent": {"marketing": {"granted": True, "source": "web"}}},
+        customer_id="C000",  # a customer the model was trained on
+    ).id
+    record_purchase(
+        app.extensions["rapport"].redis,
+        app.extensions["rapport"].keys,
+        cid,
+        purchase("o-1", END, "P000", "P001"),
+    )
+    top = {"title": "Top pick", "category": "sales", "value": 40, "product": "top_recommendation"}
+    assert api.put("/v1/actions", json={"items": [{"id": "top-pick", **top}]}).status_code == 200
+    item = nba(agent, cid)["items"][0]
+    product = item["product"]
+    assert product["product_id"] not in ("P000", "P001")  # discover: nothing already bought
+    assert 0.0 < item["propensity"] < 1.0
+    assert item["propensity"] == pytest.approx(1 / (1 + math.exp(-product["score"])), abs=1e-3)
+    assert item["score"] == pytest.approx(40 * item["propensity"], abs=0.01)
