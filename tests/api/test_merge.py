@@ -62,6 +62,27 @@ def pair(api, clock):
     return target, source
 
 
+def all_redis_text(client) -> str:
+    """Every key name and every value held, as one text (SCAN; the customer data types)."""
+    parts = []
+    for key in client.scan_iter(count=1000):
+        parts.append(key)
+        kind = client.type(key)
+        if kind == "string":
+            parts.append(client.get(key))
+        elif kind == "hash":
+            parts += [f"{k}={v}" for k, v in client.hgetall(key).items()]
+        elif kind == "set":
+            parts += list(client.smembers(key))
+        elif kind == "list":
+            parts += client.lrange(key, 0, -1)
+        elif kind == "zset":
+            parts += client.zrange(key, 0, -1)
+        elif kind == "stream":
+            parts += [f"{k}={v}" for _, fields in client.xrange(key) for k, v in fields.items()]
+    return "\n".join(parts)
+
+
 def merge(api, target, source):
     resp = api.post(f"/v1/profiles/{target['id']}/merge", json={"source_id": source["id"]})
     assert resp.status_code == 201, resp.json
@@ -335,3 +356,34 @@ def test_merge_moves_activity_and_unmerge_puts_it_back(api, pair, redis_client):
     s_after = api.get(f"/v1/profiles/{source['id']}").json
     assert s_after["traits"]["total_spend"] == before_source["traits"]["total_spend"]
     assert s_after["traits"]["order_count"] == 2
+
+
+def test_chain_of_merges_with_activity(api, pair, redis_client):
+    target, source = pair
+    first = create(api, email="first@example.com")
+    buy(api, first["id"], "f-1", "3.00")
+    buy(api, source["id"], "s-1", "7.00")
+    inner = merge(api, source, first)  # first -> source
+    outer = merge(api, target, source)  # source (holding first's orders) -> target
+    assert orders_of(api, first["id"]) == ["f-1", "s-1"]
+    assert api.get(f"/v1/profiles/{first['id']}").json["id"] == target["id"]
+    assert api.get("/v1/profiles?email=first@example.com").json["id"] == target["id"]
+
+    assert api.post(f"/v1/merges/{inner['id']}/unmerge").status_code == 409  # undo outer first
+    assert api.post(f"/v1/merges/{outer['id']}/unmerge").status_code == 200
+    assert orders_of(api, source["id"]) == ["f-1", "s-1"]
+    assert orders_of(api, target["id"]) == []
+    assert api.get("/v1/profiles?email=first@example.com").json["id"] == source["id"]
+    assert api.post(f"/v1/merges/{inner['id']}/unmerge").status_code == 200
+    assert orders_of(api, first["id"]) == ["f-1"]
+    assert orders_of(api, source["id"]) == ["s-1"]
+
+    # merge both again and erase: nothing of the three is left anywhere
+    merge(api, source, first)
+    merge(api, target, source)
+    report = api.delete(f"/v1/profiles/{first['id']}").json
+    assert set(report["erased_ids"]) == {target["id"], source["id"], first["id"]}
+    text = all_redis_text(redis_client)
+    assert "first@example.com" not in text and "f-1" not in text
+    for cid in (target["id"], source["id"], first["id"]):
+        assert cid not in text, cid
