@@ -27,8 +27,8 @@ LUA = Path(__file__).resolve().parent / "wrk" / "rotate.lua"
 class Target:
     name: str
     method: str
-    path: str  # template: {id}, {n}
-    body: str = ""  # template: {id}, {n}
+    path: str  # template: {id} (each occurrence the next customer id), {n}, {k}
+    body: str = ""  # template: the same placeholders
     auth: bool = True
 
 
@@ -115,6 +115,22 @@ def run_wrk(
     )
 
 
+def fill(template: str, ids: list[str], counter: int, n: str) -> tuple[str, int]:
+    """As bench/wrk/rotate.lua: each {id} takes the next id, {n} the request number, {k} the
+    occurrence index. Returns the text and the advanced counter."""
+    parts = template.split("{id}")
+    out = [parts[0]]
+    for part in parts[1:]:
+        counter += 1
+        out += [ids[counter % len(ids)], part]
+    text = "".join(out).replace("{n}", n)
+    k = 0
+    while "{k}" in text:
+        k += 1
+        text = text.replace("{k}", str(k), 1)
+    return text, counter
+
+
 def run_python(
     base_url: str,
     target: Target,
@@ -140,12 +156,14 @@ def run_python(
     def worker(index: int) -> None:
         conn = http.client.HTTPConnection(host, int(port or 80), timeout=5)
         counter = index * (len(ids) // 7 + 1)
+        made = 0
         while time.perf_counter() < stop_at:
-            counter += 1
-            cid = ids[counter % len(ids)]
-            n = f"{nonce}-{index}-{counter}"
-            path = target.path.replace("{id}", cid).replace("{n}", n)
-            body = target.body.replace("{id}", cid).replace("{n}", n) if target.body else None
+            made += 1
+            n = f"{nonce}-{index}-{made}"
+            path, counter = fill(target.path, ids, counter, n)
+            body = None
+            if target.body:
+                body, counter = fill(target.body, ids, counter, n)
             started = time.perf_counter()
             try:
                 conn.request(target.method, path, body=body, headers=headers)

@@ -2,7 +2,8 @@
 --
 -- Environment (set by bench/loadgen.py):
 --   BENCH_METHOD  GET | POST                (default GET)
---   BENCH_PATH    path template; "{id}" is replaced by a customer id, "{n}" by a unique number
+--   BENCH_PATH    path template; each "{id}" is replaced by the next customer id, "{n}" by a
+--                 number unique to the request, "{k}" by 1, 2, ... within the request
 --   BENCH_BODY    body template (POST), same placeholders; "" for none
 --   BENCH_TOKEN   API key sent as "Authorization: Bearer <token>" ("" for none)
 --   BENCH_IDS     file with one customer id per line (shuffled by the caller)
@@ -21,10 +22,18 @@ local counter = 0
 local method, path_tpl, body_tpl, nonce
 local headers = {}
 
-local function fill(template, id, n)
-  -- plain replacement: ids and numbers never contain "%"
-  local out = template:gsub("{id}", id)
+local function next_id()
+  counter = counter + 1
+  return ids[(counter % #ids) + 1]
+end
+
+local function fill(template, n)
+  -- every "{id}" takes the next customer id (a batch body names many customers);
+  -- "{n}" is the request's unique number, "{k}" the occurrence's index within the request
+  local k = 0
+  local out = template:gsub("{id}", next_id)
   out = out:gsub("{n}", n)
+  out = out:gsub("{k}", function() k = k + 1; return tostring(k) end)
   return out
 end
 
@@ -47,13 +56,14 @@ function init(args)
   counter = (tid or 0) * math.floor(#ids / 7 + 1)
 end
 
+local requests_made = 0
+
 function request()
-  counter = counter + 1
-  local id = ids[(counter % #ids) + 1]
-  local n = nonce .. "-" .. (tid or 0) .. "-" .. counter
+  requests_made = requests_made + 1
+  local n = nonce .. "-" .. (tid or 0) .. "-" .. requests_made
   local body = nil
-  if body_tpl ~= "" then body = fill(body_tpl, id, n) end
-  return wrk.format(method, fill(path_tpl, id, n), headers, body)
+  if body_tpl ~= "" then body = fill(body_tpl, n) end
+  return wrk.format(method, fill(path_tpl, n), headers, body)
 end
 
 function done(summary, latency, requests)
