@@ -163,6 +163,10 @@ class Merges:
         """Merge ``source_id`` into ``target_id``; returns the merge record."""
         if source_id == target_id:
             raise InvalidInput("a profile cannot be merged into itself", field="source_id")
+        if not model.is_customer_id(source_id):
+            raise ProfileNotFound(f"no profile {source_id}", field="source_id")
+        if not model.is_customer_id(target_id):
+            raise ProfileNotFound(f"no profile {target_id}")
         source = self.store.load(source_id)
         target = self.store.load(target_id)
         if not source.exists:
