@@ -352,7 +352,9 @@ class ProfileStore:
         checked = model.normalise_changes(attributes, now=now)  # validate before any write
         del checked
         merges: list[dict[str, Any]] = []
-        for _ in range(10):
+        for attempt in range(20):
+            if attempt:
+                time.sleep(min(0.2, 0.005 * 2**attempt))  # another writer is mid-way: let it finish
             owners = model.unique(o for o in self.identities.owners(wanted).values() if o)
             if not owners:
                 data = dict(attributes)

@@ -408,3 +408,30 @@ def test_export_contains_profile_purchases_events_and_merges(api):
     assert [m["source_id"] for m in export["merges"]] == [other["id"]]
     # the same document by the old id
     assert api.get(f"/v1/profiles/{other['id']}/export").json["customer_id"] == doc["id"]
+
+
+def test_concurrent_identify_of_one_new_customer_creates_one_profile(app, api):
+    token = api.token
+    results: list[tuple[int, dict]] = []
+    start = threading.Barrier(10)
+    body = {
+        "identities": {"email": "new@example.com", "phone": "+16502530000"},
+        "attributes": {"first_name": "New"},
+    }
+
+    def caller() -> None:
+        client = ApiClient(app.test_client(), token)
+        start.wait()
+        resp = client.post("/v1/profiles/identify", json=body)
+        results.append((resp.status_code, resp.json))
+
+    threads = [threading.Thread(target=caller) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(201) == 1 and statuses.count(200) == 9, results
+    assert len({r["profile"]["id"] for _, r in results}) == 1
+    found = api.get("/v1/profiles?phone=%2B16502530000").json
+    assert found["emails"] == ["new@example.com"] and found["first_name"] == "New"
