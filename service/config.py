@@ -76,6 +76,13 @@ SETTINGS: tuple[Setting, ...] = (
         "token); a revoked key stops working within this time. 0: verify every request.",
     ),
     Setting(
+        "RAPPORT_SHARE_MODEL_ARRAYS",
+        "share_model_arrays",
+        int,
+        "1: the workers memory-map the model's large arrays from .npy files beside the artifact, "
+        "so the machine holds one copy for all workers; 0: each worker keeps its own.",
+    ),
+    Setting(
         "RAPPORT_RETRY_AFTER",
         "retry_after",
         int,
@@ -115,6 +122,7 @@ class Config:
     redis_timeout: float = 2.0
     retry_after: int = 5
     auth_cache_seconds: float = 5.0
+    share_model_arrays: int = 1
     model_poll_seconds: float = 2.0
     promote_tolerance: float = 0.02
     models_keep: int = 5
@@ -132,6 +140,8 @@ class Config:
             raise ConfigError("RAPPORT_RETRY_AFTER: must be at least 1")
         if not 0 <= self.auth_cache_seconds <= 300:
             raise ConfigError("RAPPORT_AUTH_CACHE_SECONDS: must be in [0, 300]")
+        if self.share_model_arrays not in (0, 1):
+            raise ConfigError("RAPPORT_SHARE_MODEL_ARRAYS: 0 or 1")
         if self.model_poll_seconds < 0:
             raise ConfigError("RAPPORT_MODEL_POLL_SECONDS: must be 0 or more")
         if not 0 <= self.promote_tolerance < 1:

@@ -37,6 +37,7 @@ from profiles.keys import Keys
 from recommend.catalog import Catalog
 from recommend.recommender import PopularityFallback, Recommender
 from recommend.registry import ModelRegistry
+from recommend.shared_arrays import cache_dir, share_arrays
 
 log = logging.getLogger("rapport.models")
 EXTENSION = "rapport.models"
@@ -63,9 +64,11 @@ class ModelHolder:
         tolerance: float = 0.02,
         keep: int = 5,
         clock: Callable[[], float] = time.time,
+        share_arrays: bool = True,
     ):
         self.redis = client
         self.keys = keys
+        self.share_arrays = share_arrays
         self.registry = ModelRegistry(
             client, keys, model_dir, clock=clock, tolerance=tolerance, keep=keep
         )
@@ -124,6 +127,8 @@ class ModelHolder:
             try:
                 artifact = self.registry.load(active)
                 recommender = Recommender(artifact)
+                if self.share_arrays:  # one copy of the big arrays for all workers
+                    share_arrays(recommender, cache_dir(artifact.path, artifact.manifest_sha256))
             except (ArtifactError, ModelVersionNotFound) as exc:
                 self._failed = (active, self.clock())
                 self.last_error = f"version {active} refused: {exc}"
@@ -238,6 +243,7 @@ def init_app(app: Flask) -> ModelHolder:
         poll_seconds=0.0 if config.testing else config.model_poll_seconds,
         tolerance=config.promote_tolerance,
         keep=config.models_keep,
+        share_arrays=bool(config.share_model_arrays),
     )
     app.extensions[EXTENSION] = holder
     return holder

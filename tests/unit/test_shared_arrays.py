@@ -1,0 +1,87 @@
+"""Model arrays shared between workers through memory-mapped .npy files
+(recommend/shared_arrays.py): same answers, one file per array, refusals fall back safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommend.job import save_result
+from recommend.recommender import CustomerContext, Recommender
+from recommend.shared_arrays import SHARED, cache_dir, share_arrays, shared_array
+from tests.recsys import END, products, synthetic, trained
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    return save_result(trained(), tmp_path_factory.mktemp("models"), "v1")
+
+
+def _recommend(rec: Recommender, cid: str) -> dict:
+    catalog = products()
+    lines = [ln for ln in synthetic().lines if ln.customer_id == cid]
+    return rec.recommend(
+        CustomerContext(cid, purchases=lines),
+        limit=10,
+        lookup=lambda ids: {p: catalog[p] for p in ids if p in catalog},
+    )
+
+
+def test_two_workers_map_the_same_files_and_answer_the_same(artifact):
+    clock = lambda: END  # noqa: E731
+    private = Recommender(artifact, clock=clock)
+    first, second = Recommender(artifact, clock=clock), Recommender(artifact, clock=clock)
+    directory = cache_dir(artifact.path, artifact.manifest_sha256)
+    shared = share_arrays(first, directory)
+    assert shared > 0 and share_arrays(second, directory) == shared
+    for name in SHARED:
+        a, b = getattr(first, name), getattr(second, name)
+        assert isinstance(a, np.memmap) and isinstance(b, np.memmap), name
+        assert str(a.filename) == str(b.filename) == str(directory / f"{name}.npy")
+        assert not a.flags.writeable
+        assert np.array_equal(a, getattr(private, name))
+    for cid in ("C001", "C002", "C003"):
+        assert _recommend(first, cid) == _recommend(private, cid) == _recommend(second, cid)
+
+
+def test_a_cache_file_that_differs_is_not_used(tmp_path):
+    array = np.arange(12, dtype=np.float32).reshape(3, 4)
+    np.save(tmp_path / "item_vectors.npy", array + 1)
+    out = shared_array(tmp_path, "item_vectors", array)
+    assert not isinstance(out, np.memmap) and np.array_equal(out, array)
+    np.save(tmp_path / "other.npy", array.astype(np.float64))  # same values, other dtype
+    assert not isinstance(shared_array(tmp_path, "other", array), np.memmap)
+
+
+def test_an_unwritable_directory_shares_nothing_and_fails_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    holder = type("Holder", (), {})()
+    holder.item_vectors = np.ones((4, 2), dtype=np.float32)
+    assert share_arrays(holder, blocker / "cache") == 0
+    assert not isinstance(holder.item_vectors, np.memmap)
+    assert np.array_equal(holder.item_vectors, np.ones((4, 2)))
+
+
+def test_the_cache_lives_in_the_version_directory_named_by_the_manifest(artifact):
+    directory = cache_dir(artifact.path, artifact.manifest_sha256)
+    assert directory.parent.parent == artifact.path
+    assert directory.name == artifact.manifest_sha256[:16]
+
+
+def test_the_model_holder_serves_from_shared_arrays_unless_told_not_to(redis_client, tmp_path):
+    from profiles.keys import Keys  # noqa: PLC0415
+    from recommend.registry import ModelRegistry  # noqa: PLC0415
+    from service.models import ModelHolder  # noqa: PLC0415
+
+    keys = Keys("rp")
+    registry = ModelRegistry(redis_client, keys, tmp_path)
+    artifact = save_result(trained(), tmp_path, registry.new_version())
+    registry.register(artifact)
+    registry.promote(artifact.version, force=True)
+    for share, expect in ((True, True), (False, False)):
+        holder = ModelHolder(redis_client, keys, tmp_path, poll_seconds=0, share_arrays=share)
+        assert holder.refresh()
+        rec = holder.current.recommender
+        assert isinstance(rec.item_vectors, np.memmap) is expect
+        assert isinstance(rec.user_vectors, np.memmap) is expect
