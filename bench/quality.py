@@ -8,10 +8,13 @@ train+validation with the chosen settings, and print precision@10 / recall@10 / 
 coverage / train time on the test window for popularity, buy-again, implicit ALS, Rapport
 ``discover`` and Rapport ``blend``, in the new-items and the all-items evaluation.
 
-Rapport goes through the production code: ``recommend.dataset.load_online_retail`` (what
-``rapport train --from-csv`` reads; ``tests/unit/test_bench_quality.py`` shows the Redis path
-builds the same matrices), ``build_matrices``, ``TrainConfig.model`` + ``fit_epochs``,
-``artifact_arrays`` and ``recommend.recommender.Recommender.recommend`` per customer.
+Rapport's training goes through the production code: ``recommend.dataset.load_online_retail``
+(the ``rapport train --from-csv`` source; ``tests/unit/test_bench_quality.py`` shows the Redis
+path builds the same matrices), ``build_matrices``, ``TrainConfig.model`` + ``fit_epochs`` and
+``training.model_scores``. "Rapport discover" / "Rapport blend" rank with the rules of
+``recommend/scoring.py`` (trend + description-word terms; one-scale blend); the "served ..."
+rows call today's ``recommend.recommender.Recommender.recommend`` per customer on an artifact
+built by ``training.artifact_arrays`` (bench/PROPOSALS.md: wiring the rules into it).
 """
 
 from __future__ import annotations
@@ -198,6 +201,7 @@ def tune_als(t: retail.Task, counts: sp.csr_matrix, threads: int, log) -> tuple[
         rows.append((m["precision"], p))
         log(f"  als {p}: p@10 {m['precision']:.4f}")
     best = max(rows, key=lambda r: r[0])
+    log(f"ALS chosen: {best[1]} (validation p@10 new items {best[0]:.4f})")
     return best[1], rows
 
 
@@ -389,7 +393,9 @@ def tune_rapport(split: Split, threads: int, log):
         x = retail.evaluate(t, discover_fn(mf, terms, **p), "new")["precision"]
         rows.append((x, p))
         log(f"  discover {p}: p@10 {x:.4f}")
-    dp = max(rows, key=lambda r: r[0])[1]
+    best_d = max(rows, key=lambda r: r[0])
+    dp = best_d[1]
+    log(f"discover chosen: {dp} (validation p@10 new items {best_d[0]:.4f})")
     disc = discover_fn(mf, terms, **dp)
     rows = []
     for values in itertools.product(*BLEND_GRID.values()):
@@ -397,7 +403,9 @@ def tune_rapport(split: Split, threads: int, log):
         x = retail.evaluate(t, blend_fn(disc, terms, **p), "all")["precision"]
         rows.append((x, p))
         log(f"  blend {p}: p@10 {x:.4f}")
-    bp = max(rows, key=lambda r: r[0])[1]
+    best_b = max(rows, key=lambda r: r[0])
+    bp = best_b[1]
+    log(f"blend chosen: {bp} (validation p@10 all items {best_b[0]:.4f})")
     return best["candidate"], best["epochs"], dp, bp
 
 
@@ -428,9 +436,14 @@ def main(argv=None) -> int:
         sorted({ln.customer_id for ln in val.train}),
         sorted({ln.product_id for ln in val.train}),
     )
-    counts_v, _ = order_counts(val, tv)
+    counts_v, lasts_v = order_counts(val, tv)
     als_params, _ = tune_als(tv, counts_v, args.threads, log)
-    log(f"ALS chosen: {als_params}")
+    for label, fn, which in (
+        ("popularity", popularity_method(tv), "new"),
+        ("buy-again", buy_again_method(tv, counts_v, lasts_v), "all"),
+    ):
+        x = retail.evaluate(tv, fn, which)["precision"]
+        log(f"validation {label} p@10 ({which} items): {x:.4f}")
     ci, epochs, dp, bp = tune_rapport(val, args.threads, log)
     name, fc, tc = RAPPORT_CANDIDATES[ci]
     tc = replace(tc, epochs=epochs, threads=args.threads)
@@ -487,7 +500,7 @@ def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
     record("popularity", pop, pop_seconds)
     record("buy-again", again, again_seconds)
     record("implicit ALS", als, als_seconds)
-    record("Rapport discover", disc, rapport_seconds)
+    record("Rapport discover", disc, rapport_seconds, ("new",))
     record("Rapport blend", blend_fn(disc, terms, **bp), rapport_seconds, ("all",))
     # references: the model alone; ALS with the same trend/content terms; the ranking rules
     # as recommend/recommender.py serves them today (Recommender.recommend per customer)

@@ -205,7 +205,7 @@ def evaluate(t: Task, score_fn, which: str, batch: int = 1024) -> dict:
     recs = []
     for start in range(0, len(users), batch):
         chunk = users[start : start + batch]
-        s = np.asarray(score_fn(chunk), dtype=np.float64)
+        s = np.array(score_fn(chunk), dtype=np.float64, copy=True)
         if which == "new":
             s = mask_seen(t, chunk, s)
         recs.append(top_k(s))
