@@ -34,6 +34,7 @@ key                                type       what
 ``rp:{c:ID}:action_state``         hash       action id -> last feedback (cooldown)
 ``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
 ``rp:{c:ID}:offered_products``     zset       product id -> time last offered
+``rp:audit``                       stream     audit log: key id/name, action, profile id (no PII)
 =================================  =========  ====================================================
 
 Identity claims live in their own slot (tag ``{i:...}``), so attaching an identity is a claim
@@ -209,6 +210,15 @@ class Keys:
     def popular_products(self) -> str:
         """Zset: product id -> purchases, written by training; the fallback without a model."""
         return f"{self.prefix}:{{models}}:popular"
+
+    # -- audit log (profiles/audit.py): global, not per customer, so erasure keeps it --------
+    def audit_log(self) -> str:
+        """Stream: who read/changed/exported/merged/erased which profile (ids only, no PII)."""
+        return f"{self.prefix}:audit"
+
+    def rate_limit_prefix(self) -> str:
+        """Prefix of flask-limiter's counters (``<prefix>:ratelimit:...``), per API key."""
+        return f"{self.prefix}:ratelimit"
 
     def customer_pattern(self, customer_id: str) -> str:
         """A SCAN ``MATCH`` pattern for every key of one customer (tests and audits only)."""

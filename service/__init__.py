@@ -87,6 +87,9 @@ def create_app(
     from service.api import register_blueprints  # noqa: PLC0415 - views import the app's helpers
 
     register_blueprints(app, api)
+    from service import hardening  # noqa: PLC0415
+
+    hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
     from service.models import init_app as init_models  # noqa: PLC0415
 
     init_models(app)  # the model holder: loads in a background thread, on first use

@@ -37,6 +37,7 @@ SCOPES: tuple[str, ...] = (
     "profiles:write",
     "recommend:read",
     "actions:write",
+    "pii:read",  # unmasked emails and phone numbers (service/hardening.py masks them otherwise)
     "admin",
 )
 TOKEN_PREFIX = "rpk_"

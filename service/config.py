@@ -107,6 +107,37 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         "Model versions kept by `rapport models prune` (the active and previous always stay).",
     ),
+    Setting(
+        "RAPPORT_RATE_LIMIT",
+        "rate_limit",
+        str,
+        "Requests allowed per API key (per client address without one), in flask-limiter "
+        "notation, e.g. `1200 per minute; 100 per second`; `off` disables the limits.",
+    ),
+    Setting(
+        "RAPPORT_MAX_JSON_DEPTH",
+        "max_json_depth",
+        int,
+        "Deepest nesting of a JSON request body; deeper bodies get 422 before parsing.",
+    ),
+    Setting(
+        "RAPPORT_MAX_JSON_ITEMS",
+        "max_json_items",
+        int,
+        "Most values a JSON request body may hold; more get 422 before parsing.",
+    ),
+    Setting(
+        "RAPPORT_AUDIT_RETENTION_DAYS",
+        "audit_retention_days",
+        int,
+        "Days the audit log keeps its entries.",
+    ),
+    Setting(
+        "RAPPORT_CORS_ORIGINS",
+        "cors_origins",
+        str,
+        "Comma-separated origins allowed to call the API from a browser (CORS); empty: none.",
+    ),
 )
 
 
@@ -126,6 +157,11 @@ class Config:
     model_poll_seconds: float = 2.0
     promote_tolerance: float = 0.02
     models_keep: int = 5
+    rate_limit: str = "1200 per minute; 100 per second"
+    max_json_depth: int = 32
+    max_json_items: int = 50000
+    audit_retention_days: int = 365
+    cors_origins: str = ""
     testing: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -148,6 +184,12 @@ class Config:
             raise ConfigError("RAPPORT_PROMOTE_TOLERANCE: must be in [0, 1)")
         if self.models_keep < 1:
             raise ConfigError("RAPPORT_MODELS_KEEP: must be at least 1")
+        if self.max_json_depth < 2:
+            raise ConfigError("RAPPORT_MAX_JSON_DEPTH: must be at least 2")
+        if self.max_json_items < 100:
+            raise ConfigError("RAPPORT_MAX_JSON_ITEMS: must be at least 100")
+        if self.audit_retention_days < 1:
+            raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
         if self.redis_url or self.redis_cluster_nodes:
             from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
 

@@ -14,6 +14,7 @@ from flask import current_app
 from flask_smorest.utils import prepare_response
 
 from profiles.activity import ActivityStore
+from profiles.audit import AuditLog
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 from service.auth import ApiKeyStore, require_scope
@@ -29,6 +30,7 @@ class RapportState:
     api_keys: ApiKeyStore
     profiles: ProfileStore | None = None
     activity: ActivityStore | None = None
+    audit: AuditLog | None = None  # service/hardening.py
 
 
 def state() -> RapportState:

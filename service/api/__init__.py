@@ -29,6 +29,9 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
 
     api.register_blueprint(purchases.blp)
     api.register_blueprint(events.blp)
+    from service.api import audit  # noqa: PLC0415
+
+    api.register_blueprint(audit.blp)
     app.register_blueprint(ops.plain)
     from service.console import bp as console  # noqa: PLC0415
 

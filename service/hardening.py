@@ -1,0 +1,333 @@
+"""Request hardening, in one place: installed by ``create_app`` through :func:`init_app`.
+
+- **Unknown query parameters** are refused (422): a request may only carry the query parameters
+  its operation declares in the OpenAPI spec (the spec is the one source of truth).
+- **JSON shape guard**: a body nested deeper than ``max_json_depth`` or holding more than
+  ``max_json_items`` values is refused (422) before it is parsed, so a 10,000-deep array costs
+  a regex scan, not a recursive parse and a validation walk.
+- **Rate limits** per API key (per client address without one) with flask-limiter; counters in
+  the app's Redis; 429 problem+json with ``Retry-After``.
+- **PII masking**: a key without ``pii:read`` sees every email and phone number in a JSON
+  response masked (``j***@example.com``, ``+44*******89``), whatever the route; the console
+  reads the same API, so it shows the masked values too.
+- **Audit**: who read, changed, exported, merged, unmerged or erased which profile, appended to
+  ``profiles.audit.AuditLog`` after every successful profile-bearing request (ids only).
+- ``Cache-Control: no-store`` on every ``/v1`` response; **CORS** only for the configured
+  origins, with preflight handling.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import cache
+from typing import Any
+
+import redis
+from flask import Flask, Response, g, json, request
+from flask_limiter import Limiter
+
+from profiles.audit import AuditLog
+from service import errors
+from service.auth import Unauthenticated, current_key
+from service.extensions import RapportApi
+
+log = logging.getLogger("rapport.hardening")
+
+PII_SCOPE = "pii:read"
+_JSON_MIMES = {"application/json", errors.PROBLEM_MIME}
+_CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
+_CORS_HEADERS = "Authorization, Content-Type, If-Match, X-Request-ID"
+_CORS_EXPOSE = (
+    "ETag, Location, Content-Location, Retry-After, X-Request-ID, Rapport-Merged-Into, "
+    "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+)
+
+
+# -- PII masking ---------------------------------------------------------------------------------
+_NOT_ADDR = r"\s@:,;<>\"'()\[\]{}/\\"
+EMAIL = re.compile(rf"(?P<local>[^{_NOT_ADDR}]+)@(?P<domain>[^{_NOT_ADDR}]+\.[^{_NOT_ADDR}]+)")
+PHONE = re.compile(r"\+(?P<digits>\d{6,15})(?!\d)")
+
+
+def _mask_email(m: re.Match) -> str:
+    return f"{m['local'][0]}***@{m['domain']}"
+
+
+def _mask_phone(m: re.Match) -> str:
+    d = m["digits"]
+    return f"+{d[:2]}{'*' * (len(d) - 4)}{d[-2:]}"
+
+
+def mask_text(text: str) -> str:
+    """``jane.doe@example.com`` -> ``j***@example.com``; ``+436641234567`` -> ``+43********67``."""
+    if "@" in text:
+        text = EMAIL.sub(_mask_email, text)
+    if "+" in text:
+        text = PHONE.sub(_mask_phone, text)
+    return text
+
+
+def mask_pii(value: Any) -> Any:
+    """Mask emails and phone numbers in every string (and object key) of a JSON document."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list):
+        return [mask_pii(v) for v in value]
+    if isinstance(value, dict):
+        return {mask_text(k): mask_pii(v) for k, v in value.items()}
+    return value
+
+
+# -- JSON shape guard ----------------------------------------------------------------------------
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_shape_problem(data: bytes, max_depth: int, max_items: int) -> str | None:
+    """Why ``data`` is too deep or too big to parse, or None. Strings are blanked first so
+    brackets and commas inside them do not count; the scan stops at the first excess."""
+    if data.count(b"[") + data.count(b"{") <= max_depth and data.count(b",") < max_items:
+        return None  # cannot exceed either limit: skip the scan
+    bare = _JSON_STRING.sub(b'""', data)
+    if bare.count(b",") >= max_items:
+        return f"the JSON body holds more than {max_items} values"
+    depth = 0
+    for m in _BRACKETS.finditer(bare):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                return f"the JSON body is nested deeper than {max_depth} levels"
+        else:
+            depth -= 1
+    return None
+
+
+# -- query parameters declared in the spec -------------------------------------------------------
+_RULE_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def _declared_query(api: RapportApi) -> dict[tuple[str, str], frozenset[str]]:
+    """``(METHOD, openapi path) -> query parameter names`` for every documented operation."""
+    out = {}
+    for path, ops in api.spec.to_dict().get("paths", {}).items():
+        for method, op in ops.items():
+            if not isinstance(op, dict) or method == "parameters":
+                continue
+            params = op.get("parameters", []) + ops.get("parameters", [])
+            names = frozenset(p["name"] for p in params if p.get("in") == "query")
+            out[(method.upper(), path)] = names
+    return out
+
+
+# -- audit: which routes touch which profiles ----------------------------------------------------
+# (method, Flask rule) -> action; the profile ids come from the URL, the body or the response.
+AUDITED: dict[tuple[str, str], str] = {
+    ("GET", "/v1/profiles"): "read",
+    ("POST", "/v1/profiles"): "create",
+    ("POST", "/v1/profiles/identify"): "identify",
+    ("GET", "/v1/profiles/<string:customer_id>"): "read",
+    ("PATCH", "/v1/profiles/<string:customer_id>"): "update",
+    ("DELETE", "/v1/profiles/<string:customer_id>"): "erase",
+    ("GET", "/v1/profiles/<string:customer_id>/export"): "export",
+    ("POST", "/v1/profiles/<string:customer_id>/merge"): "merge",
+    ("GET", "/v1/merges/<string:merge_id>"): "read",
+    ("POST", "/v1/merges/<string:merge_id>/unmerge"): "unmerge",
+    ("GET", "/v1/profiles/<string:customer_id>/purchases"): "read",
+    ("POST", "/v1/profiles/<string:customer_id>/purchases"): "update",
+    ("POST", "/v1/events"): "update",
+    ("GET", "/v1/profiles/<string:customer_id>/greeting"): "read",
+    ("GET", "/v1/greeting"): "read",
+    ("GET", "/v1/profiles/<string:customer_id>/next-best-actions"): "read",
+    ("GET", "/v1/profiles/<string:customer_id>/recommendations"): "read",
+}
+
+
+def _audited_ids(rule: str, body: Any) -> list[str]:
+    ids: list[str] = []
+    view_args = request.view_args or {}
+    if "customer_id" in view_args:
+        ids.append(str(view_args["customer_id"]))
+    if isinstance(body, dict):
+        keys = ("id",) if rule == "/v1/profiles" else ("customer_id", "target_id", "source_id")
+        for key in keys:
+            if isinstance(body.get(key), str):
+                ids.append(body[key])
+        profile = body.get("profile")
+        if isinstance(profile, dict) and isinstance(profile.get("id"), str):
+            ids.append(profile["id"])
+        for item in body.get("results") or body.get("items") or []:
+            if isinstance(item, dict) and isinstance(item.get("customer_id"), str):
+                ids.append(item["customer_id"])
+    if rule.endswith("/merge"):
+        sent = request.get_json(silent=True)
+        if isinstance(sent, dict) and isinstance(sent.get("source_id"), str):
+            ids.append(sent["source_id"])
+    return ids
+
+
+# -- installation --------------------------------------------------------------------------------
+def _limit_key() -> str:
+    try:
+        return f"key:{current_key().key_id}"
+    except (Unauthenticated, redis.RedisError):
+        return f"addr:{request.remote_addr or '-'}"
+
+
+def _limits_exempt() -> bool:
+    return request.method == "OPTIONS" or not request.path.startswith("/v1/")
+
+
+def _init_limiter(app: Flask) -> Limiter | None:
+    rapport = state_of(app)
+    limit = rapport.config.rate_limit.strip()
+    if not limit or limit.lower() == "off":
+        return None
+    prefix = rapport.keys.rate_limit_prefix()
+    client = rapport.redis
+    if isinstance(client, redis.Redis):  # one server or Sentinel: share the app's pool
+        uri = "redis://"
+        options: dict[str, Any] = {"connection_pool": client.connection_pool, "key_prefix": prefix}
+    else:  # Redis Cluster: limits opens its own cluster client from the same URL
+        uri = rapport.config.effective_redis_url()
+        options = {"key_prefix": prefix}
+    return Limiter(
+        _limit_key,
+        app=app,
+        default_limits=[limit],
+        default_limits_exempt_when=_limits_exempt,
+        storage_uri=uri,
+        storage_options=options,
+        strategy="fixed-window",
+        headers_enabled=True,
+        swallow_errors=True,  # Redis down: serve (and let the route answer 503) rather than block
+        key_prefix="",
+    )
+
+
+def state_of(app: Flask):
+    return app.extensions["rapport"]
+
+
+def init_app(app: Flask, api: RapportApi) -> None:
+    rapport = state_of(app)
+    config = rapport.config
+    rapport.audit = AuditLog(
+        rapport.redis, rapport.keys, retention_seconds=config.audit_retention_days * 86400
+    )
+    origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
+    declared = cache(lambda: _declared_query(api))
+
+    @app.before_request
+    def guard_request():
+        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+            return _preflight(origins)
+        if request.url_rule is not None and request.args:
+            path = _RULE_ARG.sub(r"{\1}", request.url_rule.rule)
+            allowed = declared().get((request.method, path))
+            if allowed is not None:
+                unknown = sorted(set(request.args) - allowed)
+                if unknown:
+                    return errors.problem(
+                        422,
+                        "The request has invalid fields; see errors.",
+                        title="Validation failed",
+                        type_="urn:rapport:problem:validation",
+                        errors=[
+                            {"field": name, "location": "query", "message": "Unknown field."}
+                            for name in unknown
+                        ],
+                    )
+        if request.method in ("POST", "PUT", "PATCH") and request.is_json:
+            why = json_shape_problem(
+                request.get_data(cache=True), config.max_json_depth, config.max_json_items
+            )
+            if why:
+                return errors.problem(
+                    422,
+                    why,
+                    title="Request body too complex",
+                    type_="urn:rapport:problem:json-shape",
+                    errors=[{"field": "", "location": "json", "message": why}],
+                )
+        return None
+
+    _init_limiter(app)
+
+    @app.after_request
+    def protect_response(response: Response) -> Response:
+        if request.path.startswith("/v1/"):
+            response.headers["Cache-Control"] = "no-store"
+            _audit(rapport, response)
+            _mask(response)
+        origin = request.headers.get("Origin", "").rstrip("/")
+        if origin and origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
+        if origins:
+            response.vary.add("Origin")
+        return response
+
+
+def _preflight(origins: frozenset[str]) -> Response:
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if not origin or origin not in origins:
+        return errors.problem(
+            403,
+            "cross-origin requests from this origin are not allowed",
+            title="Forbidden",
+            type_="urn:rapport:problem:cors-origin",
+        )
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+    response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+    response.headers["Access-Control-Max-Age"] = "600"
+    response.vary.add("Origin")
+    return response
+
+
+def _json_body(response: Response) -> Any:
+    if response.mimetype not in _JSON_MIMES or response.direct_passthrough:
+        return None
+    try:
+        return json.loads(response.get_data())
+    except ValueError:
+        return None
+
+
+def _mask(response: Response) -> None:
+    key = g.get("api_key")
+    if key is None or key.allows(PII_SCOPE):
+        return
+    body = _json_body(response)
+    if body is None:
+        return
+    masked = mask_pii(body)
+    if masked != body:
+        response.set_data(json.dumps(masked))
+
+
+def _audit(rapport, response: Response) -> None:
+    key = g.get("api_key")
+    if key is None or not 200 <= response.status_code < 300 or request.url_rule is None:
+        return
+    rule = request.url_rule.rule
+    action = AUDITED.get((request.method, rule))
+    if action is None:
+        return
+    ids = _audited_ids(rule, _json_body(response))
+    if not ids:
+        return
+    try:
+        rapport.audit.record(
+            action,
+            ids,
+            key_id=key.key_id,
+            key_name=key.name,
+            route=f"{request.method} {rule}",
+            status=response.status_code,
+            request_id=g.get("request_id", ""),
+        )
+    except redis.RedisError as exc:  # the answer is already computed; say the entry is missing
+        log.error("audit entry not written: %s", exc.__class__.__name__)
