@@ -227,6 +227,14 @@ class Merges:
             return self._run_unmerge(record)
         return record
 
+    def _abandon(self, record: dict[str, Any]) -> None:
+        """A merge that lost the race to freeze its source: nothing moved; drop it from the
+        histories and keep the record as ``abandoned``."""
+        for cid in (record["source_id"], record["target_id"]):
+            self.redis.lrem(self.keys.customer_merges(cid), 0, record["id"])
+        record["status"] = "abandoned"
+        self._save(record)
+
     def _step(self, record: dict[str, Any], name: str) -> None:
         record["steps"].append(name)
         self._save(record)
@@ -241,7 +249,11 @@ class Merges:
                 if src.merging == merge_id:
                     break
                 if src.merged_into or src.merging or not src.exists:
-                    raise MergeConflict(f"{sid} changed state during the merge", field="source_id")
+                    self._abandon(record)
+                    raise MergeConflict(
+                        f"{sid} was merged or changed by a concurrent request; nothing was done",
+                        field="source_id",
+                    )
                 if store.write(sid, src.version, {"merging": merge_id}) > 0:
                     break
             record["source"] = {"profile": store.load(sid).doc, "version": src.version}

@@ -366,12 +366,15 @@ class ProfileStore:
                 attached = [model.identity_key(i) for i in wanted]
                 return profile, {"outcome": "created", "attached": attached, "merges": merges}
             survivor = self._oldest(owners)
-            for other in owners:
-                if other != survivor:
-                    record = self.merges.merge(other, survivor, actor=actor, reason="identify")
-                    merges.append(
-                        {"merge_id": record["id"], "source_id": other, "target_id": survivor}
-                    )
+            try:
+                for other in owners:
+                    if other != survivor:
+                        record = self.merges.merge(other, survivor, actor=actor, reason="identify")
+                        merges.append(
+                            {"merge_id": record["id"], "source_id": other, "target_id": survivor}
+                        )
+            except MergeConflict:
+                continue  # a concurrent identify is merging these profiles: look again
             attached: list[str] = []
 
             def mutate(
@@ -390,8 +393,8 @@ class ProfileStore:
 
             try:
                 profile = self.update(survivor, mutate)
-            except IdentityTaken:
-                continue  # a third profile took one of them meanwhile: look again (and merge)
+            except (IdentityTaken, MergeConflict):
+                continue  # a third profile took one of them, or is mid-merge: look again
             outcome = "merged" if merges else ("attached" if attached else "matched")
             return profile, {"outcome": outcome, "attached": attached, "merges": merges}
         raise Conflict("identities keep changing owner; retry")

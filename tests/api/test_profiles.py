@@ -437,3 +437,31 @@ def test_concurrent_identify_of_one_new_customer_creates_one_profile(app, api):
     assert len({r["profile"]["id"] for _, r in results}) == 1
     found = api.get("/v1/profiles?phone=%2B16502530000").json
     assert found["emails"] == ["new@example.com"] and found["first_name"] == "New"
+
+
+def test_concurrent_identifies_that_merge_the_same_profiles(app, api):
+    older = create(api, email="ada@example.com")
+    newer = create(api, phone="+16502530000")
+    token = api.token
+    results: list[tuple[int, dict]] = []
+    start = threading.Barrier(8)
+    body = {"identities": {"email": "ada@example.com", "phone": "+16502530000"}}
+
+    def caller() -> None:
+        client = ApiClient(app.test_client(), token)
+        start.wait()
+        resp = client.post("/v1/profiles/identify", json=body)
+        results.append((resp.status_code, resp.json))
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(status == 200 for status, _ in results), results
+    assert {r["profile"]["id"] for _, r in results} == {older["id"]}
+    merge_ids = {m["merge_id"] for _, r in results for m in r["merges"]}
+    assert len(merge_ids) == 1
+    assert api.get(f"/v1/profiles/{newer['id']}").headers["Rapport-Merged-Into"] == older["id"]
+    history = api.get(f"/v1/profiles/{older['id']}/export").json["merges"]
+    assert [m["status"] for m in history] == ["done"]  # a merge that lost the race left nothing
