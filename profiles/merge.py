@@ -39,8 +39,14 @@ Crash safety: a merge or unmerge is a sequence of steps; the record lists the st
 saved after each one. Every step is idempotent (a marker field on the target hash, ``merge:<id>``,
 makes the field changes apply once; claims move by compare-and-set; the alias and the restore
 are compare-and-set on the version), so :meth:`Merges.resume` re-runs whatever was not finished;
-``merge`` of the same pair resumes too. The activity steps rely on ``absorb``/``remove`` being
-idempotent for the same snapshot (by order id and event message id).
+``merge`` of the same pair resumes too. Of two concurrent merges of one source, the one that
+freezes it first proceeds; the other stops before moving anything (status ``abandoned``).
+The activity steps rely on ``absorb``/``remove`` being idempotent for the same snapshot (by
+order id and event message id), which ``profiles/activity.py`` guarantees.
+
+Known limit: a purchase or event whose request resolved the source id just before the alias
+step and is written after the drain stays on the (alias) source's keys: it is invisible while
+the merge stands, comes back with the source on unmerge, and is erased with the target.
 
 Merging a profile into itself is invalid input (422); merging an alias, or into an alias, or a
 profile that is in another unfinished merge, is a conflict (409) that names the id to use.

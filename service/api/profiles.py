@@ -202,7 +202,7 @@ class MergeRequestSchema(StrictSchema):
 class MergeRecordSchema(ma.Schema):
     id = ma.fields.String()
     status = ma.fields.String(
-        metadata={"enum": ["merging", "done", "unmerging", "unmerged", "erased"]}
+        metadata={"enum": ["merging", "done", "unmerging", "unmerged", "erased", "abandoned"]}
     )
     source_id = ma.fields.String()
     target_id = ma.fields.String()
