@@ -298,6 +298,7 @@ def test_an_unmerge_that_crashed_half_way_can_be_run_again(app, api, pair):
 
 def test_erase_scrubs_merge_records_and_blocks_their_undo(api, pair, redis_client):
     target, source = pair
+    buy(api, source["id"], "s-1")
     record = merge(api, target, source)
     unmerged = api.post(f"/v1/merges/{record['id']}/unmerge")
     assert unmerged.status_code == 200
@@ -311,6 +312,9 @@ def test_erase_scrubs_merge_records_and_blocks_their_undo(api, pair, redis_clien
     # the target is untouched and still lists the merge in its history
     exported = api.get(f"/v1/profiles/{target['id']}/export").json
     assert [m["status"] for m in exported["merges"]] == ["erased"]
+    text = all_redis_text(redis_client)
+    assert source["id"] not in text and "ada.l@work.example" not in text and "s-1" not in text
+    assert target["id"] in text
 
 
 def buy(api, cid, oid, price="10.00", at="2024-03-01T10:00:00Z"):
