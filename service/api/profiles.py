@@ -243,6 +243,16 @@ class ExportSchema(ma.Schema):
     merges = ma.fields.List(ma.fields.Nested(MergeRecordSchema))
 
 
+ETAG = {"ETag": {"description": 'The profile version, e.g. `"3"`', "schema": {"type": "string"}}}
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": 'The `ETag` you read (`"3"`); a stale one is 412. Absent or `*`: any version.',
+    "schema": {"type": "string"},
+}
+
+
 # -- helpers -------------------------------------------------------------------------------------
 def actor() -> str:
     key = current_key()
@@ -318,7 +328,7 @@ class Identify(MethodView):
 @blp.route("/<string:customer_id>")
 class ProfileItem(MethodView):
     @blp.auth("profiles:read")
-    @blp.response(200, ProfileSchema)
+    @blp.response(200, ProfileSchema, headers=ETAG)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, customer_id):
         """Read a profile with its computed traits; `ETag` is its version."""
@@ -327,7 +337,8 @@ class ProfileItem(MethodView):
 
     @blp.auth("profiles:write")
     @blp.arguments(ProfileInputSchema)
-    @blp.response(200, ProfileSchema)
+    @blp.doc(parameters=[IF_MATCH])
+    @blp.response(200, ProfileSchema, headers=ETAG)
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(412, response="PRECONDITION_FAILED")
