@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
+from redis.cluster import ClusterPipeline
 
 from profiles import activity_lua as lua
 from profiles.activity_input import (
@@ -59,7 +60,7 @@ from profiles.activity_input import (
     total_units,
     units_to_money,
 )
-from profiles.errors import InvalidInput, OrderConflict
+from profiles.errors import InvalidInput, OrderConflict, RapportError
 from profiles.keys import Keys
 
 EVENTS_CAP = 1_000
@@ -133,6 +134,37 @@ class ActivityStore:
             self._record(keys=self._keys(customer_id), args=args, client=pipeline)
             return {}, False
         return self.purchase_result(self._record(keys=self._keys(customer_id), args=args))
+
+    def record_purchases(
+        self, items: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[tuple[dict[str, Any], bool] | RapportError]:
+        """Many purchases in one round trip (a pipeline; one script call each on a Cluster,
+        where pipelined scripts are not allowed). Per item ``(stored, created?)`` or the
+        domain error (invalid input, order conflict)."""
+        out: list[Any] = [None] * len(items)
+        pipe = self.redis.pipeline(transaction=False)
+        cluster = isinstance(pipe, ClusterPipeline)
+        if cluster:
+            pipe = None
+        queued = []
+        for i, (cid, purchase) in enumerate(items):
+            try:
+                if cluster:
+                    out[i] = self.record_purchase(cid, purchase)
+                else:
+                    self.record_purchase(cid, purchase, pipeline=pipe)
+                    queued.append(i)
+            except RapportError as exc:
+                out[i] = exc
+        if pipe is not None and queued:
+            for i, result in zip(queued, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(result, Exception):
+                    raise result
+                try:
+                    out[i] = self.purchase_result(result)
+                except RapportError as exc:
+                    out[i] = exc
+        return out
 
     @staticmethod
     def purchase_result(result: list[Any]) -> tuple[dict[str, Any], bool]:

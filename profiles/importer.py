@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from profiles import model
 from profiles.activity import ActivityStore
-from profiles.errors import Conflict, InvalidInput, RapportError
+from profiles.errors import Conflict, InvalidInput, OrderConflict, RapportError
 
 RETAIL_SYSTEM = "retail"
 DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
@@ -388,8 +388,7 @@ class Importer:
     def _flush(self, batch: list[_Order], known: dict[str, str], summary: Summary) -> None:
         if not batch:
             return
-        pipe = self.activity.redis.pipeline(transaction=False)
-        queued: list[_Order] = []
+        items = []
         for order in batch:
             purchase = {
                 "order_id": order.order_id,
@@ -401,27 +400,20 @@ class Importer:
                 "purchased_at": order.purchased_at,
                 "channel": order.channel,
             }
-            try:
-                self.activity.record_purchase(known[order.customer], purchase, pipeline=pipe)
-            except InvalidInput as exc:
-                summary.orders_rejected[f"invalid {exc.field}"] += 1
-                summary.skipped["invalid_order"] += len(order.lines)
-                continue
-            queued.append(order)
-        for order, result in zip(queued, pipe.execute(raise_on_error=False), strict=True):
-            try:
-                if isinstance(result, Exception):
-                    raise result
-                _, created = self.activity.purchase_result(result)
-            except RapportError:
+            items.append((known[order.customer], purchase))
+        for order, result in zip(batch, self.activity.record_purchases(items), strict=True):
+            if isinstance(result, OrderConflict):
                 summary.orders_rejected["order_id_conflict"] += 1
                 summary.skipped["order_conflict"] += len(order.lines)
-                continue
-            summary.rows_imported += len(order.lines)
-            if created:
-                summary.orders_created += 1
+            elif isinstance(result, RapportError):
+                summary.orders_rejected[f"invalid {result.field}"] += 1
+                summary.skipped["invalid_order"] += len(order.lines)
             else:
-                summary.orders_unchanged += 1
+                summary.rows_imported += len(order.lines)
+                if result[1]:
+                    summary.orders_created += 1
+                else:
+                    summary.orders_unchanged += 1
 
 
 def run_import(
