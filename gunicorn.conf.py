@@ -6,6 +6,13 @@ Environment: RAPPORT_BIND, RAPPORT_WORKERS, RAPPORT_THREADS, RAPPORT_TIMEOUT.
 import json
 import os
 
+# One BLAS thread per worker. Serving does small products (one user vector against the item
+# matrix); OpenBLAS's own threads only add spin-waiting and contention with the request
+# threads: on a busy 2-core machine a (100k x 32) product took 17 ms with 2 BLAS threads and
+# 3 ms with one (bench/serve.py). Set before any worker imports numpy; ops may override.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RAPPORT_WORKERS", "2"))
 # Threads let one worker keep several keep-alive connections and overlap Redis round trips.
