@@ -145,7 +145,7 @@ def test_failover_while_recording_purchases(sentinel_setup, tmp_path, request):
     on_new = [w for w in writes if w.acknowledged and w.master_port == new_master]
 
     # The app found the new master by itself, within seconds, with no restart ...
-    assert len(on_new) > 50
+    assert len(on_new) >= 10
     recovery = min(w.ended for w in on_new) - issued
     assert recovery < 5.0
     # ... and from then on every acknowledged write is kept.
