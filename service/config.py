@@ -108,6 +108,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Model versions kept by `rapport models prune` (the active and previous always stay).",
     ),
     Setting(
+        "RAPPORT_CONSOLE_FRAME_ANCESTORS",
+        "console_frame_ancestors",
+        str,
+        "CSP frame-ancestors of the agent console: who may embed it in a frame, e.g. "
+        "`'self' https://helpdesk.example.com`.",
+    ),
+    Setting(
         "RAPPORT_RATE_LIMIT",
         "rate_limit",
         str,
@@ -157,6 +164,7 @@ class Config:
     model_poll_seconds: float = 2.0
     promote_tolerance: float = 0.02
     models_keep: int = 5
+    console_frame_ancestors: str = "'self'"
     rate_limit: str = "1200 per minute; 100 per second"
     max_json_depth: int = 32
     max_json_items: int = 50000
@@ -184,6 +192,10 @@ class Config:
             raise ConfigError("RAPPORT_PROMOTE_TOLERANCE: must be in [0, 1)")
         if self.models_keep < 1:
             raise ConfigError("RAPPORT_MODELS_KEEP: must be at least 1")
+        if not self.console_frame_ancestors.strip() or any(
+            ch in self.console_frame_ancestors for ch in ";,\r\n"
+        ):
+            raise ConfigError("RAPPORT_CONSOLE_FRAME_ANCESTORS: one CSP source list, no ';'")
         if self.max_json_depth < 2:
             raise ConfigError("RAPPORT_MAX_JSON_DEPTH: must be at least 2")
         if self.max_json_items < 100:
