@@ -133,16 +133,21 @@ def markdown_section(result: dict[str, Any], notes: str = "") -> str:
     s = result["settings"]
     memory_rows = []
     for phase in result["phases"]:
-        for w in phase.get("memory", []):
-            memory_rows.append(
-                [
-                    f"{phase['products']:,}",
-                    str(w["pid"]),
-                    f"{w['rss_mib']}",
-                    f"{w['pss_mib']}",
-                    f"{w['private_dirty_mib']}",
-                ]
-            )
+        for key, mode in (("memory_private", "private (RAPPORT_SHARE_MODEL_ARRAYS=0)"),
+                          ("memory", "shared (memory-mapped .npy, the default)")):  # fmt: skip
+            workers = phase.get(key) or []
+            for w in workers:
+                memory_rows.append(
+                    [f"{phase['products']:,}", mode, str(w["pid"]), f"{w['rss_mib']}",
+                     f"{w['pss_mib']}", f"{w['private_dirty_mib']}"]
+                )  # fmt: skip
+            if workers:
+                memory_rows.append(
+                    [f"{phase['products']:,}", f"**{mode}: all workers**", "",
+                     f"{sum(w['rss_mib'] for w in workers):.1f}",
+                     f"**{sum(w['pss_mib'] for w in workers):.1f}**",
+                     f"{sum(w['private_dirty_mib'] for w in workers):.1f}"]
+                )  # fmt: skip
     goal_rows = [[g["goal"], str(g["value"]), f"**{g['status']}**"] for g in result["goals"]]
     parts = [
         "## Serving",
@@ -178,8 +183,19 @@ def markdown_section(result: dict[str, Any], notes: str = "") -> str:
         parts += [
             "### Worker memory after the load (model loaded)",
             "",
+            "RSS counts shared pages in every process that maps them; PSS divides them among "
+            "the processes, so the sum of PSS is what the workers cost the machine.",
+            "",
             md_table(
-                ["products", "worker pid", "RSS MiB", "PSS MiB", "private dirty MiB"], memory_rows
+                [
+                    "products",
+                    "model arrays",
+                    "worker pid",
+                    "RSS MiB",
+                    "PSS MiB",
+                    "private dirty MiB",
+                ],
+                memory_rows,
             ),  # fmt: skip
             "",
         ]

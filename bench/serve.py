@@ -96,10 +96,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="gunicorn workers (default: the shipped config)")
     p.add_argument("--threads", type=int, help="threads per worker (default: the shipped config)")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--procs", type=int, default=2, help="processes seeding in parallel")
+    p.add_argument("--procs", type=int, default=3, help="processes seeding in parallel")
     p.add_argument("--python-load", action="store_true", help="use the Python load generator")
     p.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
     p.add_argument("--keep", action="store_true", help="leave the servers running (debug)")
+    p.add_argument(
+        "--no-memory-compare",
+        dest="memory_compare",
+        action="store_false",
+        help="skip the second start with RAPPORT_SHARE_MODEL_ARRAYS=0 (worker memory before/after)",
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -146,6 +152,9 @@ def gunicorn_env(redis_url: str, tmp: Path, model_dir: Path, args) -> dict[str, 
         "RAPPORT_KEY_PREFIX": PREFIX,
         "RAPPORT_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
+        # One API key drives all the load: the shipped per-key limits (two windows) would
+        # answer 429. Two windows far above the load keep the limiter's Redis work measured.
+        "RAPPORT_RATE_LIMIT": "100000000 per minute; 10000000 per second",
     }
     if args.workers:
         env["RAPPORT_WORKERS"] = str(args.workers)
@@ -353,6 +362,21 @@ def profile_target(server: Server, args, name: str, products: int, c: int):
     return masters[0], RESULTS / f"profile-{name}-{products}.txt"
 
 
+def private_memory(env, tmp: Path, trained, args, token: str, ids_file: Path) -> list[dict]:
+    """Worker memory with RAPPORT_SHARE_MODEL_ARRAYS=0 (each worker its own arrays), after the
+    same kind of traffic has touched the model."""
+    rapport = start_rapport({**env, "RAPPORT_SHARE_MODEL_ARRAYS": "0"}, tmp)
+    try:
+        wait_ready(rapport, "/readyz", lambda b: trained["version"].encode() in b, timeout=180)
+        time.sleep(1.0)
+        wrk = None if args.python_load else loadgen.ensure_wrk()
+        loadgen.run(wrk, rapport.url, ENDPOINTS["recommendations"], concurrency=8,
+                    seconds=max(2.0, args.warmup), token=token, ids_file=ids_file)  # fmt: skip
+        return worker_memory(rapport)
+    finally:
+        rapport.stop()
+
+
 def run_phase(
     n_products: int,
     args,
@@ -423,7 +447,11 @@ def run_phase(
                     flush=True,
                 )
         phase["memory"] = worker_memory(rapport)
-        print(f"   worker memory: {phase['memory']}", flush=True)
+        print(f"   worker memory (arrays shared): {phase['memory']}", flush=True)
+        if args.memory_compare and n_products == max(args.product_sizes):
+            rapport.stop()
+            phase["memory_private"] = private_memory(env, tmp, trained, args, token, ids_file)
+            print(f"   worker memory (private arrays): {phase['memory_private']}", flush=True)
     finally:
         if not args.keep:
             rapport.stop()

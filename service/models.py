@@ -37,7 +37,7 @@ from profiles.keys import Keys
 from recommend.catalog import Catalog
 from recommend.recommender import PopularityFallback, Recommender
 from recommend.registry import ModelRegistry
-from recommend.shared_arrays import cache_dir, share_arrays
+from recommend.shared_arrays import cache_dir, release_free_memory, share_arrays
 
 log = logging.getLogger("rapport.models")
 EXTENSION = "rapport.models"
@@ -147,6 +147,9 @@ class ModelHolder:
             self._failed = None
             self.last_error = None
             log.info("model %s loaded", active, extra={"version": active})
+            if self.share_arrays:
+                del artifact, current  # the raw arrays and the old model: back to the OS
+                release_free_memory()
             return True
 
     def refresh_new_items(self) -> int:
