@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, g, json, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RateLimitExceeded
 
 from profiles.audit import AuditLog
 from service import errors
@@ -101,6 +101,23 @@ def json_shape_problem(data: bytes, max_depth: int, max_items: int) -> str | Non
         else:
             depth -= 1
     return None
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+def lone_surrogate(data: bytes) -> bool:
+    """True when a JSON body escapes a lone UTF-16 surrogate (``"\\ud800"``): valid JSON, but
+    not text any store can hold (UTF-8 cannot encode it), so it is refused up front."""
+    if not _SURROGATE_ESCAPE.search(data):
+        return False
+    try:
+        json.dumps(json.loads(data), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except ValueError:
+        return False  # malformed JSON: the parser answers 400 later
+    return False
 
 
 # -- query parameters declared in the spec -------------------------------------------------------
@@ -239,9 +256,10 @@ def init_app(app: Flask, api: RapportApi) -> None:
                         ],
                     )
         if request.method in ("POST", "PUT", "PATCH") and request.is_json:
-            why = json_shape_problem(
-                request.get_data(cache=True), config.max_json_depth, config.max_json_items
-            )
+            data = request.get_data(cache=True)
+            why = json_shape_problem(data, config.max_json_depth, config.max_json_items)
+            if why is None and lone_surrogate(data):
+                why = "the JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
             if why:
                 return errors.problem(
                     422,
@@ -252,7 +270,8 @@ def init_app(app: Flask, api: RapportApi) -> None:
                 )
         return None
 
-    _init_limiter(app)
+    if _init_limiter(app) is not None:
+        app.register_error_handler(RateLimitExceeded, _rate_limited)
 
     @app.after_request
     def protect_response(response: Response) -> Response:
@@ -267,6 +286,16 @@ def init_app(app: Flask, api: RapportApi) -> None:
         if origins:
             response.vary.add("Origin")
         return response
+
+
+def _rate_limited(error: RateLimitExceeded) -> Response:
+    # Retry-After and X-RateLimit-* are added by flask-limiter's own after_request hook.
+    return errors.problem(
+        429,
+        f"rate limit exceeded ({error.description}); retry after the time in Retry-After",
+        title="Too many requests",
+        type_="urn:rapport:problem:rate-limited",
+    )
 
 
 def _preflight(origins: frozenset[str]) -> Response:

@@ -34,11 +34,11 @@ blp = Blueprint(
 
 class EventBatchSchema(StrictSchema):
     events = ma.fields.List(
-        ma.fields.Raw(
+        ma.fields.Raw(  # any JSON value: an item that is not an object is rejected per item
             metadata={
-                "type": "object",
                 "description": "{message_id, type, customer: {profile_id|email|phone|"
-                "external_id}, at, ...payload}",
+                "external_id}, at, ...payload}; an item that is not such an object gets a "
+                "per-item rejection",
             }
         ),
         required=True,

@@ -75,6 +75,7 @@ def test_rate_limit_per_key_with_retry_after(limited_app, redis_client):
     assert over.status_code == 429
     assert over.mimetype == "application/problem+json"
     assert over.json["status"] == 429
+    assert over.json["type"] == "urn:rapport:problem:rate-limited"
     assert 0 < int(over.headers["Retry-After"]) <= 60
     assert second.get("/v1/products").status_code == 200  # per key, not global
     assert client.get("/healthz").status_code == 200  # operations routes are not limited
