@@ -37,12 +37,12 @@ import scipy.sparse as sp
 from recommend.categories import description_words
 
 DAY = 86400.0
-TREND_DAYS = 14.0
-TREND_WEIGHT = 1.0
+TREND_DAYS = 7.0
+TREND_WEIGHT = 1.5
 CONTENT_WEIGHT = 0.2
 CONTENT_HALF_LIFE_DAYS = 60.0
 BLEND_BETA = 0.3
-BLEND_GAMMA = 0.5
+BLEND_GAMMA = 0.0
 WORD_STOPWORDS = frozenset(
     "OF SET AND THE IN WITH W/ W A TO FOR ON S/ S/2 S/3 S/4 S/6 PACK ASSORTED DESIGN".split()
 )
