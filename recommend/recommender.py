@@ -142,7 +142,10 @@ class Recommender:
     # -- representations ----------------------------------------------------------------------
     def user_vector(self, ctx: CustomerContext) -> tuple[np.ndarray | None, str]:
         """The customer's representation and how it was made: ``known``, ``cold`` or ``none``."""
-        if ctx.customer_id is not None and ctx.customer_id in self.user_index:
+        # An id the model knows but that has neither a profile nor a purchase any more was
+        # erased since training: its learned vector is a copy of erased data, so not used.
+        exists = ctx.has_profile or bool(ctx.purchases)
+        if ctx.customer_id is not None and ctx.customer_id in self.user_index and exists:
             return self.user_vectors[self.user_index[ctx.customer_id]], "known"
         names = user_feature_names(
             {

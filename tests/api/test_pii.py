@@ -73,3 +73,58 @@ def test_pii_scope_is_grantable(api):
     resp = api.post("/v1/admin/keys", json={"name": "crm", "scopes": ["profiles:read", "pii:read"]})
     assert resp.status_code == 201
     assert resp.json["scopes"] == ["profiles:read", "pii:read"]
+
+
+# -- erasure reaches every copy ------------------------------------------------------------------
+def test_erasure_reaches_the_model_and_the_next_training(app, api, redis_client):
+    """Train, erase, train again: the served model stops using the erased customer's learned
+    vector at once, and the next artifact's user id map no longer holds the id."""
+    from recommend.artifact import load_artifact
+    from recommend.job import run_training
+    from recommend.sources import load_from_redis
+    from service.models import EXTENSION
+    from tests.recsys import FAST, load_catalog, purchase, record_purchase, synthetic
+
+    st = app.extensions["rapport"]
+    holder = app.extensions[EXTENSION]
+    load_catalog(app)
+    data = synthetic(n_customers=48)
+    ids = {}
+    for ln in data.lines:
+        if ln.customer_id not in ids:
+            ids[ln.customer_id] = api.post("/v1/profiles", json={"country": "GB"}).json["id"]
+    orders: dict[tuple[str, str], list] = {}
+    for ln in data.lines:
+        orders.setdefault((ids[ln.customer_id], ln.order_id), []).append(ln)
+    for (cid, order_id), lines in orders.items():
+        record_purchase(
+            st.redis,
+            st.keys,
+            cid,
+            purchase(order_id, lines[0].purchased_at, *[x.product_id for x in lines]),
+        )
+    model_dir = holder.registry.model_dir
+
+    def train():
+        run = run_training(
+            redis_client, st.keys, model_dir, load_from_redis(redis_client, st.keys),
+            config=FAST, force=True, progress=False,
+        )  # fmt: skip
+        holder.refresh()
+        return load_artifact(run.artifact.path)
+
+    victim = ids["C001"]
+    first = train()
+    assert victim in {str(u) for u in first.arrays["user_ids"]}
+    recs = api.get(f"/v1/profiles/{victim}/recommendations?strategy=discover")
+    assert recs.json["basis"] == "known"
+
+    assert api.delete(f"/v1/profiles/{victim}").status_code == 200
+    after = api.get(f"/v1/profiles/{victim}/recommendations?strategy=discover")
+    assert after.status_code == 200 and after.json["basis"] != "known"
+
+    second = train()
+    users = {str(u) for u in second.arrays["user_ids"]}
+    assert victim not in users and ids["C002"] in users
+    popular = redis_client.zrange(st.keys.popular_products(), 0, -1)
+    assert victim not in popular  # popularity holds product ids only
