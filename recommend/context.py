@@ -19,15 +19,44 @@ from recommend.recommender import CustomerContext
 
 MAX_ORDERS = 5000  # a customer's orders read for one request (newest first beyond that)
 
+# One round trip, bounded: the profile hash, and the orders when there are at most ARGV[1]
+# (both keys carry the customer's hash tag: one cluster slot). Read-only.
+_READ = """
+local profile = redis.call('HGETALL', KEYS[1])
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {profile} end
+return {profile, redis.call('HVALS', KEYS[2])}
+"""
+
 
 def customer_context(client: redis.Redis, keys: Keys, customer_id: str) -> CustomerContext:
     """The customer's profile features and purchases; an unknown id gives an empty context
-    (``has_profile`` False), which serving answers with popular products."""
+    (``has_profile`` False), which serving answers with popular products.
+
+    One read-only script (one round trip) reads the profile hash and the orders; only a merge
+    alias, or a customer with more than ``MAX_ORDERS`` orders, takes more trips (the profile
+    store resolves the alias; the newest orders are read by time)."""
     from profiles.model import is_customer_id  # noqa: PLC0415
-    from profiles.store import ProfileStore  # noqa: PLC0415
+    from profiles.store import Stored  # noqa: PLC0415
 
     if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
         return CustomerContext(customer_id=None)
+    flat, *rest = client.register_script(_READ)(
+        keys=[keys.profile(customer_id), keys.orders(customer_id)], args=[MAX_ORDERS]
+    )
+    stored = Stored(customer_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+    if stored.merged_into:
+        return _resolved_context(client, keys, customer_id)
+    if rest:
+        purchases = _lines(customer_id, rest[0])
+    else:  # more than MAX_ORDERS orders: the newest ones, by time
+        purchases = read_purchases(client, keys, customer_id)
+    return _context(customer_id, stored.doc if stored.exists else None, purchases)
+
+
+def _resolved_context(client: redis.Redis, keys: Keys, customer_id: str) -> CustomerContext:
+    """The slow path: follow a merge alias through the profile store."""
+    from profiles.store import ProfileStore  # noqa: PLC0415
+
     doc: dict[str, Any] | None = None
     cid = customer_id
     try:
@@ -35,10 +64,15 @@ def customer_context(client: redis.Redis, keys: Keys, customer_id: str) -> Custo
         doc, cid = profile.doc, profile.id
     except NotFound:
         pass
-    purchases = read_purchases(client, keys, cid)
+    return _context(cid, doc, read_purchases(client, keys, cid))
+
+
+def _context(
+    customer_id: str, doc: dict[str, Any] | None, purchases: list[PurchaseLine]
+) -> CustomerContext:
     features = profile_features(doc) if doc else {}
     return CustomerContext(
-        customer_id=cid,
+        customer_id=customer_id,
         country=features.get("country"),
         locale=features.get("locale"),
         tier=features.get("tier"),
@@ -48,12 +82,7 @@ def customer_context(client: redis.Redis, keys: Keys, customer_id: str) -> Custo
     )
 
 
-def read_purchases(client: redis.Redis, keys: Keys, customer_id: str) -> list[PurchaseLine]:
-    if client.hlen(keys.orders(customer_id)) > MAX_ORDERS:
-        ids = client.zrevrange(keys.order_times(customer_id), 0, MAX_ORDERS - 1)
-        raws = client.hmget(keys.orders(customer_id), ids) if ids else []
-    else:
-        raws = client.hvals(keys.orders(customer_id))
+def _lines(customer_id: str, raws: list[str | None]) -> list[PurchaseLine]:
     lines: list[PurchaseLine] = []
     for raw in raws:
         if not raw:
@@ -63,3 +92,12 @@ def read_purchases(client: redis.Redis, keys: Keys, customer_id: str) -> list[Pu
         except (ValueError, KeyError, TypeError):
             continue  # one unreadable order must not break recommendations
     return lines
+
+
+def read_purchases(client: redis.Redis, keys: Keys, customer_id: str) -> list[PurchaseLine]:
+    if client.hlen(keys.orders(customer_id)) > MAX_ORDERS:
+        ids = client.zrevrange(keys.order_times(customer_id), 0, MAX_ORDERS - 1)
+        raws = client.hmget(keys.orders(customer_id), ids) if ids else []
+    else:
+        raws = client.hvals(keys.orders(customer_id))
+    return _lines(customer_id, raws)
