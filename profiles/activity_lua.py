@@ -97,7 +97,10 @@ if existing then
 end
 -- the one write that can fail goes first, so a failure leaves nothing half done
 local ok = redis.pcall('HINCRBY', KEYS[7], 'spend:' .. ARGV[3], ARGV[4])
-if type(ok) == 'table' and ok.err then return {3, ok.err} end
+if type(ok) == 'table' and ok.err then
+  if string.find(ok.err, 'overflow', 1, true) then return {3, ok.err} end
+  return ok  -- any other error (NOREPLICAS, READONLY, OOM) goes back as it came
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 redis.call('HINCRBY', KEYS[7], 'order_count', 1)

@@ -329,3 +329,19 @@ def test_iter_all_purchases_covers_every_customer(store):
         store.record_purchase(cid, order(f"{cid}-2", at="2023-10-01T00:00:00Z"))
     got = sorted((cid, p["order_id"]) for cid, p in store.iter_all_purchases())
     assert got == [(c, f"{c}-{n}") for c in "abc" for n in (1, 2)]
+
+
+def test_spend_overflow_is_invalid_input_and_other_errors_pass_through(store, redis_client):
+    import redis as redis_lib
+
+    redis_client.hset(KEYS.traits("c1"), "spend:GBP", str(2**63 - 10))
+    with pytest.raises(InvalidInput) as info:
+        store.record_purchase("c1", order("o1"))
+    assert info.value.field == "lines"
+    assert not redis_client.exists(KEYS.orders("c1"))
+    # another error of the first write (here WRONGTYPE) is not reported as an overflow
+    redis_client.delete(KEYS.traits("c1"))
+    redis_client.set(KEYS.traits("c1"), "not a hash")
+    with pytest.raises(redis_lib.ResponseError, match="WRONGTYPE"):
+        store.record_purchase("c1", order("o1"))
+    assert not redis_client.exists(KEYS.orders("c1"))
