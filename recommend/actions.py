@@ -45,7 +45,7 @@ from profiles.errors import ActionNotFound, InvalidAction, InvalidInput, Rapport
 from profiles.keys import Keys
 from recommend import rules, sandbox
 from recommend.action_defaults import DEFAULT_ACTIONS
-from recommend.contact import ContactPolicy
+from recommend.contact import ContactPolicy, parse_stats
 from recommend.greetings import (
     CHANNELS,
     SAMPLE_VALUES,
@@ -206,8 +206,10 @@ class ActionCatalog:
             docs = {a["id"]: json.dumps(normalize_action(a)) for a in DEFAULT_ACTIONS}
             self.redis.hset(self.keys.action_catalog(), mapping=docs)
 
-    def list(self) -> list[dict[str, Any]]:
-        raw = self.redis.hgetall(self.keys.action_catalog())
+    def list(self, raw: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every action, by id. ``raw``: the catalogue hash when the caller already read it."""
+        if raw is None:
+            raw = self.redis.hgetall(self.keys.action_catalog())
         if not raw and not self.redis.exists(self.keys.action_catalog_seeded()):
             self._seed()
             raw = self.redis.hgetall(self.keys.action_catalog())
@@ -317,10 +319,20 @@ class NextBestActions:
         customer_id = facts.get("customer_id")
         profile = facts.get("profile") or {}
         facts = {**facts, "context": {"name": context, "channel": channel}}
-        actions = self.catalog.list()
-        stats = self.policy.stats([a["id"] for a in actions])
+        # one round trip for the catalogue, the statistics and the customer's contact state
+        pipe = self.catalog.redis.pipeline(transaction=False)
+        pipe.hgetall(self.catalog.keys.action_catalog())
+        pipe.hgetall(self.policy.keys.action_stats())
+        read_state = None
         if customer_id:
-            state = self.policy.customer_state(customer_id, profile.get("timezone"))
+            read_state = self.policy.queue_customer_state(
+                pipe, customer_id, profile.get("timezone")
+            )
+        results = pipe.execute()
+        actions = self.catalog.list(results[0])
+        stats = parse_stats(results[1], [a["id"] for a in actions])
+        if read_state is not None:
+            state = read_state(results[2:5])
         else:
             state = {"last_feedback": {}, "used_today": {}, "resting_products": set()}
         consent = facts.get("consent") or {}

@@ -192,26 +192,22 @@ class ContactPolicy:
     def customer_state(self, customer_id: str, timezone: str | None) -> dict[str, Any]:
         """What the ranking needs, in one round trip: last feedback per action, offers per
         channel today, and products resting since their offer."""
+        pipe = self.redis.pipeline(transaction=False)
+        read = self.queue_customer_state(pipe, customer_id, timezone)
+        return read(pipe.execute())
+
+    def queue_customer_state(
+        self, pipe: Any, customer_id: str, timezone: str | None
+    ) -> Callable[[list[Any]], dict[str, Any]]:
+        """Queue the reads of :meth:`customer_state` on ``pipe`` (three commands, one slot);
+        returns the function that turns those three results into the state."""
         now = self.clock()
         day_start = start_of_local_day(now, timezone)
         rest_since = now - self.product_rest_days * DAY
-        pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.keys.action_state(customer_id))
         pipe.zrangebyscore(self.keys.contacts(customer_id), day_start, "+inf")
         pipe.zrangebyscore(self.keys.offered_products(customer_id), rest_since, "+inf")
-        states, contacts, products = pipe.execute()
-        used = dict.fromkeys(CHANNELS, 0)
-        for member in contacts:
-            channel = member.split("|", 1)[0]
-            if channel in used:
-                used[channel] += 1
-        last: dict[str, dict] = {}
-        for action_id, raw in states.items():
-            try:
-                last[action_id] = json.loads(raw)
-            except ValueError:
-                continue
-        return {"last_feedback": last, "used_today": used, "resting_products": set(products)}
+        return _customer_state
 
     def budget(self, customer_id: str, channel: str, timezone: str | None) -> dict[str, int]:
         used = self.customer_state(customer_id, timezone)["used_today"].get(channel, 0)
@@ -240,24 +236,44 @@ class ContactPolicy:
 
     def stats(self, action_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """``{action id: {shown, accepted, dismissed, completed, acceptance_rate}}``."""
-        raw = self.redis.hgetall(self.keys.action_stats())
-        out: dict[str, dict[str, Any]] = {}
-        for aid in action_ids or ():
-            out[aid] = dict.fromkeys(COUNTERS, 0)
-        for field, value in raw.items():
-            aid, _, counter = field.rpartition(":")
-            if counter in COUNTERS:
-                out.setdefault(aid, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
-        for entry in out.values():
-            shown = entry["shown"]
-            entry["acceptance_rate"] = round(entry["accepted"] / shown, 4) if shown else None
-        return out
+        return parse_stats(self.redis.hgetall(self.keys.action_stats()), action_ids)
 
     def feedback_history(self, customer_id: str) -> list[dict]:
         """Every feedback record of a customer, oldest first (export)."""
         raw = self.redis.hgetall(self.keys.action_feedback(customer_id))
         records = [_public(json.loads(v)) for v in raw.values()]
         return sorted(records, key=lambda r: (r.get("at", 0), r.get("feedback_id", "")))
+
+
+def parse_stats(raw: dict[str, str], action_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """The statistics from the raw counters hash (see :meth:`ContactPolicy.stats`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for aid in action_ids or ():
+        out[aid] = dict.fromkeys(COUNTERS, 0)
+    for field, value in raw.items():
+        aid, _, counter = field.rpartition(":")
+        if counter in COUNTERS:
+            out.setdefault(aid, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+    for entry in out.values():
+        shown = entry["shown"]
+        entry["acceptance_rate"] = round(entry["accepted"] / shown, 4) if shown else None
+    return out
+
+
+def _customer_state(results: list[Any]) -> dict[str, Any]:
+    states, contacts, products = results
+    used = dict.fromkeys(CHANNELS, 0)
+    for member in contacts:
+        channel = member.split("|", 1)[0]
+        if channel in used:
+            used[channel] += 1
+    last: dict[str, dict] = {}
+    for action_id, raw in states.items():
+        try:
+            last[action_id] = json.loads(raw)
+        except ValueError:
+            continue
+    return {"last_feedback": last, "used_today": used, "resting_products": set(products)}
 
 
 def _public(record: dict) -> dict:
