@@ -224,13 +224,15 @@ class ActivityStore:
 
     # -- events --------------------------------------------------------------------------------
     def record_events(self, customer_id: str, events: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Record a batch for one customer; per item ``accepted``, ``duplicate`` or ``conflict``.
+        """Record a batch for one customer; per item ``accepted``, ``duplicate``, ``conflict``
+        or ``invalid``.
 
         Items are raw events (``{message_id, type, at, ...payload}``; invalid ones raise
         :class:`InvalidInput` before anything is written) or the output of
         :func:`profiles.activity_input.normalize_event`. A ``purchase`` event records its
         purchase through :meth:`record_purchase` first; ``conflict`` means its order id holds
-        another purchase (the event is then not recorded)."""
+        another purchase, ``invalid`` that the purchase cannot be stored (the customer's total
+        would overflow); such events are not recorded."""
         now = self.clock()
         items = [e if "at_ms" in e else normalize_event(e, now) for e in events]
         results: list[str | None] = [None] * len(items)
@@ -248,6 +250,9 @@ class ActivityStore:
                     stored, _ = self.record_purchase(customer_id, items[i]["payload"]["purchase"])
                 except OrderConflict:
                     results[i] = "conflict"
+                    continue
+                except InvalidInput:  # the spend counter would overflow
+                    results[i] = "invalid"
                     continue
                 items[i] = {**items[i], "payload": {"purchase": stored}}
         args: list[Any] = [

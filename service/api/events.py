@@ -125,6 +125,12 @@ class Events(MethodView):
                         reason="the order id is already recorded with another body",
                         field="order_id",
                     )
+                elif outcome == "invalid":
+                    results[i].update(
+                        status="rejected",
+                        reason="the customer's total spend would overflow",
+                        field="lines",
+                    )
                 else:
                     results[i]["status"] = outcome
         counts = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate")}

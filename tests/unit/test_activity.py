@@ -345,3 +345,15 @@ def test_spend_overflow_is_invalid_input_and_other_errors_pass_through(store, re
     with pytest.raises(redis_lib.ResponseError, match="WRONGTYPE"):
         store.record_purchase("c1", order("o1"))
     assert not redis_client.exists(KEYS.orders("c1"))
+
+
+def test_purchase_event_that_cannot_be_stored_is_invalid_not_a_batch_failure(store, redis_client):
+    redis_client.hset(KEYS.traits("c1"), "spend:GBP", str(2**63 - 10))
+    at = "2023-11-14T10:00:00Z"
+    events = [
+        {"message_id": "m1", "type": "purchase", "at": at, **ln("P1", 1, "5"), "order_id": "o1",
+         "currency": "GBP", "channel": "web"},
+        {"message_id": "m2", "type": "view", "at": at, "product_id": "P1"},
+    ]  # fmt: skip
+    assert store.record_events("c1", events) == ["invalid", "accepted"]
+    assert not redis_client.exists(KEYS.orders("c1"))
