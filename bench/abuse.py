@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Abuse limits under load: does a flood of bad requests hurt good ones?
+
+    .venv/bin/python bench/abuse.py                  # 10 s per phase
+    .venv/bin/python bench/abuse.py --seconds 5 --docs
+
+Starts its own redis-server and ``rapport serve`` (gunicorn, the shipped config, the default
+rate limit), seeds 200 profiles, then:
+
+1. times single hostile requests (median of 20): a 10,000-deep JSON array, a 200,000-item
+   array, a 10,000-deep object, and a well-formed 422 for comparison;
+2. **baseline**: ``--good`` client threads read profiles (``GET /v1/profiles/{id}``) with
+   their own key for ``--seconds``; p50/p99 of the good requests;
+3. **flood**: the same good load while ``--flood`` processes send bad requests as fast as they
+   can (deep JSON, huge arrays, invalid bodies, unknown query parameters, no key, a wrong key)
+   with another key; p50/p99 of the good requests again, and what the flood got back (how many
+   429s, 422s, 401s).
+
+The goal: good p99 under the flood at most 2x the baseline p99. Prints a table, writes
+``bench/results/abuse-<time>.json`` and with ``--docs`` the "Abuse limits" section of
+``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+from profiles.keys import Keys  # noqa: E402
+from profiles.store import ProfileStore  # noqa: E402
+from service.auth import ApiKeyStore  # noqa: E402
+from service.config import Config  # noqa: E402
+from service.redis_server import RedisServer  # noqa: E402
+from tests.conftest import start_live_server, stop_live_server  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DOCS = ROOT / "docs" / "reliability.md"
+SECTION = "## Abuse limits"
+
+DEEP_ARRAY = b"[" * 10_000 + b"]" * 10_000
+DEEP_OBJECT = b'{"a":' * 10_000 + b"1" + b"}" * 10_000
+HUGE_ARRAY = b'{"events": [' + b",".join([b"1"] * 200_000) + b"]}"
+INVALID = json.dumps({"first_name": 5, "colour": "red"}).encode()
+
+
+def _conn(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+
+def request(conn, method, path, body=None, token=None, ctype="application/json"):
+    headers = {"Content-Type": ctype} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def time_single(port: int, token: str, body: bytes, path: str = "/v1/events") -> dict:
+    times, statuses = [], Counter()
+    for _ in range(20):
+        conn = _conn(port)
+        started = time.perf_counter()
+        statuses[request(conn, "POST", path, body, token)] += 1
+        times.append((time.perf_counter() - started) * 1000)
+        conn.close()
+    return {
+        "bytes": len(body),
+        "median_ms": round(statistics.median(times), 2),
+        "max_ms": round(max(times), 2),
+        "statuses": dict(statuses),
+    }
+
+
+def flood_worker(port: int, token: str, seconds: float, out: mp.Queue) -> None:
+    bad = [
+        ("POST", "/v1/events", DEEP_ARRAY, token),
+        ("POST", "/v1/events", HUGE_ARRAY, token),
+        ("POST", "/v1/profiles", INVALID, token),
+        ("GET", "/v1/products?colour=red", None, token),
+        ("GET", "/v1/profiles/c_nope", None, None),  # no key: 401
+        ("GET", "/v1/profiles/c_nope", None, "rpk_0000_wrong"),  # wrong key: 401
+    ]
+    statuses: Counter = Counter()
+    conn = _conn(port)
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        method, path, body, tok = bad[i % len(bad)]
+        i += 1
+        try:
+            statuses[request(conn, method, path, body, tok)] += 1
+        except (OSError, http.client.HTTPException):
+            statuses["error"] += 1
+            conn.close()
+            conn = _conn(port)
+    out.put(dict(statuses))
+
+
+def good_load(port: int, tokens: list[str], ids: list[str], rate: float, seconds: float) -> dict:
+    """One thread per token, each sending ``rate`` requests a second on a fixed schedule (an
+    open loop, so a slow answer does not lower the offered load)."""
+    threads = len(tokens)
+    latencies: list[float] = []
+    errors = Counter()
+    lock = threading.Lock()
+
+    def run(offset: int) -> None:
+        token = tokens[offset]
+        conn = _conn(port)
+        mine: list[float] = []
+        start = time.monotonic()
+        deadline = start + seconds
+        n = offset
+        sent = 0
+        while time.monotonic() < deadline:
+            wait = start + sent / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            sent += 1
+            path = f"/v1/profiles/{ids[n % len(ids)]}"
+            n += threads
+            started = time.perf_counter()
+            try:
+                status = request(conn, "GET", path, None, token)
+            except (OSError, http.client.HTTPException):
+                status = "error"
+                conn.close()
+                conn = _conn(port)
+            mine.append((time.perf_counter() - started) * 1000)
+            if status != 200:
+                with lock:
+                    errors[str(status)] += 1
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / seconds, 1),
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2),
+        "non_200": dict(errors),
+    }
+
+
+def markdown(result: dict) -> str:
+    s, b, f = result["single"], result["baseline"], result["flood"]
+    ratio = result["p99_ratio"]
+    lines = [
+        SECTION,
+        "",
+        f"Measured by `bench/abuse.py` ({result['when']}, {result['machine']}; "
+        f"`rapport serve` with {result['server']}, rate limit `{result['rate_limit']}` per "
+        "key). Rerun: `.venv/bin/python bench/abuse.py --docs`.",
+        "",
+        "Hostile requests, refused before parsing (median of 20, client-side wall time):",
+        "",
+        "| request | body | status | median | max |",
+        "|---|---:|---|---:|---:|",
+    ]
+    for name, row in s.items():
+        statuses = ", ".join(f"{k}×{v}" for k, v in row["statuses"].items())
+        lines.append(
+            f"| {name} | {row['bytes']:,} B | {statuses} | {row['median_ms']} ms | "
+            f"{row['max_ms']} ms |"
+        )
+    flood = ", ".join(f"{k}: {v:,}" for k, v in sorted(f["flood_statuses"].items()))
+    lines += [
+        "",
+        f"Good traffic ({result['good_threads']} clients, each with its own key, reading "
+        f"profiles at {result['good_rate']:g} requests/s each, {result['seconds']} s per "
+        "phase) without and with a flood of bad requests "
+        f"({result['flood_processes']} processes as fast as they can, another key):",
+        "",
+        "| phase | good requests | good rps | p50 | p99 | good non-200 |",
+        "|---|---:|---:|---:|---:|---|",
+        f"| baseline | {b['requests']:,} | {b['rps']} | {b['p50_ms']} ms | {b['p99_ms']} ms | "
+        f"{b['non_200'] or 'none'} |",
+        f"| under flood | {f['requests']:,} | {f['rps']} | {f['p50_ms']} ms | {f['p99_ms']} ms "
+        f"| {f['non_200'] or 'none'} |",
+        "",
+        f"What the flood got back: {flood} ({f['flood_requests']:,} requests).",
+        "",
+        f"**p99 under flood / baseline p99 = {ratio:.2f}** (goal: at most 2): "
+        f"{'met' if ratio <= 2 else 'NOT met'}.",
+        "",
+        "How: the JSON shape guard (`RAPPORT_MAX_JSON_DEPTH`, `RAPPORT_MAX_JSON_ITEMS`) refuses "
+        "deep or huge bodies with a byte scan before any parsing, the body cap "
+        "(`RAPPORT_MAX_BODY_BYTES`, also for chunked bodies) bounds what is read, unknown "
+        "query parameters and invalid bodies are 422 before a view runs, and once a key is over "
+        "`RAPPORT_RATE_LIMIT` every further request costs one Redis `INCR` and a 429. Requests "
+        "without a valid key are limited per client address. Behind a proxy every client "
+        "shares the proxy's address: put the limit for anonymous traffic in the proxy.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def update_docs(section: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else "# Reliability\n\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--good", type=int, default=4, help="good clients (threads), one key each")
+    p.add_argument("--rate", type=float, default=50.0, help="requests/s of each good client")
+    p.add_argument("--flood", type=int, default=4, help="flooding processes")
+    p.add_argument("--docs", action="store_true", help="write the section of docs/reliability.md")
+    args = p.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="rapport-abuse-"))
+    server_redis = RedisServer(tmp / "redis")
+    server_redis.start()
+    live = None
+    try:
+        client = redis.Redis.from_url(server_redis.url, decode_responses=True)
+        store = ApiKeyStore(client, Keys())
+        good_tokens = [store.create(f"good-{i}", ["profiles:read"])[1] for i in range(args.good)]
+        bad_token = store.create("flood", ["profiles:write", "recommend:read"])[1]
+        live = start_live_server(
+            server_redis.url, tmp / "live", env={"RAPPORT_LOG_LEVEL": "WARNING"}
+        )
+        port = int(live.base_url.rsplit(":", 1)[1])
+        profiles = ProfileStore(client, Keys())
+        ids = [
+            profiles.create({"first_name": f"C{i}", "email": f"c{i}@example.com"}).id
+            for i in range(200)
+        ]
+        single = {
+            name: time_single(port, store.create(name, ["admin"])[1], body, path)
+            for name, body, path in (
+                ("10,000-deep array", DEEP_ARRAY, "/v1/events"),
+                ("10,000-deep object", DEEP_OBJECT, "/v1/events"),
+                ("200,000-item array", HUGE_ARRAY, "/v1/events"),
+                ("invalid profile (422)", INVALID, "/v1/profiles"),
+            )
+        }
+        good_load(port, good_tokens, ids, args.rate, 2)  # warm-up
+        baseline = good_load(port, good_tokens, ids, args.rate, args.seconds)
+        queue: mp.Queue = mp.Queue()
+        procs = [
+            mp.Process(target=flood_worker, args=(port, bad_token, args.seconds + 1, queue))
+            for _ in range(args.flood)
+        ]
+        for proc in procs:
+            proc.start()
+        time.sleep(0.5)  # the flood is running before the good load is measured
+        flood = good_load(port, good_tokens, ids, args.rate, args.seconds)
+        statuses: Counter = Counter()
+        for _ in procs:
+            statuses.update(queue.get())
+        for proc in procs:
+            proc.join()
+        flood["flood_statuses"] = {str(k): v for k, v in statuses.items()}
+        flood["flood_requests"] = sum(statuses.values())
+        import os  # noqa: PLC0415
+        import platform  # noqa: PLC0415
+
+        result = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
+            "server": "gunicorn.conf.py defaults (2 gthread workers x 4 threads)",
+            "rate_limit": Config().rate_limit,
+            "seconds": args.seconds,
+            "good_threads": args.good,
+            "good_rate": args.rate,
+            "flood_processes": args.flood,
+            "single": single,
+            "baseline": baseline,
+            "flood": flood,
+            "p99_ratio": flood["p99_ms"] / baseline["p99_ms"],
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"abuse-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        out.write_text(json.dumps(result, indent=2))
+        section = markdown(result)
+        print(section)
+        if args.docs:
+            update_docs(section)
+            print(f"updated {DOCS.relative_to(ROOT)}")
+        return 0 if result["p99_ratio"] <= 2 else 1
+    finally:
+        if live is not None:
+            stop_live_server(live)
+        server_redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
