@@ -12,7 +12,9 @@ Verified keys are cached in each process for ``cache_seconds`` (``RAPPORT_AUTH_C
 default 5; 0 turns it off), keyed by the sha256 of the token, never the token itself: a request
 with a known key then costs no Redis round trip for auth. So a revoked key keeps working for at
 most that long in the other workers (the worker that revokes it drops it at once); unknown or
-wrong tokens are never cached.
+wrong tokens are never cached. While Redis is unreachable (connection refused or timed out), a
+key verified less than ``STALE_SECONDS`` (300) ago stays valid in that process, so the reads
+that can be served without Redis (recommendations from the in-memory popular list) stay up.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class ApiKeyStore:
     """API keys in Redis (see ``profiles.keys`` for the key names)."""
 
     CACHE_MAX = 1024  # distinct tokens cached per process; the cache is cleared when full
+    # while Redis is unreachable, an expired cache entry is still honoured for this long
+    STALE_SECONDS = 300.0
 
     def __init__(
         self,
@@ -174,7 +178,14 @@ class ApiKeyStore:
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
             return hit[0]
-        key = self._verify(token)
+        try:
+            key = self._verify(token)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis unreachable: a key this process verified within STALE_SECONDS keeps
+            # working (reads that can be served without Redis stay up); nothing is cached anew
+            if hit is not None and hit[1] + self.STALE_SECONDS > now:
+                return hit[0]
+            raise
         with self._cache_lock:
             if key is None:
                 self._cache.pop(digest, None)

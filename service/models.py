@@ -17,6 +17,10 @@ Products added to the catalog after training are recommendable too: at load, and
 ``NEW_ITEMS_EVERY_S``, the holder reads the catalog's ids and extends the loaded model with
 the active products it lacks, placed by their features (``Recommender.with_new_items``),
 swapping the extended copy in the same way.
+
+While Redis is unreachable, recommendations are served from an in-memory popular list: every
+``SNAPSHOT_EVERY_S`` the poller copies the top ``SNAPSHOT_SIZE`` popular products (ids and
+catalog documents) into the worker (:meth:`ModelHolder.offline_fallback`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ EXTENSION = "rapport.models"
 RETRY_FAILED_S = 60.0
 FALLBACK_SIZE = 500
 NEW_ITEMS_EVERY_S = 30.0  # how often a worker looks for catalog products the model lacks
+SNAPSHOT_EVERY_S = 30.0  # how often a worker copies the popular list for serving without Redis
+SNAPSHOT_SIZE = 200
+
+
+@dataclass(frozen=True)
+class PopularSnapshot:
+    """The popular list and its catalog documents, held in memory for serving without Redis."""
+
+    fallback: PopularityFallback
+    docs: dict[str, dict]
+    taken_at: float
+
+    def lookup(self, product_ids) -> dict[str, dict]:
+        return {p: self.docs[p] for p in product_ids if p in self.docs}
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class ModelHolder:
         self._base: Recommender | None = None  # the loaded model without new catalog items
         self._new_ids: frozenset[str] = frozenset()
         self._catalog_checked_at = 0.0
+        self._snapshot: PopularSnapshot | None = None
 
     # -- what requests use --------------------------------------------------------------------
     @property
@@ -186,13 +205,22 @@ class ModelHolder:
         products = [d for d in docs.values() if d.get("active", True)]
         return base.with_new_items(products)
 
-    def _fallback(self) -> PopularityFallback:
-        ranked = self.redis.zrevrange(self.keys.popular_products(), 0, FALLBACK_SIZE - 1)
+    def offline_fallback(self) -> PopularSnapshot | None:
+        """The in-memory popular list (None before the first successful copy)."""
+        return self._snapshot
+
+    def refresh_popular_snapshot(self) -> PopularSnapshot:
+        """Copy the popular list and its catalog documents into memory (raises RedisError)."""
+        fallback = self._fallback(SNAPSHOT_SIZE)
+        docs = Catalog(self.redis, self.keys).get_many(fallback.ranked)
+        self._snapshot = PopularSnapshot(fallback, docs, self.clock())
+        return self._snapshot
+
+    def _fallback(self, size: int = FALLBACK_SIZE) -> PopularityFallback:
+        ranked = self.redis.zrevrange(self.keys.popular_products(), 0, size - 1)
         if ranked:
             return PopularityFallback(list(ranked), "popularity")
-        ids = self.redis.zrangebylex(
-            self.keys.product_index(), "-", "+", start=0, num=FALLBACK_SIZE
-        )
+        ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+", start=0, num=size)
         return PopularityFallback(list(ids), "catalog")
 
     # -- the background thread ----------------------------------------------------------------
@@ -223,6 +251,14 @@ class ModelHolder:
             log.warning("model check failed: %s", exc.__class__.__name__)
         except Exception:  # noqa: BLE001 - the poller must survive anything
             log.exception("model check failed")
+        snapshot = self._snapshot
+        if snapshot is None or self.clock() - snapshot.taken_at >= SNAPSHOT_EVERY_S:
+            try:
+                self.refresh_popular_snapshot()
+            except redis.RedisError as exc:
+                log.warning("popular list copy failed: %s", exc.__class__.__name__)
+            except Exception:  # noqa: BLE001 - the poller must survive anything
+                log.exception("popular list copy failed")
 
     def _run(self) -> None:
         stop = self._stop

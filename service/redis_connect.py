@@ -4,7 +4,9 @@
 ``RAPPORT_REDIS_TIMEOUT`` for connecting and for each command):
 
 ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS), ``unix:///path?db=N``
-    One Redis server (:class:`redis.Redis`), as ``redis.Redis.from_url`` reads it.
+    One Redis server (:class:`redis.Redis`), as ``redis.Redis.from_url`` reads it. A failed
+    command is retried for at most the timeout; while the server stays unreachable, later
+    commands fail at once (:class:`DeadlineRetry`), so requests get 503 fast.
 
 ``redis+cluster://[[user]:password@]host:port[,host:port...]`` (``rediss+cluster://`` for TLS)
     A Redis Cluster (:class:`redis.cluster.RedisCluster`). The nodes are startup nodes: one
@@ -174,6 +176,65 @@ def _retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
 
 
+class _Outage:
+    """Shared by every connection of one client: when the server was last found unreachable.
+    ``deepcopy`` (redis-py copies the retry into each connection) keeps the one instance."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def __deepcopy__(self, memo: dict) -> _Outage:
+        return self
+
+
+class DeadlineRetry(Retry):
+    """Backoff retries that give up once ``deadline`` seconds have passed, and that make a
+    single attempt while the server is known to be down (the last call found it unreachable
+    and nothing has succeeded since).
+
+    A plain :class:`Retry` retries each command (and, nested inside it, each connect) for
+    about 2.5 s, so a request making a few commands against a dead server took 5-7 s. With
+    this, the first call that finds the server down waits at most ``deadline`` (the socket
+    timeout); later calls fail at once (connection refused) or within one connect timeout,
+    and the first that succeeds ends the outage: the app recovers by itself.
+    """
+
+    def __init__(self, deadline: float):
+        super().__init__(ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP), RETRIES)
+        self.deadline = deadline
+        self.outage = _Outage()
+
+    def call_with_retry(self, do, fail, is_retryable=None, with_failure_count=False):
+        started = time.monotonic()
+        self._backoff.reset()
+        failures = 0
+        while True:
+            try:
+                result = do()
+            except self._supported_errors as error:
+                if is_retryable and not is_retryable(error):
+                    raise
+                failures += 1
+                if with_failure_count:
+                    fail(error, failures)
+                else:
+                    fail(error)
+                backoff = self._backoff.compute(failures)
+                if (
+                    self.outage.since is not None
+                    or failures > self._retries
+                    or time.monotonic() - started + backoff > self.deadline
+                ):
+                    if self.outage.since is None:
+                        self.outage.since = time.monotonic()
+                    raise error
+                if backoff > 0:
+                    time.sleep(backoff)
+            else:
+                self.outage.since = None
+                return result
+
+
 class LazyRedisCluster:
     """A :class:`RedisCluster` built on first use.
 
@@ -304,7 +365,9 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster
         "decode_responses": True,
     }
     if target.mode == "single":
-        return redis.Redis.from_url(url, health_check_interval=30, retry=_retry(), **common)
+        return redis.Redis.from_url(
+            url, health_check_interval=30, retry=DeadlineRetry(timeout), **common
+        )
     auth = {"username": target.username, "password": target.password}
     if target.mode == "cluster":
         return LazyRedisCluster(

@@ -1,7 +1,9 @@
 """Recommendations for a customer, similar products, popular products (`recommend:read`).
 
 Every answer comes from the worker's loaded model (``service/models.py``) or, without one,
-from popularity; ``model_version`` says which (null for the fallback).
+from popularity; ``model_version`` says which (null for the fallback). While Redis is
+unreachable, customer recommendations come from the worker's in-memory popular list
+(``basis: popularity``, header ``Rapport-Degraded: store-unavailable``).
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import marshmallow as ma
+import redis
 from flask.views import MethodView
 
 from profiles.errors import InvalidInput, ProductNotFound
+from profiles.model import is_customer_id
 from recommend.catalog import Catalog
 from recommend.context import customer_context
-from recommend.recommender import MAX_LIMIT, STRATEGIES, Filters, Recommender
+from recommend.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
 from service.extensions import Blueprint, state
 from service.models import model_holder
 from service.schemas import StrictSchema
@@ -105,15 +109,32 @@ class CustomerRecommendations(MethodView):
         """Top products for a customer (an unknown customer gets popular products)."""
         filters = _filters(query)
         st = state()
-        loaded = model_holder().current  # one reference for the whole request
-        ctx = customer_context(st.redis, st.keys, customer_id)
-        out = loaded.recommender.recommend(
-            ctx,
-            strategy=query["strategy"],
-            limit=query["limit"],
-            filters=filters,
-            lookup=Catalog(st.redis, st.keys).get_many,
-        )
+        holder = model_holder()
+        loaded = holder.current  # one reference for the whole request
+        try:
+            ctx = customer_context(st.redis, st.keys, customer_id)
+            out = loaded.recommender.recommend(
+                ctx,
+                strategy=query["strategy"],
+                limit=query["limit"],
+                filters=filters,
+                lookup=Catalog(st.redis, st.keys).get_many,
+            )
+        except (redis.ConnectionError, redis.TimeoutError):
+            # Redis unreachable: the worker's in-memory popular list (503 before its first copy)
+            snapshot = holder.offline_fallback()
+            if snapshot is None:
+                raise
+            cid = customer_id if is_customer_id(customer_id) else None
+            out = snapshot.fallback.recommend(
+                CustomerContext(customer_id=cid),
+                strategy=query["strategy"],
+                limit=query["limit"],
+                filters=filters,
+                lookup=snapshot.lookup,
+            )
+            headers = {"Rapport-Degraded": "store-unavailable"}
+            return {"customer_id": cid, "model_version": None, **out}, 200, headers
         return {"customer_id": ctx.customer_id, "model_version": loaded.version, **out}
 
 

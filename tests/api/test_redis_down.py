@@ -12,7 +12,8 @@ def test_redis_down_gives_503_then_recovers(tmp_path):
     server = RedisServer(tmp_path / "r").start()
     try:
         app = create_app({"redis_url": server.url, "data_dir": tmp_path / "var",
-                          "testing": True, "redis_timeout": 0.5, "retry_after": 7})
+                          "testing": True, "redis_timeout": 0.5, "retry_after": 7,
+                          "auth_cache_seconds": 0})  # every request verifies its key
         client = app.test_client()
         _, token = app.extensions["rapport"].api_keys.create("t", ["admin"])
         headers = {"Authorization": f"Bearer {token}"}
