@@ -57,6 +57,7 @@ from service.redis_server import RedisServer  # noqa: E402
 
 RETAIL = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 GOAL_EVENTS_PER_S = 10_000
+NOTES = ROOT / "bench" / "ingest_notes.md"  # the analysis, kept by hand, appended to the section
 
 
 def event_body(batch: int, at: str) -> str:
@@ -257,6 +258,7 @@ def markdown(result: dict[str, Any]) -> str:
                 ["batch", "rows", "orders", "customers", "import s", "rows/s", "wall s"], im_rows
             ),  # fmt: skip
             "",
+            *([NOTES.read_text().strip(), ""] if NOTES.exists() else []),
         ]
     )
 
