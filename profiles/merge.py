@@ -60,6 +60,13 @@ from typing import TYPE_CHECKING, Any
 
 from profiles import model
 from profiles.errors import InvalidInput, MergeConflict, MergeNotFound, ProfileNotFound
+from profiles.merge_rules import (
+    delete_path,
+    drop_identities,
+    get_path,
+    merged_document,
+    set_path,
+)
 
 if TYPE_CHECKING:
     from profiles.store import ProfileStore, Stored
@@ -78,17 +85,6 @@ if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 """
-
-_FILL_FIELDS = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "locale",
-    "timezone",
-    "country",
-    "loyalty_tier",
-)
-_MISSING = object()
 
 
 class Merges:
@@ -370,7 +366,7 @@ class Merges:
             held = set(map(tuple, model.identities_of(target_doc)))
             restored = copy.deepcopy(source_doc)
             not_restored = [i for i in model.identities_of(source_doc) if i not in held]
-            _drop_identities(restored, not_restored)
+            drop_identities(restored, not_restored)
             record["not_restored"] = [model.identity_key(i) for i in not_restored]
             while True:
                 src = store.load(sid)
@@ -394,14 +390,14 @@ class Merges:
                 if marker not in stored.fields:
                     return None
                 new = copy.deepcopy(doc)
-                _drop_identities(new, returned)
+                drop_identities(new, returned)
                 for change in moved.get("fields", []):
                     path = change["path"]
-                    if _get(new, path) == change["after"]:
+                    if get_path(new, path) == change["after"]:
                         if "before" in change:
-                            _set(new, path, change["before"])
+                            set_path(new, path, change["before"])
                         else:
-                            _delete(new, path)
+                            delete_path(new, path)
                 new["updated_at"] = store.clock()
                 return new
 
@@ -420,89 +416,6 @@ class Merges:
         record["returned_identities"] = [model.identity_key(i) for i in returned]
         self._save(record)
         return record
-
-
-# -- document merge ------------------------------------------------------------------------------
-def merged_document(
-    target: dict[str, Any], source: dict[str, Any], now: float
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Target merged with source by the precedence in the module docstring.
-
-    Returns the new target document and ``{"identities": [...], "fields": [{"path", "before"?,
-    "after"}]}``: what the merge added, for ``unmerge``."""
-    new = copy.deepcopy(target)
-    changes: list[dict[str, Any]] = []
-
-    def change(path: list[str], value: Any) -> None:
-        before = _get(new, path)
-        entry: dict[str, Any] = {"path": path, "after": value}
-        if before is not _MISSING:
-            entry["before"] = before
-        _set(new, path, value)
-        changes.append(entry)
-
-    added = []
-    for kind, value in model.identities_of(source):
-        if (kind, value) not in model.identities_of(new):
-            from profiles.store import _attach  # noqa: PLC0415 - avoids an import cycle
-
-            _attach(new, (kind, value))
-            added.append(model.identity_key((kind, value)))
-    for name in _FILL_FIELDS:
-        if name in source and name not in new:
-            change([name], source[name])
-    prefs = source.get("preferences", {})
-    for name in ("categories", "channels", "language"):
-        if name in prefs and _get(new, ["preferences", name]) is _MISSING:
-            change(["preferences", name], prefs[name])
-    target_custom = _get(new, ["preferences", "custom"])
-    room = model.MAX_CUSTOM_KEYS - (len(target_custom) if target_custom is not _MISSING else 0)
-    for key, value in sorted(prefs.get("custom", {}).items()):
-        if _get(new, ["preferences", "custom", key]) is _MISSING and room > 0:
-            change(["preferences", "custom", key], value)
-            room -= 1
-    for purpose, entry in source.get("consent", {}).items():
-        mine = _get(new, ["consent", purpose])
-        if mine is _MISSING or float(entry.get("at", 0)) > float(mine.get("at", 0)):
-            change(["consent", purpose], entry)
-    new["updated_at"] = now
-    return new, {"identities": added, "fields": changes}
-
-
-def _get(doc: Any, path: list[str]) -> Any:
-    for part in path:
-        if not isinstance(doc, dict) or part not in doc:
-            return _MISSING
-        doc = doc[part]
-    return doc
-
-
-def _set(doc: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[path[-1]] = copy.deepcopy(value)
-
-
-def _delete(doc: dict[str, Any], path: list[str]) -> None:
-    parents = []
-    for part in path[:-1]:
-        if part not in doc:
-            return
-        parents.append((doc, part))
-        doc = doc[part]
-    doc.pop(path[-1], None)
-    for parent, part in reversed(parents):  # drop containers the delete emptied
-        if parent[part] == {}:
-            del parent[part]
-
-
-def _drop_identities(doc: dict[str, Any], identities: list[tuple[str, str]]) -> None:
-    drop = {tuple(i) for i in identities}
-    doc["emails"] = [e for e in doc.get("emails", []) if ("email", e) not in drop]
-    doc["phones"] = [p for p in doc.get("phones", []) if ("phone", p) not in drop]
-    doc["external_ids"] = [
-        x for x in doc.get("external_ids", []) if model.external_identity(x) not in drop
-    ]
 
 
 def _has_data(snapshot: Any) -> bool:

@@ -332,79 +332,11 @@ class ProfileStore:
         *,
         actor: str,
     ) -> tuple[Profile, dict[str, Any]]:
-        """Upsert by any known identity.
+        """Upsert by any known identity (create / attach / merge into the oldest); see
+        :func:`profiles.identify.identify`."""
+        from profiles.identify import identify  # noqa: PLC0415 - identify.py builds on this
 
-        ``identities``: ``{"email", "phone", "external_ids"}`` (at least one). No identity known
-        → a new profile (outcome ``created``). One profile known → the identities it lacks are
-        attached (as secondary ones when it has a primary) and ``attributes`` are merge-patched
-        in (``attached``). Identities owned by two or more profiles → they are merged into the
-        **oldest** of them (earliest ``created_at``, then smallest id), which survives
-        (``merged``). Returns the profile and ``{"outcome", "attached", "merges"}``.
-        """
-        attributes = dict(attributes or {})
-        for name in ("email", "phone", "external_ids"):
-            if name in attributes:
-                raise InvalidInput("identities go in 'identities'", field=f"attributes.{name}")
-        now = self.clock()
-        country = attributes.get("country")
-        region = model.normalise_country(country, "attributes.country") if country else None
-        wanted = _identify_identities(identities, region)
-        checked = model.normalise_changes(attributes, now=now)  # validate before any write
-        del checked
-        merges: list[dict[str, Any]] = []
-        for attempt in range(20):
-            if attempt:
-                time.sleep(min(0.2, 0.005 * 2**attempt))  # another writer is mid-way: let it finish
-            owners = model.unique(o for o in self.identities.owners(wanted).values() if o)
-            if not owners:
-                data = dict(attributes)
-                data.update(_as_input(wanted))
-                try:
-                    profile = self.create(data)
-                except IdentityTaken:
-                    continue  # someone claimed one of them just now: look again
-                attached = [model.identity_key(i) for i in wanted]
-                return profile, {"outcome": "created", "attached": attached, "merges": merges}
-            survivor = self._oldest(owners)
-            try:
-                for other in owners:
-                    if other != survivor:
-                        record = self.merges.merge(other, survivor, actor=actor, reason="identify")
-                        merges.append(
-                            {"merge_id": record["id"], "source_id": other, "target_id": survivor}
-                        )
-            except MergeConflict:
-                continue  # a concurrent identify is merging these profiles: look again
-            attached: list[str] = []
-
-            def mutate(
-                doc: dict[str, Any], _stored: Stored, attached: list[str] = attached
-            ) -> dict[str, Any]:
-                stamp = self.clock()
-                changes = model.normalise_changes(attributes, now=stamp, country=doc.get("country"))
-                new = model.apply_changes(doc, changes, stamp)
-                attached.clear()
-                for identity in wanted:
-                    if identity in model.identities_of(new):
-                        continue
-                    _attach(new, identity)
-                    attached.append(model.identity_key(identity))
-                return new
-
-            try:
-                profile = self.update(survivor, mutate)
-            except (IdentityTaken, MergeConflict):
-                continue  # a third profile took one of them, or is mid-merge: look again
-            outcome = "merged" if merges else ("attached" if attached else "matched")
-            return profile, {"outcome": outcome, "attached": attached, "merges": merges}
-        raise Conflict("identities keep changing owner; retry")
-
-    def _oldest(self, customer_ids: list[str]) -> str:
-        def age(cid: str) -> tuple[float, str]:
-            doc = self.load(cid).doc or {}
-            return float(doc.get("created_at", 0.0)), cid
-
-        return min(customer_ids, key=age)
+        return identify(self, identities, attributes, actor=actor)
 
     def erase(self, customer_id: str) -> dict[str, Any]:
         """Erase a customer everywhere (GDPR): every key in ``Keys.customer_keys`` of the profile
@@ -471,47 +403,3 @@ def _label(identity: Identity) -> str:
     if kind.startswith("ext:"):
         return f"external id {kind[4:]}:{value}"
     return f"{kind} {value}"
-
-
-def _identify_identities(identities: Mapping[str, Any], region: str | None) -> list[Identity]:
-    if not isinstance(identities, Mapping):
-        raise InvalidInput("must be an object", field="identities")
-    for name in identities:
-        if name not in ("email", "phone", "external_ids"):
-            raise InvalidInput("unknown identity", field=f"identities.{name}")
-    out: list[Identity] = []
-    if identities.get("email") is not None:
-        out.append(("email", model.normalise_email(identities["email"], "identities.email")))
-    if identities.get("phone") is not None:
-        phone = model.normalise_phone(identities["phone"], region, "identities.phone")
-        out.append(("phone", phone))
-    if identities.get("external_ids") is not None:
-        exts = model.normalise_external_ids(identities["external_ids"], "identities.external_ids")
-        out += [model.external_identity(x) for x in exts]
-    if not out:
-        raise InvalidInput("give at least one identity", field="identities")
-    return out
-
-
-def _as_input(identities: list[Identity]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    exts = []
-    for kind, value in identities:
-        if kind in ("email", "phone"):
-            data[kind] = value
-        else:
-            exts.append(f"{kind[4:]}:{value}")
-    if exts:
-        data["external_ids"] = exts
-    return data
-
-
-def _attach(doc: dict[str, Any], identity: Identity) -> None:
-    """Add an identity to a document: primary if the profile has none of that kind."""
-    kind, value = identity
-    if kind == "email":
-        doc["emails"] = [*doc.get("emails", []), value]
-    elif kind == "phone":
-        doc["phones"] = [*doc.get("phones", []), value]
-    else:
-        doc["external_ids"] = [*doc.get("external_ids", []), f"{kind[4:]}:{value}"]

@@ -6,7 +6,7 @@ import pytest
 
 from profiles.errors import Conflict, ProfileNotFound, VersionMismatch
 from profiles.keys import Keys
-from profiles.merge import merged_document
+from profiles.merge_rules import merged_document
 from profiles.store import ProfileStore
 
 T0 = 1_790_000_000.0
