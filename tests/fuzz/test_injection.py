@@ -221,3 +221,16 @@ def test_action_lines_show_hostile_names_escaped(api):
     assert lines, items
     assert name in lines[0] or _escaped(name) in lines[0]
     assert "49" not in lines[0]
+
+
+def test_console_puts_api_values_into_the_page_as_text():
+    """The console page shows what the API returns (masked for keys without pii:read) through
+    textContent and setAttribute only: no HTML parsing of any value, no eval."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "service" / "console"
+    script = (root / "static" / "console.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function"):  # fmt: skip
+        assert sink not in script.replace("never innerHTML", ""), sink
+    assert "textContent" in script
