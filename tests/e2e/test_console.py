@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from profiles.keys import Keys
+from recommend.catalog import Catalog
 from service.auth import ApiKeyStore
 from service.redis_server import RedisServer, redis_server_binary
 from tests.conftest import start_live_server, stop_live_server
@@ -35,6 +38,23 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 SCREENSHOT_DIR = os.environ.get("RAPPORT_CONSOLE_SCREENSHOTS")
+CATALOG = [
+    {"product_id": pid, "name": name, "category": cat, "price": price, "currency": "GBP",
+     "brand": "Rapport Home", "tags": cat.split(" & ")}
+    for pid, name, cat, price in (
+        ("P100", "Red heart lantern", "candles & lights", "12.50"),
+        ("P101", "Vintage tea cup set", "tea & coffee", "18.00"),
+        ("P102", "Enamel garden sign", "garden", "9.95"),
+        ("P103", "Retro cake tin", "baking", "14.20"),
+        ("P104", "Owl doorstop", "home decor", "22.00"),
+        ("P105", "Paper star garland", "party", "4.50"),
+        ("P106", "Wooden jewellery box", "jewellery", "27.00"),
+        ("P107", "Pink flower jar", "storage", "6.80"),
+        ("P108", "Linen tea towel", "textiles", "7.50"),
+        ("P109", "Brass desk clock", "clocks", "34.00"),
+        ("P110", "Gift wrap roll", "gift wrap", "3.20"),
+    )
+]  # fmt: skip
 
 if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
     pytest.skip(
@@ -55,7 +75,16 @@ expect.set_options(timeout=TIMEOUT_MS)
 # -- fixtures: one server and one browser per module; fresh data per test ------------------------
 @pytest.fixture(scope="module")
 def server(redis_url, tmp_path_factory):
-    live = start_live_server(redis_url, tmp_path_factory.mktemp("console"))
+    # Without a model each worker serves popular products from the catalog order it read at
+    # start (re-read every 30 s): write the catalog the tests seed before the workers start.
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    Catalog(client, Keys("rp")).upsert_many(CATALOG)
+    client.close()
+    # Each test empties Redis and seeds again: workers re-read the catalog every 0.25 s.
+    live = start_live_server(
+        redis_url, tmp_path_factory.mktemp("console"), env={"RAPPORT_MODEL_POLL_SECONDS": "0.25"}
+    )
     yield live
     stop_live_server(live)
 
@@ -106,7 +135,15 @@ class Demo:
 @pytest.fixture
 def demo(server, redis_client) -> Demo:
     """Demo-like data through the API (the database is empty at the start of each test)."""
-    return seed(server.base_url, redis_client)
+    demo = seed(server.base_url, redis_client)
+    # every worker serves the seeded catalog (not the one it read before the flush)
+    streak, deadline = 0, time.monotonic() + 15
+    while streak < 8 and time.monotonic() < deadline:
+        popular = api_get(demo, "/v1/recommendations/popular?limit=20")
+        streak = streak + 1 if len(popular["items"]) == len(CATALOG) else 0
+        time.sleep(0.05 if streak else 0.2)
+    assert streak >= 8, "the workers did not pick up the seeded catalog"
+    return demo
 
 
 def seed(base: str, client) -> Demo:
@@ -128,21 +165,7 @@ def seed(base: str, client) -> Demo:
         assert resp.status_code in expected, (path, resp.status_code, resp.text)
         return resp.json()
 
-    products = [
-        ("P100", "Red heart lantern", "candles & lights", "12.50"),
-        ("P101", "Vintage tea cup set", "tea & coffee", "18.00"),
-        ("P102", "Enamel garden sign", "garden", "9.95"),
-        ("P103", "Retro cake tin", "baking", "14.20"),
-        ("P104", "Owl doorstop", "home decor", "22.00"),
-        ("P105", "Paper star garland", "party", "4.50"),
-        ("P106", "Wooden jewellery box", "jewellery", "27.00"),
-        ("P107", "Pink flower jar", "storage", "6.80"),
-    ]
-    call("POST", "/v1/products/batch", {"items": [
-        {"product_id": pid, "name": name, "category": cat, "price": price, "currency": "GBP",
-         "brand": "Rapport Home", "tags": cat.split(" & ")}
-        for pid, name, cat, price in products
-    ]})  # fmt: skip
+    call("POST", "/v1/products/batch", {"items": CATALOG})
     consent = {
         "marketing": {"granted": True, "source": "signup form"},
         "personalization": {"granted": True, "source": "signup form"},
@@ -166,7 +189,7 @@ def seed(base: str, client) -> Demo:
         (200, [("P102", 2), ("P107", 3)]), (150, [("P101", 1)]), (95, [("P104", 1), ("P105", 2)]),
         (61, [("P103", 2), ("P101", 1)]), (33, [("P107", 2)]), (12, [("P101", 2), ("P100", 1)]),
     ]  # fmt: skip
-    price = {pid: p for pid, _, _, p in products}
+    price = {p["product_id"]: p["price"] for p in CATALOG}
     for n, (days, lines) in enumerate(orders):
         call("POST", f"/v1/profiles/{ada['id']}/purchases", {
             "order_id": f"SO-{10040 + n}", "currency": "GBP", "channel": "web",
@@ -279,12 +302,17 @@ def test_sign_in_and_look_up_by_email_shows_the_whole_customer(page, demo):
 
     expect(page.locator("#recs-label")).to_have_text("Popular items · no model trained yet")
     recs = api_get(demo, f"/v1/profiles/{ada['id']}/recommendations?limit=5")
-    expect(page.locator("#recs li.rec")).to_have_count(len(recs["items"]))
-    expect(page.locator("#recs li.rec .rec-name").first).to_have_text(recs["items"][0]["name"])
+    assert [r["product_id"] for r in recs["items"]] == ["P106", "P108", "P109", "P110"]
+    shown = page.locator("#recs li.rec").evaluate_all("ns => ns.map(n => n.dataset.productId)")
+    assert shown == ["P106", "P108", "P109", "P110"]  # never bought, catalog order
+    expect(page.locator("#recs li.rec .rec-name").first).to_have_text("Wooden jewellery box")
+    expect(page.locator("#recs li.rec").first).to_contain_text("£27.00")
 
     rows = page.locator("#purchases tbody tr")
     expect(rows).to_have_count(8)  # the newest 8 of 9
     expect(rows.first).to_contain_text("SO-10048")
+    expect(rows.first).to_contain_text("2 × Vintage tea cup set, 1 × Red heart lantern")
+    expect(rows.first).to_contain_text("£48.50")
     expect(page.locator("#chart svg rect.bar")).to_have_count(12)
     label = page.locator("#chart svg").get_attribute("aria-label")
     assert label.startswith("Spend per month in GBP")
@@ -481,31 +509,36 @@ def test_panels_keep_their_place_while_loading(page, demo):
 
 
 def test_redis_unavailable_is_shown_and_the_page_recovers(browser, tmp_path):
+    """A Redis that stops answering (paused: every command times out) gives the 503 state with
+    the Retry-After time; once it answers again, "Try again" loads the customer."""
     redis_server = RedisServer(tmp_path / "redis", binary=redis_server_binary("path")).start()
     live = start_live_server(
         redis_server.url, tmp_path / "live", workers=1,
-        env={"RAPPORT_REDIS_TIMEOUT": "0.5", "RAPPORT_RETRY_AFTER": "3"},
+        env={"RAPPORT_REDIS_TIMEOUT": "0.3", "RAPPORT_RETRY_AFTER": "3"},
     )  # fmt: skip
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        import redis as redis_lib
-
-        client = redis_lib.Redis.from_url(redis_server.url, decode_responses=True)
         demo = seed(live.base_url, client)
-        client.close()
         sign_in(page, demo, demo.agent)
-        redis_server.stop()
+        client.execute_command("CLIENT", "PAUSE", 4000)  # no command is served for 4 s
+        paused_at = time.monotonic()
         look_up(page, "ada.lovelace@example.com")
         expect(page.locator("#message-title")).to_have_text("Redis unavailable")
         expect(page.locator("#message-body")).to_contain_text("Try again in 3 s")
+        expect(page.locator("#customer")).to_be_hidden()
         retry = page.get_by_role("button", name="Try again")
         expect(retry).to_be_visible()
+        assert time.monotonic() - paused_at < 4, "the 503 came only after Redis was back"
 
-        redis_server.start()  # back, but empty (not persistent): the key is gone too
+        time.sleep(max(0.0, paused_at + 4.2 - time.monotonic()))  # Redis answers again
         retry.click()
-        expect(page.locator("#signin-error")).to_contain_text("no longer accepted")
+        wait_loaded(page)
+        expect(page.locator("#customer-name")).to_have_text("Ada Lovelace")
+        expect(page.locator("#message")).to_be_hidden()
     finally:
+        client.close()
         context.close()
         stop_live_server(live)
         redis_server.stop()

@@ -12,6 +12,7 @@
   var PURCHASES_FOR_CHART = 100; // the API's page maximum
   var PURCHASES_SHOWN = 8;
   var CHART_MONTHS = 12;
+  var MAX_NAME_LOOKUPS = 16; // product names for the purchases shown: one read each
 
   var state = {
     key: null,
@@ -670,8 +671,10 @@
       function (res) {
         if (gen !== state.generation) return;
         var items = (res.data && res.data.items) || [];
-        renderPurchases(items);
         renderChart(items);
+        return productNames(items.slice(0, PURCHASES_SHOWN)).then(function (names) {
+          if (gen === state.generation) renderPurchases(items, names);
+        });
       },
       function (err) {
         if (gen !== state.generation) return;
@@ -682,13 +685,32 @@
     );
   }
 
-  function renderPurchases(items) {
+  /** Catalog names of the products in these purchases ({id: name}); unknown ids are left out. */
+  function productNames(purchases) {
+    var ids = [];
+    purchases.forEach(function (p) {
+      (p.lines || []).slice(0, 3).forEach(function (l) { if (ids.indexOf(l.product_id) < 0) ids.push(l.product_id); });
+    });
+    ids = ids.slice(0, MAX_NAME_LOOKUPS);
+    return Promise.all(ids.map(function (pid) {
+      return api("/v1/products/" + encodeURIComponent(pid)).then(
+        function (res) { return [pid, res.data && res.data.name]; },
+        function () { return [pid, null]; });
+    })).then(function (pairs) {
+      var names = {};
+      pairs.forEach(function (pair) { if (pair[1]) names[pair[0]] = pair[1]; });
+      return names;
+    });
+  }
+
+  function renderPurchases(items, names) {
+    names = names || {};
     if (!items.length) {
       $("purchases").replaceChildren(el("p", { class: "muted empty-row" }, "No purchases yet."));
       return;
     }
     var rows = items.slice(0, PURCHASES_SHOWN).map(function (p) {
-      var lines = (p.lines || []).map(function (l) { return l.quantity + " × " + l.product_id; });
+      var lines = (p.lines || []).map(function (l) { return l.quantity + " × " + (names[l.product_id] || l.product_id); });
       var shown = lines.slice(0, 2).join(", ") + (lines.length > 2 ? " +" + (lines.length - 2) + " more" : "");
       return el("tr", null,
         el("td", null, date(p.purchased_at)),
