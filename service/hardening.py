@@ -235,6 +235,10 @@ def init_app(app: Flask, api: RapportApi) -> None:
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
 
+    # The limiter's hook first: every request of a key counts, refused ones included.
+    if _init_limiter(app) is not None:
+        app.register_error_handler(RateLimitExceeded, _rate_limited)
+
     @app.before_request
     def guard_request():
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
@@ -269,9 +273,6 @@ def init_app(app: Flask, api: RapportApi) -> None:
                     errors=[{"field": "", "location": "json", "message": why}],
                 )
         return None
-
-    if _init_limiter(app) is not None:
-        app.register_error_handler(RateLimitExceeded, _rate_limited)
 
     @app.after_request
     def protect_response(response: Response) -> Response:

@@ -134,3 +134,14 @@ def test_cors_for_configured_origins(app_config, redis_client):
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
     )
     assert other.status_code == 403
+
+
+def test_refused_requests_count_against_the_limit(limited_app):
+    store = limited_app.extensions["rapport"].api_keys
+    api = ApiClient(limited_app.test_client(), store.create("bad", ["admin"])[1])
+    deep = b"[" * 100 + b"]" * 100
+    codes = [
+        api.post("/v1/events", data=deep, headers={"Content-Type": "application/json"}).status_code
+        for _ in range(6)
+    ]
+    assert codes == [422] * 5 + [429]
