@@ -186,6 +186,11 @@ class Keys:
         """Zset: category -> number of products in it."""
         return f"{self.prefix}:{{catalog}}:categories"
 
+    def catalog_version(self) -> str:
+        """String: a counter every product write or delete increments (per-process caches of
+        product documents compare it to know they are current)."""
+        return f"{self.prefix}:{{catalog}}:version"
+
     # -- model registry (recommend/registry.py): one hash tag ---------------------------------
     def model_version(self, version: str) -> str:
         """String: one registered model version (JSON: metrics, params, manifest digest)."""

@@ -55,6 +55,7 @@ local oldcat = ''
 if old then oldcat = cjson.decode(old)['category'] or '' end
 if oldcat ~= ARGV[3] then return {-1, oldcat} end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[6])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if oldcat ~= ARGV[4] then
   if oldcat ~= '' then
@@ -76,6 +77,7 @@ if not old then return {0, ''} end
 local oldcat = cjson.decode(old)['category'] or ''
 if oldcat ~= ARGV[2] then return {-1, oldcat} end
 redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if tonumber(redis.call('ZINCRBY', KEYS[4], -1, oldcat)) <= 0 then
@@ -254,6 +256,7 @@ class Catalog:
                     self.keys.category_index(category),
                     self.keys.category_index(expected_category or category),
                     self.keys.categories_index(),
+                    self.keys.catalog_version(),
                 ],
                 args=[body, pid, expected_category, category],
             )
@@ -276,6 +279,7 @@ class Catalog:
                     self.keys.product_index(),
                     self.keys.category_index(category),
                     self.keys.categories_index(),
+                    self.keys.catalog_version(),
                 ],
                 args=[product_id, category],
             )
@@ -369,3 +373,51 @@ class Catalog:
         """category -> number of products."""
         pairs = self.redis.zrange(self.keys.categories_index(), 0, -1, withscores=True)
         return {c: int(n) for c, n in pairs}
+
+
+class CachedCatalog:
+    """Product documents cached in this process, for serving (recommendations, similar
+    products, next-best actions), so a request costs no MGET for products seen before.
+
+    Every product write and delete increments ``Keys.catalog_version`` in the same script, so
+    the cache is dropped whenever the catalog changed: :meth:`lookup` reads the counter at most
+    every ``check_seconds`` (0: on every call, exact) and documents are never older than that.
+    Documents are shared between requests: callers must not modify them."""
+
+    MAX_DOCS = 250_000  # the cache is dropped when it grows past this
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        check_seconds: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.catalog = catalog
+        self.check_seconds = check_seconds
+        self.monotonic = monotonic
+        self._docs: dict[str, dict[str, Any] | None] = {}
+        self._version: str | None = None
+        self._checked = float("-inf")
+
+    def _current(self) -> dict[str, dict[str, Any] | None]:
+        now = self.monotonic()
+        if self.check_seconds > 0 and now - self._checked < self.check_seconds:
+            return self._docs
+        version = self.catalog.redis.get(self.catalog.keys.catalog_version())
+        if version != self._version or len(self._docs) > self.MAX_DOCS:
+            self._docs = {}  # a new dict: requests holding the old one finish with it
+            self._version = version
+        self._checked = now
+        return self._docs
+
+    def lookup(self, product_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """As :meth:`Catalog.get_many`, from the cache where it can."""
+        docs = self._current()
+        ids = list(dict.fromkeys(product_ids))
+        missing = [p for p in ids if p not in docs]
+        if missing:
+            found = self.catalog.get_many(missing)
+            for p in missing:
+                docs[p] = found.get(p)  # None: known not to exist (until the next change)
+        return {p: d for p in ids if (d := docs.get(p)) is not None}

@@ -41,6 +41,22 @@ def redis_client() -> redis.Redis:
     return state().redis
 
 
+def catalog_cache():
+    """This process's cache of product documents for serving
+    (:class:`recommend.catalog.CachedCatalog`): exact in tests, at most 1 s behind otherwise."""
+    app = current_app
+    cache = app.extensions.get("rapport.catalog_cache")
+    if cache is None:
+        from recommend.catalog import CachedCatalog, Catalog  # noqa: PLC0415
+
+        st = state()
+        cache = CachedCatalog(
+            Catalog(st.redis, st.keys), check_seconds=0.0 if st.config.testing else 1.0
+        )
+        app.extensions["rapport.catalog_cache"] = cache
+    return cache
+
+
 class RapportApi(flask_smorest.Api):
     """flask-smorest's Api, documenting errors as ``application/problem+json``.
 

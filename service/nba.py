@@ -27,7 +27,7 @@ from recommend.greetings import Greeter, GreetingTemplates
 from recommend.recommender import MAX_LIMIT, CustomerContext
 from recommend.records import PurchaseLine
 from service import models
-from service.extensions import state
+from service.extensions import catalog_cache, state
 
 log = logging.getLogger("rapport.nba")
 
@@ -93,7 +93,7 @@ def _product_picker(products: Catalog):
             ctx,
             strategy="discover",
             limit=min(MAX_LIMIT, n + len(exclude)),
-            lookup=products.get_many,
+            lookup=catalog_cache().lookup,
         )
         picks = []
         for item in result.get("items", []):

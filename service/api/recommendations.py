@@ -16,10 +16,9 @@ from flask.views import MethodView
 
 from profiles.errors import InvalidInput, ProductNotFound
 from profiles.model import is_customer_id
-from recommend.catalog import Catalog
 from recommend.context import customer_context
 from recommend.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint, catalog_cache, state
 from service.models import model_holder
 from service.schemas import StrictSchema
 
@@ -118,7 +117,7 @@ class CustomerRecommendations(MethodView):
                 strategy=query["strategy"],
                 limit=query["limit"],
                 filters=filters,
-                lookup=Catalog(st.redis, st.keys).get_many,
+                lookup=catalog_cache().lookup,
             )
         except (redis.ConnectionError, redis.TimeoutError):
             # Redis unreachable: the worker's in-memory popular list (503 before its first copy)
@@ -146,20 +145,17 @@ class SimilarProducts(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, product_id):
         """Products similar to this one (a product new since training: by its features)."""
-        st = state()
-        catalog = Catalog(st.redis, st.keys)
+        lookup = catalog_cache().lookup
         loaded = model_holder().current
         rec = loaded.recommender
-        product = catalog.get_many([product_id]).get(product_id)
+        product = lookup([product_id]).get(product_id)
         known = isinstance(rec, Recommender) and product_id in rec.item_index
         if product is None and not known:
             raise ProductNotFound(f"no product with id {product_id}")
         product = product or {"product_id": product_id}
         filters = _filters(query)
         if isinstance(rec, Recommender):
-            items = rec.similar(
-                product, limit=query["limit"], filters=filters, lookup=catalog.get_many
-            )
+            items = rec.similar(product, limit=query["limit"], filters=filters, lookup=lookup)
         else:  # no model: the same category, most popular first
             same = Filters(
                 category=filters.category or product.get("category"),
@@ -168,7 +164,7 @@ class SimilarProducts(MethodView):
                 max_price=filters.max_price,
             )
             items = rec.popular(
-                limit=query["limit"], filters=same, exclude={product_id}, lookup=catalog.get_many
+                limit=query["limit"], filters=same, exclude={product_id}, lookup=lookup
             )
         return {"model_version": loaded.version, "items": items}
 
@@ -180,12 +176,11 @@ class PopularProducts(MethodView):
     @blp.response(200, ItemListSchema)
     def get(self, query):
         """Most-bought products, in a country when given (for visitors nobody knows)."""
-        st = state()
         loaded = model_holder().current
         items = loaded.recommender.popular(
             query.get("country"),
             limit=query["limit"],
             filters=_filters(query),
-            lookup=Catalog(st.redis, st.keys).get_many,
+            lookup=catalog_cache().lookup,
         )
         return {"model_version": loaded.version, "items": items}
