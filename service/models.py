@@ -103,6 +103,7 @@ class ModelHolder:
         self._base: Recommender | None = None  # the loaded model without new catalog items
         self._new_ids: frozenset[str] = frozenset()
         self._catalog_checked_at = 0.0
+        self._catalog_seen: tuple[str | None, str | None] | None = None  # (catalog, model)
         self._snapshot: PopularSnapshot | None = None
 
     # -- what requests use --------------------------------------------------------------------
@@ -192,9 +193,16 @@ class ModelHolder:
         current extension when that set has not changed)."""
         self._catalog_checked_at = self.clock()
         try:
+            # every product write moves the catalog version: unchanged since the last scan for
+            # this model, skip reading every product id (100k ids hold the GIL for ~50 ms)
+            seen = (self.redis.get(self.keys.catalog_version()), base.version)
+            if seen[0] is not None and seen == self._catalog_seen:
+                current = self._current.recommender
+                return current if getattr(current, "version", None) == base.version else base
             ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+")
             new_ids = frozenset(p for p in ids if p not in base.item_index)
             if new_ids == self._new_ids:
+                self._catalog_seen = seen
                 current = self._current.recommender
                 return current if getattr(current, "version", None) == base.version else base
             docs = Catalog(self.redis, self.keys).get_many(sorted(new_ids))
@@ -202,6 +210,7 @@ class ModelHolder:
             log.warning("catalog read for new products failed: %s", exc.__class__.__name__)
             return base if self._current.version != base.version else self._current.recommender
         self._new_ids = new_ids
+        self._catalog_seen = seen
         products = [d for d in docs.values() if d.get("active", True)]
         return base.with_new_items(products)
 

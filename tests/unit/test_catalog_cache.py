@@ -74,3 +74,32 @@ def test_every_write_moves_the_version(redis_client, catalog):
     catalog.upsert_many([_product("P8"), _product("P9", name="AGAIN")])
     catalog.delete("P8")
     assert version() == start + 4
+
+
+def test_the_holder_skips_the_catalog_scan_while_the_catalog_is_unchanged(redis_client, tmp_path):
+    from recommend.job import save_result  # noqa: PLC0415
+    from recommend.registry import ModelRegistry  # noqa: PLC0415
+    from service.models import ModelHolder  # noqa: PLC0415
+    from tests.recsys import products, trained  # noqa: PLC0415
+
+    catalog = Catalog(redis_client, KEYS)
+    catalog.upsert_many(list(products().values()))
+    registry = ModelRegistry(redis_client, KEYS, tmp_path)
+    artifact = save_result(trained(), tmp_path, registry.new_version())
+    registry.register(artifact)
+    registry.promote(artifact.version, force=True)
+    holder = ModelHolder(redis_client, KEYS, tmp_path, poll_seconds=0)
+    assert holder.refresh()
+
+    def scans() -> int:
+        stats = redis_client.info("commandstats")
+        return int(stats.get("cmdstat_zrangebylex", {}).get("calls", 0))
+
+    before = scans()
+    assert holder.refresh_new_items() == 0
+    assert holder.refresh_new_items() == 0
+    assert scans() == before  # the version did not move since the load's scan
+    catalog.upsert({**products()["P200"], "product_id": "FRESH1", "name": "BAGS NEW ONE"})
+    assert holder.refresh_new_items() == 1
+    assert scans() == before + 1
+    assert "FRESH1" in holder.current.recommender.item_index
