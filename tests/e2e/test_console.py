@@ -462,6 +462,37 @@ def test_customer_data_is_shown_as_text_never_as_markup(page, demo):
     assert page.evaluate("window.owned") is None
 
 
+def test_copy_greeting_and_a_trained_model_is_named(browser, demo):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=demo.base)
+    page = context.new_page()
+    try:
+        # the answer a trained model gives (no model is trained in these tests): the panel
+        # names the version instead of the popular-items label
+        body = api_get(demo, f"/v1/profiles/{demo.ada['id']}/recommendations?limit=5")
+        body.update(model_version="20261122-0700-ab12", basis="known")
+        for item in body["items"]:
+            item.update(source="discover", reason="customers who bought Retro cake tin")
+        page.route(
+            "**/v1/profiles/*/recommendations*",
+            lambda route: route.fulfill(json=body, headers={"Cache-Control": "no-store"}),
+        )
+        sign_in(page, demo, demo.agent)
+        look_up(page, "ada.lovelace@example.com")
+        wait_loaded(page)
+        expect(page.locator("#recs-label")).to_have_text("Model 20261122-0700-ab12")
+        expect(page.locator("#recs-label")).not_to_have_class("label-pill label-popular")
+        expect(page.locator("#recs li.rec").first).to_contain_text("customers who bought")
+
+        page.get_by_role("button", name="Copy greeting").click()
+        expect(page.locator("#copy-status")).to_have_text("Copied.")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.locator("#greeting").text_content()
+        assert copied.startswith("Hi Ada")
+    finally:
+        context.close()
+
+
 def test_narrow_window_stacks_the_panels_without_sideways_scrolling(browser, demo):
     context = browser.new_context(viewport={"width": 400, "height": 860})
     page = context.new_page()
