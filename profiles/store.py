@@ -276,7 +276,22 @@ class ProfileStore:
             for identity in claimed:
                 self.identities.release(identity, cid)
             raise
+        except redis.RedisError:
+            # Redis failed mid-way (503 to the caller, who retries): give the claims back too,
+            # unless the profile was written after all (the reply was lost), so the retry is
+            # not refused for the claim grace period
+            self._release_unwritten(cid, claimed)
+            raise
         return Profile(cid, 1, doc, cid)
+
+    def _release_unwritten(self, cid: str, claimed: list[Identity]) -> None:
+        try:
+            if self.redis.hexists(self.keys.profile(cid), "doc"):
+                return  # our write landed (or the id is taken): leave the claims alone
+            for identity in claimed:
+                self.identities.release(identity, cid)
+        except redis.RedisError:
+            pass  # still failing: the claims stay pending and turn stale after the grace
 
     def get(self, customer_id: str, *, with_traits: bool = True) -> Profile:
         """Read a profile (an alias answers with its target) with computed traits."""
