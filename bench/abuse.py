@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--good", type=int, default=4, help="good clients (threads), one key each")
     p.add_argument("--rate", type=float, default=50.0, help="requests/s of each good client")
     p.add_argument("--flood", type=int, default=4, help="flooding processes")
+    p.add_argument(
+        "--rate-limit", default=None, help="RAPPORT_RATE_LIMIT for the server (default: its own)"
+    )
     p.add_argument("--docs", action="store_true", help="write the section of docs/reliability.md")
     args = p.parse_args(argv)
 
@@ -247,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         good_tokens = [store.create(f"good-{i}", ["profiles:read"])[1] for i in range(args.good)]
         bad_token = store.create("flood", ["profiles:write", "recommend:read"])[1]
         live = start_live_server(
-            server_redis.url, tmp / "live", env={"RAPPORT_LOG_LEVEL": "WARNING"}
+            server_redis.url,
+            tmp / "live",
+            env={"RAPPORT_LOG_LEVEL": "WARNING"}
+            | ({"RAPPORT_RATE_LIMIT": args.rate_limit} if args.rate_limit else {}),
         )
         port = int(live.base_url.rsplit(":", 1)[1])
         profiles = ProfileStore(client, Keys())
@@ -289,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
             "server": "gunicorn.conf.py defaults (2 gthread workers x 4 threads)",
-            "rate_limit": Config().rate_limit,
+            "rate_limit": args.rate_limit or Config().rate_limit,
             "seconds": args.seconds,
             "good_threads": args.good,
             "good_rate": args.rate,
