@@ -26,6 +26,10 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
+# No control socket: it lives in one per-user path, which several instances (tests, benchmarks)
+# on one machine would fight over, and nothing here uses gunicornc.
+control_socket_disable = True
+
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()

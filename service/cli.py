@@ -165,7 +165,7 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
         if old.name == "demo":
             store.revoke(old.key_id)
     _, token = store.create("demo", "admin")
-    _load_demo_data(client, Keys(config.key_prefix))
+    _load_demo_data(client, Keys(config.key_prefix), config)
     client.close()
     address = bind or "127.0.0.1:8000"
     banner = (
@@ -192,15 +192,44 @@ def _import_stores(client, keys):
     return ProfileStore(client, keys, activity=activity), activity
 
 
-def _load_demo_data(client, keys) -> None:
-    """Load the shipped demo sample on first start (when the store has no profile)."""
-    from profiles.importer import load_demo  # noqa: PLC0415
+def _load_demo_data(client, keys, config: Config) -> None:
+    """First start: the demo catalog, customers and orders, then a first model.
 
+    Each step runs only when its data is missing, so later starts are quick."""
+    from profiles.importer import DEMO_DIR, catalog_products, load_demo  # noqa: PLC0415
+    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog_import import load_catalog, retail_products  # noqa: PLC0415
+    from recommend.registry import ModelRegistry  # noqa: PLC0415
+
+    catalog = Catalog(client, keys)
+    if not catalog.list(limit=1)[0]:
+        counts = load_catalog(
+            catalog, retail_products(catalog_products(DEMO_DIR / "orders.csv.gz"))
+        )
+        click.echo(f"demo catalog loaded: {json.dumps(counts)}", err=True)
     summary = load_demo(*_import_stores(client, keys), progress=True)
     if summary is None:
         log.info("demo data: the store already holds profiles; nothing loaded")
     else:
         click.echo(f"demo data loaded: {json.dumps(summary.as_dict())}", err=True)
+    if ModelRegistry(client, keys, config.models_path).active_version() is None:
+        from recommend.job import run_training  # noqa: PLC0415
+        from recommend.sources import load_from_redis  # noqa: PLC0415
+
+        click.echo("training a first model on the demo data ...", err=True)
+        run = run_training(
+            client, keys, config.models_path, load_from_redis(client, keys), force=True
+        )
+        click.echo(f"model {run.artifact.version} active", err=True)
+
+
+def _import_retail_catalog(client, keys, orders) -> None:
+    from profiles.importer import catalog_products  # noqa: PLC0415
+    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog_import import load_catalog, retail_products  # noqa: PLC0415
+
+    counts = load_catalog(Catalog(client, keys), retail_products(catalog_products(orders)))
+    click.echo(f"catalog: {json.dumps(counts)}", err=True)
 
 
 @cli.command("import")
@@ -222,8 +251,16 @@ def _load_demo_data(client, keys) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 10_000), default=500, show_default=True)
 @click.option("--progress/--no-progress", default=True, help="Show tqdm progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--catalog/--no-catalog",
+    "with_catalog",
+    default=True,
+    help="online-retail: load the products the file names into the catalog first.",
+)
 @with_appcontext
-def import_command(orders, customers, layout, mapping_file, batch_size, progress, as_json):
+def import_command(
+    orders, customers, layout, mapping_file, batch_size, progress, as_json, with_catalog
+):
     """Import customers and orders from CSV (.gz ok); re-running changes nothing."""
     from profiles.errors import InvalidInput  # noqa: PLC0415
     from profiles.importer import load_mapping, run_import  # noqa: PLC0415
@@ -237,6 +274,8 @@ def import_command(orders, customers, layout, mapping_file, batch_size, progress
     try:
         mapping = load_mapping(layout, mapping_file)
         st = state()
+        if orders and layout == "online-retail" and with_catalog:
+            _import_retail_catalog(st.redis, st.keys, orders)
         summary = run_import(
             *_import_stores(st.redis, st.keys),
             orders=orders,
