@@ -44,6 +44,9 @@ class FieldErrorSchema(ma.Schema):
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details; documents every error response."""
 
+    class Meta:  # extension members (RFC 9457 3.2, e.g. required_scope): additionalProperties
+        unknown = ma.INCLUDE
+
     type = ma.fields.String(metadata={"description": "URI reference naming the problem type"})
     title = ma.fields.String()
     status = ma.fields.Integer()

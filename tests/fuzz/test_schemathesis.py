@@ -91,3 +91,21 @@ def test_every_secured_operation_refuses_a_request_without_a_key(client):
             assert resp.headers["WWW-Authenticate"].startswith("Bearer")
             secured += 1
     assert secured >= 40
+
+
+def test_request_schemas_are_closed_and_problems_open(client):
+    """apispec derives ``additionalProperties: false`` from marshmallow's ``unknown = RAISE``
+    (StrictSchema; marshmallow 4's default), so the fuzzer sends unknown fields and expects
+    422; problem documents may carry extension members (RFC 9457), so theirs is open."""
+    spec = client.get("/openapi.json").get_json()
+    schemas = spec["components"]["schemas"]
+    bodies = {
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for ops in spec["paths"].values()
+        for op in ops.values()
+        if isinstance(op, dict) and "requestBody" in op
+    }
+    assert len(bodies) >= 10
+    for name in bodies:
+        assert schemas[name]["additionalProperties"] is False, name
+    assert schemas["Problem"]["additionalProperties"] is True
