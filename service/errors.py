@@ -170,6 +170,19 @@ def handle_redis_unavailable(error: redis.RedisError) -> Response:
     )
 
 
+# Error replies with which Redis refuses a command for now (memory full, replicas behind, busy
+# script, loading its data): the request may succeed later, so 503 + Retry-After, not 500.
+TRANSIENT_REPLIES = ("OOM", "NOREPLICAS", "BUSY", "LOADING", "MASTERDOWN", "CLUSTERDOWN")
+
+
+def handle_redis_reply(error: redis.ResponseError) -> Response:
+    if isinstance(error, redis.exceptions.OutOfMemoryError) or str(error).startswith(
+        TRANSIENT_REPLIES
+    ):
+        return handle_redis_unavailable(error)
+    return handle_unexpected(error)
+
+
 def handle_unauthenticated(error: Unauthenticated) -> Response:
     return problem(
         401,
@@ -211,6 +224,7 @@ def register_error_handlers(app: Flask) -> None:
         redis.exceptions.SlotNotCoveredError,
     ):
         app.register_error_handler(exc, handle_redis_unavailable)
+    app.register_error_handler(redis.ResponseError, handle_redis_reply)
     app.register_error_handler(Exception, handle_unexpected)
 
 
