@@ -3,7 +3,7 @@
 
     python3 dev.py demo     # venv + install, then the service with demo data on an embedded Redis
     python3 dev.py test     # venv + install, then the whole test suite
-    python3 dev.py lint | spec | bench-quality | bench-serve
+    python3 dev.py lint | spec | bench-quality | bench-serve | bench-fuzz | bench-abuse
 
 The virtual environment lives in .venv and is (re)installed only when setup.cfg or
 pyproject.toml change. Extra arguments go to the underlying command.
@@ -66,10 +66,11 @@ def main(argv: list[str]) -> None:
     elif command == "spec":
         ensure_env("test")
         run(str(BIN / "rapport"), "spec", "--write")
-    elif command in {"bench-quality", "bench-serve", "bench-ingest"}:
+    elif command in {"bench-quality", "bench-serve", "bench-ingest", "bench-fuzz", "bench-abuse"}:
         ensure_env("test,bench")
         script = {"bench-quality": "bench/quality.py", "bench-serve": "bench/serve.py",
-                  "bench-ingest": "bench/ingest.py"}[command]
+                  "bench-ingest": "bench/ingest.py", "bench-fuzz": "bench/fuzz_live.py",
+                  "bench-abuse": "bench/abuse.py"}[command]
         run(str(BIN / "python"), script, *rest)
     else:
         sys.exit(f"unknown command {command!r}; see 'python3 dev.py --help'")
