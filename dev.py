@@ -68,9 +68,13 @@ def main(argv: list[str]) -> None:
         run(str(BIN / "rapport"), "spec", "--write")
     elif command in {"bench-quality", "bench-serve", "bench-ingest", "bench-fuzz", "bench-abuse"}:
         ensure_env("test,bench")
-        script = {"bench-quality": "bench/quality.py", "bench-serve": "bench/serve.py",
-                  "bench-ingest": "bench/ingest.py", "bench-fuzz": "bench/fuzz_live.py",
-                  "bench-abuse": "bench/abuse.py"}[command]
+        script = {
+            "bench-quality": "bench/quality.py",
+            "bench-serve": "bench/serve.py",
+            "bench-ingest": "bench/ingest.py",
+            "bench-fuzz": "bench/fuzz_live.py",
+            "bench-abuse": "bench/abuse.py",
+        }[command]
         run(str(BIN / "python"), script, *rest)
     else:
         sys.exit(f"unknown command {command!r}; see 'python3 dev.py --help'")
