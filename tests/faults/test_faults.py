@@ -71,7 +71,8 @@ def test_worker_kill9_fails_at_most_in_flight_requests(rig):
     _show("worker_kill", f)
     assert f["replaced_in_s"] and f["workers_after"] == f["workers"], f
     assert f["failed"] <= f["max_in_flight"], f
-    assert f["ok_after_last_kill"] == 20, f
+    assert f["requests_1s_after_last_kill"] > 10, f
+    assert f["statuses_1s_after_last_kill"] in ([200], [200, 201]), f
 
 
 def test_corrupt_models_never_go_live_under_load(rig):
