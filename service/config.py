@@ -119,7 +119,7 @@ SETTINGS: tuple[Setting, ...] = (
         "rate_limit",
         str,
         "Requests allowed per API key (per client address without one), in flask-limiter "
-        "notation, default `6000 per minute; 200 per second`; `off` disables the limits.",
+        "notation, default `60000 per minute; 2000 per second`; `off` disables the limits.",
     ),
     Setting(
         "RAPPORT_MAX_JSON_DEPTH",
@@ -165,7 +165,7 @@ class Config:
     promote_tolerance: float = 0.02
     models_keep: int = 5
     console_frame_ancestors: str = "'self'"
-    rate_limit: str = "6000 per minute; 200 per second"
+    rate_limit: str = "60000 per minute; 2000 per second"
     max_json_depth: int = 32
     max_json_items: int = 50000
     audit_retention_days: int = 365

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, g, json, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits.storage import RedisStorage, Storage
 
 from profiles.audit import AuditLog
 from service import errors
@@ -195,26 +196,42 @@ def _limits_exempt() -> bool:
     return request.method == "OPTIONS" or not request.path.startswith("/v1/")
 
 
+class AppRedisStorage(RedisStorage):
+    """limits' Redis storage over the app's own client: one server, Sentinel or the lazily
+    built Cluster client alike, no second connection setup, nothing connects at start-up.
+    The fixed-window counter is one key per key id and window (one slot on a cluster)."""
+
+    STORAGE_SCHEME = ["rapport+app"]
+
+    def __init__(
+        self,
+        uri: str,
+        key_prefix: str = RedisStorage.PREFIX,
+        wrap_exceptions: bool = False,
+        *,
+        client: Any,
+        **options: Any,
+    ) -> None:
+        self.key_prefix = key_prefix
+        self.target_server = "redis"
+        self.dependency = self.dependencies["redis"].module
+        self.storage = client
+        self.initialize_storage(uri)  # register_script only: no round trip
+        Storage.__init__(self, uri, wrap_exceptions, **options)
+
+
 def _init_limiter(app: Flask) -> Limiter | None:
     rapport = state_of(app)
     limit = rapport.config.rate_limit.strip()
     if not limit or limit.lower() == "off":
         return None
-    prefix = rapport.keys.rate_limit_prefix()
-    client = rapport.redis
-    if isinstance(client, redis.Redis):  # one server or Sentinel: share the app's pool
-        uri = "redis://"
-        options: dict[str, Any] = {"connection_pool": client.connection_pool, "key_prefix": prefix}
-    else:  # Redis Cluster: limits opens its own cluster client from the same URL
-        uri = rapport.config.effective_redis_url()
-        options = {"key_prefix": prefix}
     return Limiter(
         _limit_key,
         app=app,
         default_limits=[limit],
         default_limits_exempt_when=_limits_exempt,
-        storage_uri=uri,
-        storage_options=options,
+        storage_uri="rapport+app://",
+        storage_options={"client": rapport.redis, "key_prefix": rapport.keys.rate_limit_prefix()},
         strategy="fixed-window",
         headers_enabled=True,
         swallow_errors=True,  # Redis down: serve (and let the route answer 503) rather than block
