@@ -62,6 +62,19 @@ SPEC: dict[str, tuple[str, int]] = {
     "country_names": ("U", 1),
     "country_popularity": ("f", 2),
 }
+# written by training since the ranking rules moved into serving; an artifact without them
+# still loads (serving then ranks by the model alone and cold start needs model features)
+OPTIONAL: dict[str, tuple[str, int]] = {
+    "item_trend": ("f", 1),
+    "item_descriptions": ("U", 1),
+    "cold_user_feature_names": ("U", 1),
+    "cold_user_feature_vectors": ("f", 2),
+    "cold_user_feature_counts": ("f", 1),
+    "cold_item_feature_names": ("U", 1),
+    "cold_item_feature_vectors": ("f", 2),
+    "cold_item_feature_biases": ("f", 1),
+    "cold_item_feature_counts": ("f", 1),
+}
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,8 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
     missing = [n for n in SPEC if n not in arrays]
     if missing:
         raise ArtifactError(f"artifact arrays missing: {', '.join(missing)}")
-    for name, (kind, rank) in SPEC.items():
+    specs = {**SPEC, **{k: v for k, v in OPTIONAL.items() if k in arrays}}
+    for name, (kind, rank) in specs.items():
         a = arrays[name]
         if a.dtype.kind == "O":
             raise ArtifactError(f"array {name} holds Python objects")
@@ -136,10 +150,28 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
                 f"{side}_features_indices out of range",
             ),
         ]
+    d = ue.shape[1]
+    for side in ("user", "item"):
+        names = arrays.get(f"cold_{side}_feature_names")
+        if names is None:
+            continue
+        parts = [f"cold_{side}_feature_vectors", f"cold_{side}_feature_counts"]
+        if side == "item":
+            parts.append("cold_item_feature_biases")
+        for part in parts:
+            a = arrays.get(part)
+            checks.append((a is not None and len(a) == len(names), f"{part} length != names"))
+        v = arrays.get(f"cold_{side}_feature_vectors")
+        checks.append((v is None or v.shape[1] == d, f"cold_{side}_feature_vectors dimension"))
+    for name in ("item_trend", "item_descriptions"):
+        if name in arrays:
+            checks.append((len(arrays[name]) == n_items, f"{name} length != items"))
     for ok, message in checks:
         if not ok:
             raise ArtifactError(f"artifact arrays inconsistent: {message}")
-    for name in ("user_embeddings", "item_embeddings", "user_biases", "item_biases"):
+    floats = ["user_embeddings", "item_embeddings", "user_biases", "item_biases"]
+    floats += [k for k, (kind, _) in OPTIONAL.items() if kind == "f" and k in arrays]
+    for name in floats:
         if not np.all(np.isfinite(arrays[name])):
             raise ArtifactError(f"array {name} has NaN or infinite values")
 
@@ -158,13 +190,14 @@ def save_artifact(
         raise ArtifactError(f"version {version} already exists in {model_dir}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
     try:
-        np.savez(tmp / ARRAYS, **{k: np.ascontiguousarray(arrays[k]) for k in SPEC})
+        names = [*SPEC, *(k for k in OPTIONAL if k in arrays)]
+        np.savez(tmp / ARRAYS, **{k: np.ascontiguousarray(arrays[k]) for k in names})
         meta = {
             "format": FORMAT,
             "version": version,
             **metadata,
             "libraries": library_versions(),
-            "shapes": {k: list(arrays[k].shape) for k in SPEC},
+            "shapes": {k: list(arrays[k].shape) for k in names},
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json))
         manifest = {

@@ -56,6 +56,7 @@ from recommend.sources import (
 __all__ = [
     "DAY",
     "FeatureConfig",
+    "IDS_ONLY",
     "Matrices",
     "PurchaseLine",
     "TrainingData",
@@ -103,6 +104,22 @@ class FeatureConfig:
     metadata_weight: float = 1.0  # weight of each metadata feature next to the identity (1.0)
     user_identity: bool = True
     item_identity: bool = True
+
+
+# the tuned production default (``rapport train``; docs/benchmarks.md): interactions only,
+# recency half-life 60 days; cold start comes from the trained embeddings (recommend.coldstart)
+IDS_ONLY = FeatureConfig(
+    half_life_days=60.0,
+    user_country=False,
+    user_locale=False,
+    user_tier=False,
+    user_categories=False,
+    item_category=False,
+    item_brand=False,
+    item_price_band=False,
+    item_words=False,
+    item_tags=False,
+)
 
 
 @dataclass

@@ -20,32 +20,51 @@ Who is scored how:
 
 - a customer the model knows: their trained representation;
 - a customer unknown to the model but with profile features (country, locale, tier,
-  preferred categories): the normalised sum of those features' embeddings (LightFM's own
-  cold start); products in their stated preferred categories rank first (the cold-start
+  preferred categories) gets a cold-start representation from those features. With a model
+  trained on features, the mean of those features' embeddings (LightFM's own cold start). With
+  an ids-only model (the tuned production default: features lowered known customers'
+  precision on the benchmark data) there are no feature embeddings, so training derives them
+  from the trained embeddings (``recommend.coldstart``): ``country:FR`` is the mean vector of
+  the known customers in FR, ``pref:bags`` the mean of those who buy bags (weighted by their
+  share of bag purchases), and the customer's vector is the IDF-weighted mean of those. We
+  chose this over (b) popularity by country/category alone (it keeps a personal order within
+  the category) and (c) a second, feature-trained model (twice the training, two artifacts).
+  In both cases products in their stated preferred categories rank first (the cold-start
   vector orders them), because a stated preference is stronger evidence than a few
   feature embeddings;
 - nobody known: popularity, by the customer's country when the model has data for it.
 
 Products: those the model was trained on use their trained representation; a catalog product
-added since is placed by its features (category, brand, price band, words):
-``Recommender.with_new_items`` for recommendations (the model holder calls it), and
-``similar()`` directly.
+added since is placed by its features (category, brand, price band, description words): with
+a feature model the mean of its feature embeddings, with an ids-only model the IDF-weighted
+mean of the derived ones (``cat:bags`` = mean vector and bias of the bags; a word in every
+description weighs nothing). ``Recommender.with_new_items`` does it for recommendations (the
+model holder calls it), ``similar()`` directly.
 
-Strategies:
+Strategies (the ranking rules of ``recommend.scoring``, chosen on the quality benchmark's
+validation window; docs/benchmarks.md):
 
-- ``discover``: the model's ranking without anything the customer ever bought (their orders
-  are read at request time, so purchases after training count);
+- ``discover``: products the customer never bought (their orders are read at request time,
+  so purchases after training count), ranked by ``z(model) + 1.5 * z(trend) + 0.2 *
+  z(content)``: ``trend`` = log1p(distinct buyers in the last 7 days of the training data,
+  stored in the artifact), ``content`` = cosine between the product's description words
+  (TF-IDF, built at load from the descriptions stored in the artifact) and the customer's
+  purchase history (recency-weighted, half-life 60 days);
 - ``buy_again``: products the customer bought, scored
   ``log1p(orders) * (0.5 * due + 0.5 * recency) + 0.5 * model_percentile`` where ``due`` is a
   bell around the customer's typical re-purchase interval for that product (``exp(-z**2/2)``
   with ``z = (days since last - interval) / max(interval / 2, 7)``; one purchase only: the
   recency term), ``recency = 0.5 ** (days since last / 90)`` and ``model_percentile`` the
   product's rank in the model's scores for the customer (0.5 without a model vector);
-- ``blend`` (default): slots are filled in order, each going to ``buy_again`` while repeats
-  are below ``round(share * slots so far)`` and to ``discover`` otherwise, where ``share`` is
-  the customer's own repeat rate (the share of their order lines after the first order that
-  were repeats), clamped to [0.2, 0.8], or 0.4 with fewer than two orders (about the
-  repeat share in the Online Retail data). When one side runs out the other fills.
+- ``blend`` (default): one scale, ``log1p(distinct orders)`` for a product the customer
+  bought (0 otherwise) ``+ 0.3 * z(discover score)``: a product bought in several orders stays
+  on top, one bought once competes with the best new products, new products fill the rest.
+  Bought products carry the buy-again reason ("bought 4 times, usually every 30 days"), new
+  ones the discover reason. Without a model vector (nobody known): the customer's repeats
+  by history, slots by their repeat share, then popular products.
+
+The per-request cost of the rules: one sparse (1, n_items) @ (n_items, n_words) @ (n_words,
+n_items) product for the content term; the word matrix and trend are built at load.
 
 Filters are applied to the live catalog (active products only; ``in_stock_only``; price
 range) after the model ranking, fetching more candidates until ``limit`` pass. Scores are
@@ -62,7 +81,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recommend import scoring
 from recommend.artifact import Artifact
+from recommend.coldstart import ALL_FEATURES, DerivedFeatures
 from recommend.dataset import FeatureConfig, item_feature_names, user_feature_names
 from recommend.fallback import PopularityFallback
 from recommend.repurchase import interleave, repeat_share, repurchase_candidates
@@ -138,6 +159,44 @@ class Recommender:
         self.country_index = {str(c): i for i, c in enumerate(a["country_names"])}
         self.country_popularity = a["country_popularity"].astype(np.float64)
         self.new_items = 0  # catalog products added by with_new_items
+        # ranking terms of recommend.scoring (absent from artifacts made before them)
+        self.item_trend = a["item_trend"].astype(np.float64) if "item_trend" in a else None
+        self.item_descriptions = (
+            [str(d) for d in a["item_descriptions"]] if "item_descriptions" in a else None
+        )
+        self.item_words = (
+            scoring.word_matrix(self.item_descriptions) if self.item_descriptions else None
+        )
+        self.trending = self._trending(self.item_trend)
+        # cold start: LightFM's feature embeddings when the model has metadata features on
+        # that side, else the tables derived from trained embeddings (recommend.coldstart)
+        self.cold_users = self._derived(
+            a, "user", n_users, self.user_index, self.user_feature_index
+        )
+        self.cold_items = self._derived(
+            a, "item", n_items, self.item_index, self.item_feature_index
+        )
+
+    @staticmethod
+    def _derived(a, side: str, n_rows: int, ids, feature_index) -> DerivedFeatures | None:
+        if any(f not in ids for f in feature_index):  # the model has its own features
+            return None
+        if f"cold_{side}_feature_names" not in a:
+            return None
+        return DerivedFeatures(
+            a[f"cold_{side}_feature_names"],
+            a[f"cold_{side}_feature_vectors"],
+            a[f"cold_{side}_feature_counts"],
+            n_rows,
+            a.get(f"cold_{side}_feature_biases"),
+        )
+
+    @staticmethod
+    def _trending(trend: np.ndarray | None) -> np.ndarray:
+        """(n_items,) bool: the top 2% of items by recent buyers (for the reason text)."""
+        if trend is None or not np.any(trend > 0):
+            return np.zeros(0 if trend is None else len(trend), dtype=bool)
+        return trend >= max(float(np.quantile(trend, 0.98)), 1e-9)
 
     # -- representations ----------------------------------------------------------------------
     def user_vector(self, ctx: CustomerContext) -> tuple[np.ndarray | None, str]:
@@ -147,15 +206,16 @@ class Recommender:
         exists = ctx.has_profile or bool(ctx.purchases)
         if ctx.customer_id is not None and ctx.customer_id in self.user_index and exists:
             return self.user_vectors[self.user_index[ctx.customer_id]], "known"
-        names = user_feature_names(
-            {
-                "country": ctx.country,
-                "locale": ctx.locale,
-                "tier": ctx.tier,
-                "preferred_categories": ctx.preferred_categories,
-            },
-            self.features,
-        )
+        profile = {
+            "country": ctx.country,
+            "locale": ctx.locale,
+            "tier": ctx.tier,
+            "preferred_categories": ctx.preferred_categories,
+        }
+        if self.cold_users is not None:
+            built = self.cold_users.combine(user_feature_names(profile, ALL_FEATURES))
+            return (None, "none") if built is None else (built[0], "cold")
+        names = user_feature_names(profile, self.features)
         idx = [self.user_feature_index[n] for n in names if n in self.user_feature_index]
         if not idx:
             return None, "none"
@@ -171,7 +231,10 @@ class Recommender:
 
     def feature_item(self, product: dict[str, Any]) -> tuple[np.ndarray, float] | None:
         """Vector and bias of a product from its catalog features alone (the normalised sum
-        LightFM would use without an identity feature); None when no feature is known."""
+        LightFM would use without an identity feature, or the IDF-weighted mean of the derived
+        feature tables for an ids-only model); None when no feature is known."""
+        if self.cold_items is not None:
+            return self.cold_items.combine(item_feature_names(product, ALL_FEATURES, None))
         names = item_feature_names(product, self.features, None)
         idx = [self.item_feature_index[n] for n in names if n in self.item_feature_index]
         if not idx:
@@ -205,6 +268,15 @@ class Recommender:
             [self.country_popularity, np.zeros((self.country_popularity.shape[0], len(rows)))]
         )
         new.new_items = len(rows)
+        if self.item_trend is not None:
+            new.item_trend = np.concatenate([self.item_trend, np.zeros(len(rows))])
+            new.trending = np.concatenate([self.trending, np.zeros(len(rows), dtype=bool)])
+        if self.item_descriptions is not None:
+            docs = {p.get("product_id"): p for p in products}
+            new.item_descriptions = self.item_descriptions + [
+                str(docs[r[0]].get("description") or docs[r[0]].get("name") or "") for r in rows
+            ]
+            new.item_words = scoring.word_matrix(new.item_descriptions)
         return new
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
@@ -295,19 +367,29 @@ class Recommender:
         filters = filters or Filters()
         vector, basis = self.user_vector(ctx)
         bought = {ln.product_id for ln in ctx.purchases}
-        repeats: list[dict[str, Any]] = []
-        if strategy in ("buy_again", "blend") and ctx.purchases:
-            repeats = self.buy_again(ctx, vector, limit=limit, filters=filters, lookup=lookup)
-        news: list[dict[str, Any]] = []
-        if strategy in ("discover", "blend"):
-            news = self.discover(
+        if strategy == "buy_again":
+            items = (
+                self.buy_again(ctx, vector, limit=limit, filters=filters, lookup=lookup)
+                if ctx.purchases
+                else []
+            )
+        elif strategy == "discover":
+            items = self.discover(
                 ctx, vector, basis=basis, limit=limit, filters=filters, lookup=lookup
             )
-        if strategy == "buy_again":
-            items = repeats
-        elif strategy == "discover":
-            items = news
-        else:
+        elif vector is not None:
+            items = self.blend(
+                ctx, vector, basis=basis, limit=limit, filters=filters, lookup=lookup
+            )
+        else:  # no model vector: the customer's repeats by history, then popular products
+            repeats = (
+                self.buy_again(ctx, None, limit=limit, filters=filters, lookup=lookup)
+                if ctx.purchases
+                else []
+            )
+            news = self.discover(
+                ctx, None, basis=basis, limit=limit, filters=filters, lookup=lookup
+            )
             items = interleave(repeats, news, self.repeat_share(ctx), limit)
         if strategy != "buy_again" and len(items) < limit:
             have = {it["product_id"] for it in items}
@@ -323,6 +405,29 @@ class Recommender:
             basis = "popularity"
         return {"items": items[:limit], "basis": basis, "strategy": strategy}
 
+    def discover_scores(
+        self, ctx: CustomerContext, vector: np.ndarray, basis: str = "known"
+    ) -> np.ndarray:
+        """(n_items,) ``scoring.discover_scores``: z(model) + 1.5 z(7-day trend) + 0.2
+        z(description-word similarity to the customer's history, half-life 60 days). A
+        cold-start customer's stated preferred categories are lifted above everything else."""
+        content = None
+        if self.item_words is not None and ctx.purchases:
+            last: dict[int, float] = {}
+            for ln in ctx.purchases:
+                i = self.item_index.get(ln.product_id)
+                if i is not None and ln.purchased_at > last.get(i, -np.inf):
+                    last[i] = ln.purchased_at
+            if last:
+                weights = scoring.history_weights(last, self.clock())
+                content = scoring.content_scores(weights, self.item_words)
+        scores = scoring.discover_scores(self.scores(vector), self.item_trend, content)
+        if basis == "cold" and ctx.preferred_categories:
+            # a new customer's stated preferences come first; the cold-start score orders them
+            span = float(scores.max() - scores.min()) + 1.0
+            scores = scores + span * np.isin(self.item_categories, ctx.preferred_categories)
+        return scores
+
     def discover(
         self,
         ctx: CustomerContext,
@@ -333,45 +438,98 @@ class Recommender:
         filters: Filters,
         lookup: Lookup,
     ) -> list[dict[str, Any]]:
+        """Products the customer never bought (purchases after training included), ranked by
+        :meth:`discover_scores`; popular products without a model vector."""
         bought = {ln.product_id for ln in ctx.purchases}
         if vector is None:
             return self.popular(
                 ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
             )
-        scores = self.scores(vector)
-        if basis == "cold" and ctx.preferred_categories:
-            # a new customer's stated preferences come first; the cold-start score orders them
-            span = float(scores.max() - scores.min()) + 1.0
-            scores = scores + span * np.isin(self.item_categories, ctx.preferred_categories)
+        scores = self.discover_scores(ctx, vector, basis)
         picked = self._select(scores, exclude=bought, filters=filters, limit=limit, lookup=lookup)
+        reasons = self._discover_reasons(ctx, [pid for pid, _, _ in picked], lookup)
+        return [self._item(pid, doc, score, reasons[pid], "discover") for pid, score, doc in picked]
+
+    def blend(
+        self,
+        ctx: CustomerContext,
+        vector: np.ndarray,
+        *,
+        basis: str = "known",
+        limit: int,
+        filters: Filters,
+        lookup: Lookup,
+    ) -> list[dict[str, Any]]:
+        """Repeats and new products on one scale (``scoring.blend_scores``): log1p(distinct
+        orders) for a product the customer bought, plus 0.3 z(discover score) for every
+        product. Bought products keep the buy-again reason, the others the discover one."""
+        orders: dict[int, set] = {}
+        for ln in ctx.purchases:
+            i = self.item_index.get(ln.product_id)
+            if i is not None:
+                orders.setdefault(i, set()).add(ln.order_id or ln.purchased_at)
+        counts = scoring.orders_vector({i: len(o) for i, o in orders.items()}, len(self.item_ids))
+        scores = scoring.blend_scores(self.discover_scores(ctx, vector, basis), counts)
+        picked = self._select(scores, exclude=set(), filters=filters, limit=limit, lookup=lookup)
+        repeat_ids = [pid for pid, _, _ in picked if counts[self.item_index[pid]] > 0]
+        repeat_reasons = {}
+        if repeat_ids:
+            wanted = set(repeat_ids)
+            history = [ln for ln in ctx.purchases if ln.product_id in wanted]
+            repeat_reasons = {
+                c.product_id: c.reason
+                for c in repurchase_candidates(history, self.clock(), self.blend_config)
+            }
+        reasons = self._discover_reasons(
+            ctx, [pid for pid, _, _ in picked if pid not in repeat_reasons], lookup
+        )
+        return [
+            self._item(pid, doc, score, repeat_reasons[pid], "buy_again")
+            if pid in repeat_reasons
+            else self._item(pid, doc, score, reasons[pid], "discover")
+            for pid, score, doc in picked
+        ]
+
+    def _discover_reasons(
+        self, ctx: CustomerContext, picked: list[str], lookup: Lookup
+    ) -> dict[str, str]:
+        """A short reason per new product: the bought product it is closest to (item
+        embeddings), a stated preference, what sells now, the customer's country."""
         anchors = [
             self.item_index[p]
             for p in dict.fromkeys(ln.product_id for ln in ctx.purchases)
             if p in self.item_index
         ]
-        anchor_names: dict[str, dict] = {}
         best: dict[str, tuple[int, float]] = {}
-        if anchors:
+        anchor_names: dict[str, dict] = {}
+        if anchors and picked:
             unit_anchor = self.item_unit[anchors]
-            for pid, _, _ in picked:
+            for pid in picked:
                 sims = unit_anchor @ self.item_unit[self.item_index[pid]]
                 j = int(np.argmax(sims))
                 best[pid] = (anchors[j], float(sims[j]))
-            anchor_names = lookup(self.item_ids[a] for a, s in best.values())
+            anchor_names = lookup(
+                self.item_ids[a]
+                for a, s in best.values()
+                if s >= self.blend_config.anchor_min_cosine
+            )
         prefs = set(ctx.preferred_categories)
-        out = []
-        for pid, score, doc in picked:
-            reason = "recommended for you from what similar customers buy"
+        out = {}
+        for pid in picked:
+            i = self.item_index[pid]
             anchor = best.get(pid)
             if anchor and anchor[1] >= self.blend_config.anchor_min_cosine:
                 aid = self.item_ids[anchor[0]]
                 name = (anchor_names.get(aid) or {}).get("name") or aid
-                reason = f"customers who bought {name} also bought this"
-            elif doc.get("category") in prefs:
-                reason = f"matches your preference for {doc['category']}"
+                out[pid] = f"customers who bought {name} also bought this"
+            elif self.item_categories[i] in prefs:
+                out[pid] = f"matches your preference for {self.item_categories[i]}"
+            elif len(self.trending) > i and self.trending[i]:
+                out[pid] = "selling fast this week"
             elif not ctx.purchases and ctx.country:
-                reason = f"liked by customers like you ({ctx.country})"
-            out.append(self._item(pid, doc, score, reason, "discover"))
+                out[pid] = f"liked by customers like you ({ctx.country})"
+            else:
+                out[pid] = "recommended for you from what similar customers buy"
         return out
 
     def buy_again(

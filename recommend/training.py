@@ -19,6 +19,17 @@ recommend what the customer just bought and miss their newest taste. The metrics
 the artifact are those of the evaluated twin (same protocol every run, so the promotion gate
 compares like with like). ``TrainConfig.refit=False`` saves the evaluated model instead (half
 the training time).
+
+Defaults for production (``rapport train``): :data:`PRODUCTION` and
+``recommend.dataset.IDS_ONLY``, chosen by the quality benchmark on a validation window of the
+Online Retail data (``docs/benchmarks.md``): ids only, weights ``log1p(quantity) *
+0.5 ** (age / 60 days)``, WARP, 128 components, learning rate 0.02, max_sampled 50, 55
+epochs. Every configuration with profile/catalog features lowered known customers' precision
+there; cold start then comes from the trained embeddings (``recommend.coldstart``). The
+``TrainConfig()`` class defaults stay small and fast (tests, quick runs).
+
+The artifact also carries what the ranking rules of ``recommend.scoring`` need: each item's
+trend (``log1p`` distinct buyers in the last 7 days of the data) and description text.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import scipy.sparse as sp
 from lightfm import LightFM
 from tqdm import tqdm
 
+from recommend import coldstart, scoring
 from recommend.dataset import (
     FeatureConfig,
     Matrices,
@@ -80,6 +92,10 @@ class TrainConfig:
         )
 
 
+# the tuned production defaults (see the module docstring; ``rapport train``'s defaults)
+PRODUCTION = TrainConfig(no_components=128, learning_rate=0.02, max_sampled=50, epochs=55)
+
+
 @dataclass
 class TrainResult:
     model: LightFM  # the model to save (refit on all data unless refit=False)
@@ -91,6 +107,8 @@ class TrainResult:
     features: FeatureConfig
     train_seconds: float
     popularity: np.ndarray = field(repr=False)  # (n_items,) distinct buyers, all data
+    # what ``model`` was trained on (trend, descriptions, cold-start tables); None: not stored
+    data: TrainingData | None = field(default=None, repr=False)
 
     def params(self) -> dict[str, Any]:
         return {**asdict(self.config), "features": asdict(self.features)}
@@ -192,6 +210,11 @@ def popularity_scores(m: Matrices) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # -- training -----------------------------------------------------------------------------------
+def fit_weights(m: Matrices, config: TrainConfig) -> sp.coo_matrix | None:
+    """The sample weights LightFM is given: none for WARP-kOS, which refuses them."""
+    return None if config.loss == "warp-kos" else m.weights
+
+
 def fit_epochs(
     model: LightFM,
     m: Matrices,
@@ -208,7 +231,7 @@ def fit_epochs(
             m.interactions,
             user_features=m.user_features,
             item_features=m.item_features,
-            sample_weight=m.weights,
+            sample_weight=fit_weights(m, config),
             epochs=1,
             num_threads=config.threads,
         )
@@ -280,7 +303,9 @@ def train(
         "items": len(m.item_ids),
         "interactions": int(m.interactions.nnz),
     }
+    trained_on = TrainingData(train_lines, data.customers, data.products)
     if config.refit:
+        trained_on = data
         m = build_matrices(data, data.lines, None, features)
         model = config.model()
         fit_epochs(model, m, config, progress=progress, desc="refit on all data")
@@ -294,6 +319,7 @@ def train(
         features=features,
         train_seconds=time.perf_counter() - started,
         popularity=item_popularity(m),
+        data=trained_on,
     )
 
 
@@ -314,7 +340,7 @@ def artifact_arrays(result: TrainResult) -> dict[str, np.ndarray]:
             shape=(len(countries), len(m.user_ids)),
         )
         by_country = np.asarray((onehot @ bought).todense(), dtype=np.float32)
-    return {
+    arrays = {
         "user_ids": np.array(m.user_ids, dtype=np.str_),
         "item_ids": np.array(m.item_ids, dtype=np.str_),
         "user_feature_names": np.array(m.user_feature_names, dtype=np.str_),
@@ -333,6 +359,50 @@ def artifact_arrays(result: TrainResult) -> dict[str, np.ndarray]:
         "item_categories": np.array(m.item_categories, dtype=np.str_),
         "country_names": np.array(countries, dtype=np.str_),
         "country_popularity": by_country,
+    }
+    if result.data is not None:
+        arrays.update(scoring_arrays(result))
+    return arrays
+
+
+def scoring_arrays(result: TrainResult) -> dict[str, np.ndarray]:
+    """What serving's ranking rules and cold start need besides the model: ``item_trend``
+    (n_items,) log1p(distinct buyers in the last ``scoring.TREND_DAYS`` days of the data),
+    ``item_descriptions`` (n_items,) text for the description-word term, and the derived
+    cold-start tables of :mod:`recommend.coldstart`."""
+    m, model, data = result.matrices, result.model, result.data
+    assert data is not None
+    index = {p: i for i, p in enumerate(m.item_ids)}
+    purchases = [
+        (ln.customer_id, index.get(ln.product_id, -1), ln.purchased_at) for ln in data.lines
+    ]
+    reference = max((ln.purchased_at for ln in data.lines), default=m.reference_time)
+    trend = scoring.trend(purchases, len(m.item_ids), reference, scoring.TREND_DAYS)
+    descriptions = [
+        str(
+            (data.products.get(p) or {}).get("description")
+            or (data.products.get(p) or {}).get("name")
+            or ""
+        )
+        for p in m.item_ids
+    ]
+    uvec, _ = representations(m.user_features, model.user_embeddings, model.user_biases)
+    ivec, ibias = representations(m.item_features, model.item_embeddings, model.item_biases)
+    return {
+        "item_trend": trend.astype(np.float32),
+        "item_descriptions": np.array(descriptions, dtype=np.str_),
+        **coldstart.derived_tables(
+            user_ids=m.user_ids,
+            item_ids=m.item_ids,
+            user_vectors=uvec,
+            item_vectors=ivec,
+            item_bias=ibias,
+            customers=data.customers,
+            products=data.products,
+            lines=data.lines,
+            history_categories=result.features.history_categories or 3,
+            min_word_items=result.features.min_word_items,
+        ),
     }
 
 

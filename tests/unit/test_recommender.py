@@ -94,9 +94,19 @@ def test_blend_mixes_repeats_and_new_products(rec, lookup):
     sources = [it["source"] for it in out["items"]]
     assert "buy_again" in sources and "discover" in sources
     assert len({it["product_id"] for it in out["items"]}) == 10
-    share = rec.repeat_share(CustomerContext(cid, purchases=history(cid)))
-    assert 0.2 <= share <= 0.8
-    assert sources.count("buy_again") == round(share * 10)
+    # one scale (recommend.scoring.blend_scores): scores descend, the product bought in the
+    # most orders leads, and every item carries the reason of its side
+    scores = [it["score"] for it in out["items"]]
+    assert scores == sorted(scores, reverse=True)
+    orders: dict[str, set] = {}
+    for ln in history(cid):
+        orders.setdefault(ln.product_id, set()).add(ln.order_id)
+    most = max(len(o) for o in orders.values())
+    assert len(orders[out["items"][0]["product_id"]]) == most
+    for it in out["items"]:
+        assert (it["product_id"] in orders) == (it["source"] == "buy_again")
+        if it["source"] == "buy_again":
+            assert it["reason"].startswith("bought ")
 
 
 def test_cold_start_puts_the_preferred_category_first(rec, lookup):
@@ -190,3 +200,102 @@ def test_new_catalog_products_become_recommendable(rec, catalog, lookup):
     )["items"]
     assert "NEW2" in [it["product_id"] for it in items]
     assert len(items) == 16
+
+
+# -- the ranking rules of recommend.scoring and cold start on an ids-only model ----------------
+@pytest.fixture(scope="module")
+def ids_rec(tmp_path_factory):
+    from recommend.dataset import IDS_ONLY  # noqa: PLC0415
+    from recommend.training import train  # noqa: PLC0415
+    from tests.recsys import FAST  # noqa: PLC0415
+
+    result = train(synthetic(), FAST, IDS_ONLY, progress=False)
+    artifact = save_result(result, tmp_path_factory.mktemp("ids-models"), "ids1")
+    return Recommender(artifact, clock=lambda: NOW)
+
+
+def test_discover_ranks_by_model_trend_and_description_words(ids_rec, lookup):
+    from recommend import scoring  # noqa: PLC0415
+
+    cid = "C005"
+    ctx = CustomerContext(cid, purchases=history(cid))
+    vector, basis = ids_rec.user_vector(ctx)
+    assert basis == "known" and ids_rec.item_trend is not None
+    last: dict[int, float] = {}
+    for ln in ctx.purchases:
+        i = ids_rec.item_index[ln.product_id]
+        last[i] = max(last.get(i, 0.0), ln.purchased_at)
+    expected = scoring.discover_scores(
+        ids_rec.scores(vector),
+        ids_rec.item_trend,
+        scoring.content_scores(scoring.history_weights(last, NOW), ids_rec.item_words),
+    )
+    np.testing.assert_allclose(ids_rec.discover_scores(ctx, vector), expected)
+    items = ids_rec.recommend(ctx, strategy="discover", limit=10, lookup=lookup)["items"]
+    bought = {ln.product_id for ln in ctx.purchases}
+    ranked = [
+        ids_rec.item_ids[i] for i in np.argsort(-expected) if ids_rec.item_ids[i] not in bought
+    ]
+    assert [it["product_id"] for it in items] == ranked[:10]
+
+
+def test_blend_puts_products_bought_in_several_orders_first(ids_rec, lookup):
+    cid = "Y"
+    lines = [
+        *[PurchaseLine(cid, "P000", 1, NOW - d * DAY, f"a{d}") for d in (90, 60, 30)],
+        PurchaseLine(cid, "P001", 1, NOW - 40 * DAY, "b"),
+    ]
+    ctx = CustomerContext(cid, country="France", purchases=lines, has_profile=True)
+    out = ids_rec.recommend(ctx, strategy="blend", limit=10, lookup=lookup)
+    assert out["basis"] == "cold"
+    first = out["items"][0]
+    assert first["product_id"] == "P000" and first["source"] == "buy_again"
+    assert first["reason"] == "bought 3 times, usually every 30 days"
+    assert {it["source"] for it in out["items"][1:]} >= {"discover"}
+
+
+def test_ids_only_cold_start_from_derived_feature_vectors(ids_rec, lookup):
+    assert ids_rec.cold_users is not None and ids_rec.cold_items is not None
+    for category in CATEGORIES:
+        ctx = CustomerContext(
+            "newcomer", country="France", preferred_categories=[category], has_profile=True
+        )
+        assert ids_rec.user_vector(ctx)[1] == "cold"
+        # the derived vector alone (no category lift) already favours the category
+        vector, basis = ids_rec.user_vector(
+            CustomerContext("newcomer", preferred_categories=[category], has_profile=True)
+        )
+        top = np.argsort(-ids_rec.scores(vector))[:5]
+        assert sum(ids_rec.item_categories[i] == category for i in top) >= 4
+        out = ids_rec.recommend(ctx, strategy="blend", limit=5, lookup=lookup)
+        assert [it["category"] for it in out["items"]] == [category] * 5
+    # a customer with no feature the model has derived anything for: popularity
+    assert ids_rec.user_vector(CustomerContext("x", country="Atlantis", has_profile=True))[1] == (
+        "none"
+    )
+
+
+def test_ids_only_new_product_from_derived_feature_vectors(ids_rec, catalog, lookup):
+    new = {**catalog["P205"], "product_id": "NEW3", "name": "BRAND NEW BAG"}
+    catalog["NEW3"] = new
+    items = ids_rec.similar(new, limit=5, lookup=lookup)
+    assert sum(it["category"] == "bags" for it in items) >= 4
+    assert items[0]["reason"].startswith("shares category and features")
+    extended = ids_rec.with_new_items([new])
+    assert extended.new_items == 1 and extended.item_words.shape[0] == len(extended.item_ids)
+    ctx = CustomerContext("bag-fan", preferred_categories=["bags"], has_profile=True)
+    got = extended.recommend(
+        ctx, strategy="discover", limit=16, filters=Filters(category="bags"), lookup=lookup
+    )["items"]
+    assert "NEW3" in [it["product_id"] for it in got]
+
+
+def test_an_artifact_without_the_rule_arrays_still_serves(tmp_path, lookup):
+    from recommend.artifact import OPTIONAL, save_artifact  # noqa: PLC0415
+    from recommend.training import artifact_arrays  # noqa: PLC0415
+
+    arrays = {k: v for k, v in artifact_arrays(trained()).items() if k not in OPTIONAL}
+    old = Recommender(save_artifact(tmp_path, "old", arrays, {}), clock=lambda: NOW)
+    assert old.item_trend is None and old.item_words is None and old.cold_users is None
+    ctx = CustomerContext("C001", purchases=history("C001"))
+    assert len(old.recommend(ctx, limit=10, lookup=lookup)["items"]) == 10

@@ -161,3 +161,43 @@ def test_online_retail_loader_filters_and_derives_categories(tmp_path):
 )
 def test_category_keyword_table(description, category):
     assert derive_category(description) == category
+
+
+def test_warp_kos_trains_without_sample_weights():
+    """LightFM refuses sample weights for WARP-kOS: fit_epochs must not pass them."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from recommend.training import fit_weights  # noqa: PLC0415
+
+    data = synthetic(n_customers=40)
+    config = replace(FAST, loss="warp-kos", epochs=2, refit=False)
+    m = build_matrices(data, data.lines, None, FeatureConfig())
+    assert fit_weights(m, config) is None
+    assert fit_weights(m, replace(config, loss="warp")) is m.weights
+    result = train(data, config, progress=False)
+    assert len(result.history) == 2
+    assert np.all(np.isfinite(result.model.item_embeddings))
+
+
+def test_artifact_arrays_carry_trend_descriptions_and_cold_start_tables():
+    from recommend.dataset import IDS_ONLY  # noqa: PLC0415
+    from recommend.training import artifact_arrays  # noqa: PLC0415
+
+    data = synthetic(n_customers=40)
+    result = train(data, FAST, IDS_ONLY, progress=False)
+    arrays = artifact_arrays(result)
+    items = list(arrays["item_ids"])
+    # the trend counts distinct buyers in the last 7 days of the data
+    newest = max(ln.purchased_at for ln in data.lines)
+    recent: dict[str, set] = {}
+    for ln in data.lines:
+        if ln.purchased_at > newest - 7 * DAY:
+            recent.setdefault(ln.product_id, set()).add(ln.customer_id)
+    expected = [math.log1p(len(recent.get(p, ()))) for p in items]
+    np.testing.assert_allclose(arrays["item_trend"], expected, rtol=1e-6)
+    assert arrays["item_descriptions"][0] == data.products[items[0]]["description"]
+    names = list(arrays["cold_user_feature_names"])
+    assert "country:France" in names and "pref:bags" in names
+    assert arrays["cold_user_feature_vectors"].shape == (len(names), FAST.no_components)
+    assert "cat:bags" in list(arrays["cold_item_feature_names"])
+    assert all(a.dtype.kind != "O" for a in arrays.values())
