@@ -4,11 +4,17 @@
 CSV with ``--from-csv``), trains with a progress bar, prints the holdout report (model vs
 popularity), writes the artifact under ``RAPPORT_MODEL_DIR``, registers it and promotes it
 when the gate passes (exit status 0 either way; the last line says what happened).
+
+Its defaults are the tuned production settings (``recommend.training.PRODUCTION``,
+``recommend.dataset.IDS_ONLY``: ids only, 128 components, learning rate 0.02, max_sampled
+50, 55 epochs, half-life 60 days; docs/benchmarks.md). ``--features`` also trains on profile
+and catalog features (LightFM's own cold start instead of the derived one).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import click
@@ -42,10 +48,17 @@ def _registry(st):
     default="warp",
     show_default=True,
 )
-@click.option("--components", type=click.IntRange(1, 512), default=32, show_default=True)
-@click.option("--epochs", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--components", type=click.IntRange(1, 512), default=128, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=55, show_default=True)
 @click.option(
-    "--learning-rate", type=click.FloatRange(0, 10, min_open=True), default=0.05, show_default=True
+    "--learning-rate", type=click.FloatRange(0, 10, min_open=True), default=0.02, show_default=True
+)
+@click.option(
+    "--max-sampled",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="WARP: negatives sampled per positive.",
 )
 @click.option("--item-alpha", type=click.FloatRange(0), default=1e-6, show_default=True)
 @click.option("--user-alpha", type=click.FloatRange(0), default=1e-6, show_default=True)
@@ -53,9 +66,15 @@ def _registry(st):
 @click.option(
     "--half-life-days",
     type=click.FloatRange(0),
-    default=90.0,
+    default=60.0,
     show_default=True,
     help="Recency half-life of purchase weights (0: no decay).",
+)
+@click.option(
+    "--features/--ids-only",
+    default=False,
+    show_default=True,
+    help="Train on profile and catalog features too (default: ids only, the tuned setting).",
 )
 @click.option("--no-refit", is_flag=True, help="Save the evaluated model (skip the refit).")
 @click.option("--force", is_flag=True, help="Activate even when the gate says it is worse.")
@@ -88,10 +107,12 @@ def train_command(
     components,
     epochs,
     learning_rate,
+    max_sampled,
     item_alpha,
     user_alpha,
     threads,
     half_life_days,
+    features,
     no_refit,
     force,
     no_activate,
@@ -105,7 +126,12 @@ def train_command(
 ) -> None:
     """Train a model, report it against popularity, register it, promote it if not worse."""
     from recommend.catalog import Catalog  # noqa: PLC0415
-    from recommend.dataset import FeatureConfig, load_from_redis, load_online_retail  # noqa: PLC0415
+    from recommend.dataset import (  # noqa: PLC0415
+        IDS_ONLY,
+        FeatureConfig,
+        load_from_redis,
+        load_online_retail,
+    )
     from recommend.job import run_training  # noqa: PLC0415
     from recommend.training import TrainConfig, format_report  # noqa: PLC0415
 
@@ -135,12 +161,15 @@ def train_command(
         no_components=components,
         epochs=epochs,
         learning_rate=learning_rate,
+        max_sampled=max_sampled,
         item_alpha=item_alpha,
         user_alpha=user_alpha,
         threads=threads,
         refit=not no_refit,
     )
-    features = FeatureConfig(half_life_days=half_life_days or None)
+    feature_config = replace(
+        FeatureConfig() if features else IDS_ONLY, half_life_days=half_life_days or None
+    )
     try:
         run = run_training(
             st.redis,
@@ -148,7 +177,7 @@ def train_command(
             st.config.models_path,
             data,
             config=config,
-            features=features,
+            features=feature_config,
             force=force,
             no_activate=no_activate,
             tolerance=st.config.promote_tolerance,
