@@ -485,6 +485,7 @@ def worker_kill(
         "kills": len(killed),
         "failed": len(failed),
         "failed_in_flight_at_kill": len(in_flight),
+        "max_latency_s": round(max(o.seconds for o in outcomes), 3),
         "failed_kinds": sorted({f"{o.kind}:{o.status}:{o.error}" for o in failed}),
         "max_in_flight": threads * len(killed),
         "replaced_in_s": [round(s, 3) for s in replaced_s],
