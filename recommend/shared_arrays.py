@@ -62,10 +62,14 @@ def shared_array(directory: Path, name: str, array: np.ndarray) -> np.ndarray:
             try:
                 with os.fdopen(fd, "wb") as f:
                     np.save(f, array, allow_pickle=False)
-                os.replace(tmp, path)  # another worker may have won the race: same content
-            except BaseException:
+                # link, not rename: workers start together, and a second rename would put a
+                # new file under the name after the first worker mapped the old one (two
+                # copies in memory). The first link wins; the others map the winner's file.
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
                 Path(tmp).unlink(missing_ok=True)
-                raise
         except OSError as exc:
             log.info("model arrays not shared (%s): %s", directory, exc.strerror or exc)
             return array

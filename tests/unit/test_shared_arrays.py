@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,3 +88,27 @@ def test_the_model_holder_serves_from_shared_arrays_unless_told_not_to(redis_cli
         rec = holder.current.recommender
         assert isinstance(rec.item_vectors, np.memmap) is expect
         assert isinstance(rec.user_vectors, np.memmap) is expect
+
+
+def test_workers_racing_to_write_end_up_mapping_one_file(tmp_path):
+    import threading  # noqa: PLC0415
+
+    array = np.arange(50_000, dtype=np.float32)
+    results: list[np.ndarray] = []
+    start = threading.Barrier(4)
+
+    def worker():
+        start.wait()
+        results.append(shared_array(tmp_path, "item_vectors", array))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, np.memmap) for r in results)
+    # every mapping in this process is of the one file under the name, none of a replaced one
+    maps = [ln for ln in Path("/proc/self/maps").read_text().splitlines() if "item_vectors" in ln]
+    assert maps and not any("(deleted)" in ln for ln in maps)
+    assert {int(ln.split()[4]) for ln in maps} == {os.stat(tmp_path / "item_vectors.npy").st_ino}
+    assert [p.name for p in tmp_path.iterdir()] == ["item_vectors.npy"]  # no temporary left
