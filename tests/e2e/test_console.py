@@ -386,6 +386,23 @@ def test_deep_link_opens_the_customer_after_sign_in_and_on_reload(page, demo):
     expect(page.locator("#customer-name")).to_have_text("Bruno Huber")
 
 
+def test_a_merged_away_id_opens_the_profile_it_was_merged_into(page, demo):
+    auth = {"Authorization": f"Bearer {demo.admin}"}
+    dup = requests.post(demo.url("/v1/profiles"), headers=auth, timeout=10,
+                        json={"email": "b.huber@example.at", "first_name": "B."})  # fmt: skip
+    assert dup.status_code == 201, dup.text
+    old_id = dup.json()["id"]
+    merged = requests.post(demo.url(f"/v1/profiles/{demo.bruno['id']}/merge"), headers=auth,
+                           json={"source_id": old_id}, timeout=10)  # fmt: skip
+    assert merged.status_code == 201, merged.text
+    sign_in(page, demo, demo.agent, path=f"/console/customers/{old_id}")
+    wait_loaded(page)
+    expect(page.locator("#customer-name")).to_have_text("Bruno Huber")
+    expect(page.locator("#merged-note")).to_have_text(f"“{old_id}” was merged into this profile.")
+    assert page.url == demo.url(f"/console/customers/{demo.bruno['id']}")
+    expect(page.locator("#identities")).to_contain_text("b.huber@example.at")
+
+
 def test_look_up_by_phone_external_id_and_profile_id(page, demo):
     sign_in(page, demo, demo.agent)
     for query in ("+447911123456", "shop:4711", demo.ada["id"]):
