@@ -2,8 +2,8 @@
 
 Every answer comes from the worker's loaded model (``service/models.py``) or, without one,
 from popularity; ``model_version`` says which (null for the fallback). While Redis is
-unreachable, customer recommendations come from the worker's in-memory popular list
-(``basis: popularity``, header ``Rapport-Degraded: store-unavailable``).
+unreachable, customer recommendations and popular products come from the worker's in-memory
+popular list (``model_version`` null, header ``Rapport-Degraded: store-unavailable``).
 """
 
 from __future__ import annotations
@@ -176,11 +176,23 @@ class PopularProducts(MethodView):
     @blp.response(200, ItemListSchema)
     def get(self, query):
         """Most-bought products, in a country when given (for visitors nobody knows)."""
-        loaded = model_holder().current
-        items = loaded.recommender.popular(
-            query.get("country"),
-            limit=query["limit"],
-            filters=_filters(query),
-            lookup=catalog_cache().lookup,
-        )
+        holder = model_holder()
+        loaded = holder.current
+        filters = _filters(query)
+        try:
+            items = loaded.recommender.popular(
+                query.get("country"),
+                limit=query["limit"],
+                filters=filters,
+                lookup=catalog_cache().lookup,
+            )
+        except (redis.ConnectionError, redis.TimeoutError):
+            snapshot = holder.offline_fallback()  # Redis unreachable: the in-memory list
+            if snapshot is None:
+                raise
+            items = snapshot.fallback.popular(
+                limit=query["limit"], filters=filters, lookup=snapshot.lookup
+            )
+            headers = {"Rapport-Degraded": "store-unavailable"}
+            return {"model_version": None, "items": items}, 200, headers
         return {"model_version": loaded.version, "items": items}

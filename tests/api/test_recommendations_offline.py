@@ -54,6 +54,10 @@ def test_recommendations_served_from_memory_while_redis_is_down(tmp_path):
         assert down.json["items"][0]["name"] == "KITCHEN ITEM 5"  # documents held in memory
         filtered = client.get(url + "&category=bags", headers=headers)
         assert [i["product_id"] for i in filtered.json["items"]] == ["P201"]
+        popular = client.get("/v1/recommendations/popular?limit=2", headers=headers)
+        assert popular.status_code == 200 and popular.headers["Rapport-Degraded"]
+        assert [i["product_id"] for i in popular.json["items"]] == ["P105", "P003"]
+        assert popular.json["model_version"] is None
 
         write = client.post(
             "/v1/profiles", json={"first_name": "Ann"}, headers=headers
