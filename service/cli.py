@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -165,13 +166,20 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
         if old.name == "demo":
             store.revoke(old.key_id)
     _, token = store.create("demo", "admin")
-    _load_demo_data(client, Keys(config.key_prefix), config)
     client.close()
+    # The service answers at once; the first start's data load and training run beside it
+    # (recommendations use popular items until the first model is active: see /readyz).
+    threading.Thread(
+        target=_load_demo_in_background, args=(url, config), name="demo-loader", daemon=True
+    ).start()
     address = bind or "127.0.0.1:8000"
     banner = (
         f"\nRapport demo on http://{address}  (API docs: http://{address}/docs)\n"
+        f"Agent console: http://{address}/console  (sign in with the key below; look up "
+        f"e.g. {_demo_example_email()})\n"
         f"Demo API key (scope admin, replaced at each demo start):\n  {token}\n"
         f"Try:\n  curl -H 'Authorization: Bearer {token}' http://{address}/readyz\n"
+        "On the first start the demo data loads and a first model trains in the background.\n"
     )
     sys.exit(
         _serve(
@@ -190,6 +198,29 @@ def _import_stores(client, keys):
 
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     return ProfileStore(client, keys, activity=activity), activity
+
+
+def _demo_example_email() -> str:
+    import csv  # noqa: PLC0415
+
+    from profiles.importer import DEMO_DIR  # noqa: PLC0415
+
+    with open(DEMO_DIR / "customers.csv", newline="") as f:
+        return next(csv.DictReader(f)).get("email", "")
+
+
+def _load_demo_in_background(url: str, config: Config) -> None:
+    from profiles.keys import Keys  # noqa: PLC0415
+    from service.redis_connect import connect as connect_redis  # noqa: PLC0415
+
+    client = connect_redis(url, timeout=max(config.redis_timeout, 30.0))
+    try:
+        _load_demo_data(client, Keys(config.key_prefix), config)
+        click.echo("demo ready: data loaded and a model active", err=True)
+    except Exception:  # a failed demo load must not take the running service down
+        log.exception("loading the demo data failed")
+    finally:
+        client.close()
 
 
 def _load_demo_data(client, keys, config: Config) -> None:

@@ -19,6 +19,7 @@ from flask.views import MethodView
 from profiles import model
 from profiles.errors import InvalidInput
 from profiles.store import Profile
+from recommend.contact import ContactPolicy
 from service.auth import current_key
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
@@ -241,6 +242,10 @@ class ExportSchema(ma.Schema):
     activity = ma.fields.Dict(metadata={"description": "Purchases, events, traits"})
     merged_ids = ma.fields.List(ma.fields.String())
     merges = ma.fields.List(ma.fields.Nested(MergeRecordSchema))
+    feedback = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={"description": "Next-best-action and product feedback about the customer"},
+    )
 
 
 ETAG = {"ETag": {"description": 'The profile version, e.g. `"3"`', "schema": {"type": "string"}}}
@@ -364,8 +369,17 @@ class ProfileExport(MethodView):
     @blp.response(200, ExportSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, customer_id):
-        """Everything held about the customer: profile, traits, purchases, events, merges."""
-        return state().profiles.export(customer_id)
+        """Everything held about the customer: profile, traits, purchases, events, merges,
+        feedback."""
+        st = state()
+        doc = st.profiles.export(customer_id)
+        policy = ContactPolicy(st.redis, st.keys, time.time)
+        doc["feedback"] = [
+            record
+            for cid in (doc["customer_id"], *doc["merged_ids"])
+            for record in policy.feedback_history(cid)
+        ]
+        return doc
 
 
 @blp.route("/<string:customer_id>/merge")

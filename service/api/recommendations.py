@@ -8,6 +8,7 @@ popular list (``model_version`` null, header ``Rapport-Degraded: store-unavailab
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import marshmallow as ma
@@ -16,6 +17,7 @@ from flask.views import MethodView
 
 from profiles.errors import InvalidInput, ProductNotFound
 from profiles.model import is_customer_id
+from recommend.contact import ContactPolicy
 from recommend.context import customer_context
 from recommend.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
 from service.extensions import Blueprint, catalog_cache, state
@@ -112,13 +114,22 @@ class CustomerRecommendations(MethodView):
         loaded = holder.current  # one reference for the whole request
         try:
             ctx = customer_context(st.redis, st.keys, customer_id)
+            # Products offered to this customer recently rest (the contact policy's rule for
+            # next-best actions holds here too): ask for enough to fill the list without them.
+            resting: set[str] = set()
+            if ctx.customer_id:
+                policy = ContactPolicy(st.redis, st.keys, time.time)
+                resting = set(policy.customer_state(ctx.customer_id, None)["resting_products"])
             out = loaded.recommender.recommend(
                 ctx,
                 strategy=query["strategy"],
-                limit=query["limit"],
+                limit=min(query["limit"] + len(resting), MAX_LIMIT),
                 filters=filters,
                 lookup=catalog_cache().lookup,
             )
+            if resting:
+                kept = [i for i in out["items"] if i["product_id"] not in resting]
+                out = {**out, "items": kept[: query["limit"]]}
         except (redis.ConnectionError, redis.TimeoutError):
             # Redis unreachable: the worker's in-memory popular list (503 before its first copy)
             snapshot = holder.offline_fallback()

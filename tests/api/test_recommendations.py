@@ -182,3 +182,16 @@ def test_a_product_added_after_training_is_recommended(api, served):
         "/v1/profiles/bagfan/recommendations?strategy=discover&category=bags&limit=16"
     ).json["items"]
     assert "FRESH1" in [it["product_id"] for it in items]
+
+
+def test_a_recently_declined_product_rests_and_the_export_holds_the_feedback(api, served):
+    st = served.extensions["rapport"]
+    st.profiles.create({"email": "c001@example.com"}, customer_id="C001")
+    path = "/v1/profiles/C001/recommendations?strategy=discover&limit=5"
+    top = api.get(path).json["items"][0]["product_id"]
+    body = {"feedback_id": "f1", "outcome": "dismissed", "agent_id": "a1", "product_id": top}
+    assert api.post("/v1/profiles/C001/product-feedback", json=body).status_code == 201
+    again = [it["product_id"] for it in api.get(path).json["items"]]
+    assert top not in again and len(again) == 5
+    exported = api.get("/v1/profiles/C001/export").json
+    assert [(f["feedback_id"], f["product_id"]) for f in exported["feedback"]] == [("f1", top)]

@@ -163,9 +163,9 @@ def test_cli_import_prints_a_summary(redis_client, redis_url, tmp_path):
     args = ["import", str(path), "--layout", "online-retail", "--no-progress", "--json"]
     result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["orders_created"] == 4 and report["rows_read"] == 13
-    again = json.loads(CliRunner().invoke(cli, args, env=env, catch_exceptions=False).output)
+    again = json.loads(CliRunner().invoke(cli, args, env=env, catch_exceptions=False).stdout)
     assert again["orders_unchanged"] == 4 and again["orders_created"] == 0
     bad = CliRunner().invoke(cli, ["import", str(path)], env=env)
     assert bad.exit_code != 0 and "exactly one of --layout and --mapping" in bad.output
