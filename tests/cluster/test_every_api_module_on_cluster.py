@@ -5,6 +5,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 NOT_ON_CLUSTER = {
     "test_redis_down": "starts and stops its own single redis-server",
+    "test_recommendations_offline": "starts and stops its own single redis-server",
+    "test_write_refusals": "sets maxmemory / min-replicas on the one server it refuses writes on",
 }
 
 
