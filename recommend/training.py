@@ -92,6 +92,8 @@ class TrainConfig:
         )
 
 
+DESCRIPTION_CHARS = 200  # per product in the artifact (fixed-width strings: bound the size)
+
 # the tuned production defaults (see the module docstring; ``rapport train``'s defaults)
 PRODUCTION = TrainConfig(no_components=128, learning_rate=0.02, max_sampled=50, epochs=55)
 
@@ -303,9 +305,7 @@ def train(
         "items": len(m.item_ids),
         "interactions": int(m.interactions.nnz),
     }
-    trained_on = TrainingData(train_lines, data.customers, data.products)
     if config.refit:
-        trained_on = data
         m = build_matrices(data, data.lines, None, features)
         model = config.model()
         fit_epochs(model, m, config, progress=progress, desc="refit on all data")
@@ -319,7 +319,7 @@ def train(
         features=features,
         train_seconds=time.perf_counter() - started,
         popularity=item_popularity(m),
-        data=trained_on,
+        data=data,  # every purchase: the trend is as recent as the data, refit or not
     )
 
 
@@ -383,7 +383,7 @@ def scoring_arrays(result: TrainResult) -> dict[str, np.ndarray]:
             (data.products.get(p) or {}).get("description")
             or (data.products.get(p) or {}).get("name")
             or ""
-        )
+        )[:DESCRIPTION_CHARS]
         for p in m.item_ids
     ]
     uvec, _ = representations(m.user_features, model.user_embeddings, model.user_biases)
