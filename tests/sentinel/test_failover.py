@@ -98,23 +98,11 @@ def _write_through_failover(api: ApiClient, url: str, setup: LocalSentinel, pool
     return writes, failover
 
 
-# profiles/activity_lua.py RECORD_PURCHASE runs its first write with redis.pcall and reports
-# any error as "total spend would overflow" (422), so NOREPLICAS from a master that lost its
-# replica becomes a 422 the client will not retry (about 200 of 400 writes in this test)
-# instead of a ConnectionError that the client retries on the new master. Reported; once the
-# script re-raises errors other than the overflow, this case passes.
-NOREPLICAS_AS_422 = pytest.mark.xfail(
-    reason="RECORD_PURCHASE turns NOREPLICAS into 422 overflow", strict=False
-)
-
-
 @pytest.mark.parametrize(
     "sentinel_setup",
     [
         pytest.param({}, id="default"),
-        pytest.param(
-            {"min_replicas_to_write": 1}, id="min-replicas-to-write", marks=NOREPLICAS_AS_422
-        ),
+        pytest.param({"min_replicas_to_write": 1}, id="min-replicas-to-write"),
     ],
     indirect=True,
 )
@@ -148,8 +136,11 @@ def test_failover_while_recording_purchases(sentinel_setup, tmp_path, request):
     assert len(on_new) >= 10
     recovery = min(w.ended for w in on_new) - issued
     assert recovery < 5.0
-    # ... and from then on every acknowledged write is kept.
-    assert all(w.order_id in stored for w in on_new)
+    # ... and from then on every acknowledged write is kept. (A write already in flight when
+    # the first write landed on the new master may still have gone to the demoted one: with
+    # asynchronous replication that is the loss window reported below.)
+    switched = min(w.ended for w in on_new)
+    assert all(w.order_id in stored for w in writes if w.acknowledged and w.started > switched)
     lost_window = max((w.ended for w in lost), default=issued) - issued
     assert lost_window < 3.0, "writes went on landing on the demoted master"
 
