@@ -1,7 +1,8 @@
 # Thin wrappers over dev.py, which creates .venv and installs on first use.
 PY ?= python3
+BENCHES := quality serve ingest greetings profiles fuzz abuse faults
 
-.PHONY: demo test lint spec bench bench-quality bench-serve
+.PHONY: demo test lint spec bench $(addprefix bench-,$(BENCHES))
 demo:
 	$(PY) dev.py demo
 test:
@@ -10,8 +11,7 @@ lint:
 	$(PY) dev.py lint
 spec:
 	$(PY) dev.py spec
-bench: bench-quality bench-serve
-bench-quality:
-	$(PY) dev.py bench-quality
-bench-serve:
-	$(PY) dev.py bench-serve
+# every benchmark, one after the other (about half an hour on a 2-core machine)
+bench: $(addprefix bench-,$(BENCHES))
+$(addprefix bench-,$(BENCHES)):
+	$(PY) dev.py $@

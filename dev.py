@@ -3,7 +3,7 @@
 
     python3 dev.py demo     # venv + install, then the service with demo data on an embedded Redis
     python3 dev.py test     # venv + install, then the whole test suite
-    python3 dev.py lint | spec | bench-quality | bench-serve | bench-fuzz | bench-abuse
+    python3 dev.py lint | spec | bench-<name> (see BENCHMARKS below)
 
 The virtual environment lives in .venv and is (re)installed only when setup.cfg or
 pyproject.toml change. Extra arguments go to the underlying command.
@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 STAMP = VENV / ".install-stamp"
+# dev.py bench-<name> -> the script (each prints its table and the command that reproduces it)
+BENCHMARKS = {
+    "bench-quality": "bench/quality.py",  # recommendation quality on Online Retail
+    "bench-serve": "bench/serve.py",  # HTTP throughput/latency vs the bare-Flask ceilings
+    "bench-ingest": "bench/ingest.py",  # POST /v1/events and rapport import rates
+    "bench-greetings": "bench/greeting_nba.py",  # greeting and next-best-action latency
+    "bench-profiles": "bench/profiles_store.py",  # profile store operations
+    "bench-fuzz": "bench/fuzz_live.py",  # schemathesis against gunicorn
+    "bench-abuse": "bench/abuse.py",  # hostile requests and a bad-request flood
+    "bench-faults": "bench/faults.py",  # kill -9 Redis/workers, outage, corrupt models
+}
 
 
 def ensure_env(extras: str = "test") -> None:
@@ -66,16 +77,9 @@ def main(argv: list[str]) -> None:
     elif command == "spec":
         ensure_env("test")
         run(str(BIN / "rapport"), "spec", "--write")
-    elif command in {"bench-quality", "bench-serve", "bench-ingest", "bench-fuzz", "bench-abuse"}:
+    elif command in BENCHMARKS:
         ensure_env("test,bench")
-        script = {
-            "bench-quality": "bench/quality.py",
-            "bench-serve": "bench/serve.py",
-            "bench-ingest": "bench/ingest.py",
-            "bench-fuzz": "bench/fuzz_live.py",
-            "bench-abuse": "bench/abuse.py",
-        }[command]
-        run(str(BIN / "python"), script, *rest)
+        run(str(BIN / "python"), BENCHMARKS[command], *rest)
     else:
         sys.exit(f"unknown command {command!r}; see 'python3 dev.py --help'")
 
