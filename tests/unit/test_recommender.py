@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommend.dataset import DAY, PurchaseLine
 from recommend.job import save_result
@@ -231,6 +232,15 @@ def test_discover_ranks_by_model_trend_and_description_words(ids_rec, lookup):
         scoring.content_scores(scoring.history_weights(last, NOW), ids_rec.item_words),
     )
     np.testing.assert_allclose(ids_rec.discover_scores(ctx, vector), expected)
+    # the per-customer content term (two CSR mat-vecs) equals the batch form
+    weights = scoring.history_weights(last, NOW)
+    row = np.zeros((1, len(ids_rec.item_ids)))
+    row[0, list(weights)] = list(weights.values())
+    np.testing.assert_allclose(
+        scoring.content_scores(weights, ids_rec.item_words),
+        scoring.content_scores_batch(sp.csr_matrix(row), ids_rec.item_words)[0],
+        atol=1e-12,
+    )
     items = ids_rec.recommend(ctx, strategy="discover", limit=10, lookup=lookup)["items"]
     bought = {ln.product_id for ln in ctx.purchases}
     ranked = [
