@@ -69,15 +69,15 @@ def create_app(
     # One server, Sentinel or Cluster, chosen by the URL's scheme (service/redis_connect.py).
     client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
     keys = Keys(config.key_prefix)
+    activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     app.extensions["rapport"] = RapportState(
         config=config,
         redis=client,
         keys=keys,
         api_keys=ApiKeyStore(client, keys, cache_seconds=config.auth_cache_seconds),
+        profiles=ProfileStore(client, keys, activity=activity),
+        activity=activity,
     )
-    activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
-    app.extensions["rapport"].activity = activity
-    app.extensions["rapport"].profiles = ProfileStore(client, keys, activity=activity)
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
     api = RapportApi(app)
