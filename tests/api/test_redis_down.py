@@ -11,9 +11,16 @@ from service.redis_server import RedisServer
 def test_redis_down_gives_503_then_recovers(tmp_path):
     server = RedisServer(tmp_path / "r").start()
     try:
-        app = create_app({"redis_url": server.url, "data_dir": tmp_path / "var",
-                          "testing": True, "redis_timeout": 0.5, "retry_after": 7,
-                          "auth_cache_seconds": 0})  # every request verifies its key
+        app = create_app(
+            {
+                "redis_url": server.url,
+                "data_dir": tmp_path / "var",
+                "testing": True,
+                "redis_timeout": 0.5,
+                "retry_after": 7,
+                "auth_cache_seconds": 0,
+            }
+        )  # every request verifies its key
         client = app.test_client()
         _, token = app.extensions["rapport"].api_keys.create("t", ["admin"])
         headers = {"Authorization": f"Bearer {token}"}
@@ -38,8 +45,9 @@ def test_redis_down_gives_503_then_recovers(tmp_path):
 
 
 def test_timeout_setting_reaches_the_client(tmp_path):
-    app = create_app({"redis_url": "redis://127.0.0.1:1/0", "data_dir": tmp_path,
-                      "redis_timeout": 0.25})
+    app = create_app(
+        {"redis_url": "redis://127.0.0.1:1/0", "data_dir": tmp_path, "redis_timeout": 0.25}
+    )
     pool = app.extensions["rapport"].redis.connection_pool
     assert pool.connection_kwargs["socket_timeout"] == 0.25
     assert isinstance(app.extensions["rapport"].redis, redis.Redis)

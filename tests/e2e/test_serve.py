@@ -20,12 +20,23 @@ from tests.conftest import ROOT, wait_for
 pytestmark = pytest.mark.e2e
 
 
-def test_serve_authenticates_and_never_logs_the_key(live_server, redis_client, redis_url,
-                                                    tmp_path):
+def test_serve_authenticates_and_never_logs_the_key(live_server, redis_client, redis_url, tmp_path):
     created = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "--name", "e2e",
-         "--scopes", "admin"],
-        cwd=ROOT, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "keys",
+            "create",
+            "--name",
+            "e2e",
+            "--scopes",
+            "admin",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
         check=True,
     )
     token = created.stdout.strip()
@@ -38,22 +49,32 @@ def test_serve_authenticates_and_never_logs_the_key(live_server, redis_client, r
     for _ in range(20):  # spread over both workers
         requests.get(live_server.url("/healthz"), timeout=5)
 
-    bad = requests.post(live_server.url("/v1/admin/keys"), data="{", timeout=5,
-                        headers={**auth, "Content-Type": "application/json"})
+    bad = requests.post(
+        live_server.url("/v1/admin/keys"),
+        data="{",
+        timeout=5,
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert bad.status_code == 400
     assert bad.headers["Content-Type"] == "application/problem+json"
 
     # Prometheus aggregates every worker's samples
     metrics = requests.get(live_server.url("/metrics"), timeout=5).text
-    match = re.search(r'rapport_http_requests_total\{method="GET",route="/healthz",'
-                      r'status="200"\} (\d+)', metrics)
+    match = re.search(
+        r'rapport_http_requests_total\{method="GET",route="/healthz",'
+        r'status="200"\} (\d+)',
+        metrics,
+    )
     assert match and float(match.group(1)) >= 20
 
     time.sleep(0.5)
     logs = live_server.logs()
     assert token not in logs and token.rsplit("_", 1)[1] not in logs
-    access = [json.loads(line) for line in logs.splitlines()
-              if line.startswith("{") and '"gunicorn.access"' in line]
+    access = [
+        json.loads(line)
+        for line in logs.splitlines()
+        if line.startswith("{") and '"gunicorn.access"' in line
+    ]
     assert any(a["request_id"] == "e2e-req-1" and a["status"] == "200" for a in access)
     assert not any("Authorization" in line or "Bearer" in line for line in logs.splitlines())
 
@@ -63,10 +84,14 @@ def test_chunked_oversized_body_is_413_through_gunicorn(live_server):
 
     def chunks():
         for i in range(0, len(big), 65536):
-            yield big[i:i + 65536]
+            yield big[i : i + 65536]
 
-    resp = requests.post(live_server.url("/v1/admin/keys"), data=chunks(), timeout=10,
-                         headers={"Content-Type": "application/json"})
+    resp = requests.post(
+        live_server.url("/v1/admin/keys"),
+        data=chunks(),
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
     assert resp.status_code == 413
     assert resp.headers["Content-Type"] == "application/problem+json"
 
@@ -81,7 +106,10 @@ def test_demo_command_serves_on_embedded_redis_and_cleans_up(tmp_path):
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "demo", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
@@ -89,8 +117,11 @@ def test_demo_command_serves_on_embedded_redis_and_cleans_up(tmp_path):
         text = log_path.read_text()
         token = re.search(r"(rpk_[0-9a-f]+_[A-Za-z0-9_-]+)", text).group(1)
         assert "started embedded redis" in text
-        resp = requests.get(f"http://127.0.0.1:{port}/v1/admin/keys",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        resp = requests.get(
+            f"http://127.0.0.1:{port}/v1/admin/keys",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         assert resp.status_code == 200
         assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
         assert up_after < 60

@@ -22,8 +22,11 @@ def invoke(args, redis_url, tmp_path):
 
 
 def test_keys_create_list_revoke(redis_client, redis_url, tmp_path):
-    created = invoke(["keys", "create", "--name", "helpdesk", "--scopes",
-                      "profiles:read,recommend:read"], redis_url, tmp_path)
+    created = invoke(
+        ["keys", "create", "--name", "helpdesk", "--scopes", "profiles:read,recommend:read"],
+        redis_url,
+        tmp_path,
+    )
     assert created.exit_code == 0, created.output
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("rpk_")
@@ -55,8 +58,14 @@ def test_spec_check_passes_on_the_checked_in_file(redis_url, tmp_path):
 def _rapport(args, data_dir):
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["RAPPORT_DATA_DIR"] = str(data_dir)
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_commands_share_the_embedded_redis(tmp_path):
