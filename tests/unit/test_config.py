@@ -10,19 +10,23 @@ def test_defaults_and_env():
     assert cfg.redis_url is None
     assert cfg.models_path == Path("var/models")
     assert cfg.effective_redis_url().startswith("unix://")
-    cfg = Config.from_env({"REDIS_URL": "redis://h:1/2", "RAPPORT_MAX_BODY_BYTES": "4096",
-                           "RAPPORT_DATA_DIR": "/d"})
+    cfg = Config.from_env(
+        {"REDIS_URL": "redis://h:1/2", "RAPPORT_MAX_BODY_BYTES": "4096", "RAPPORT_DATA_DIR": "/d"}
+    )
     assert cfg.effective_redis_url() == "redis://h:1/2"
     assert cfg.max_body_bytes == 4096
     assert cfg.models_path == Path("/d/models")
 
 
-@pytest.mark.parametrize("env", [
-    {"RAPPORT_MAX_BODY_BYTES": "lots"},
-    {"RAPPORT_MAX_BODY_BYTES": "10"},
-    {"RAPPORT_LOG_LEVEL": "chatty"},
-    {"RAPPORT_REDIS_TIMEOUT": "0"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"RAPPORT_MAX_BODY_BYTES": "lots"},
+        {"RAPPORT_MAX_BODY_BYTES": "10"},
+        {"RAPPORT_LOG_LEVEL": "chatty"},
+        {"RAPPORT_REDIS_TIMEOUT": "0"},
+    ],
+)
 def test_bad_values_name_the_variable(env):
     with pytest.raises(ConfigError) as info:
         Config.from_env(env)
