@@ -357,26 +357,26 @@ def _stored_id(ident: str, outcomes: list[Outcome], stored: dict) -> bool:
     return _stored(Outcome(kind, ident, "", 0, 0, 0), stored)
 
 
-# -- scenario 2: Redis down for a while under reads and writes -------------------------------------
-def redis_outage(
-    r: Rig, *, threads: int = 4, before: float = 1.0, down: float = 5.0, after: float = 2.0
-) -> dict:
-    """Redis stopped (SIGKILL) for ``down`` s while writers and recommendation readers run."""
-    writes = write_work(r, "outage")
+def mixed_work(r: Rig, tag: str) -> Callable[[int, int, requests.Session], Outcome]:
+    """Even client threads write (purchases and events), odd ones read recommendations."""
+    writes = write_work(r, tag)
 
     def work(i: int, n: int, session: requests.Session) -> Outcome:
         if i % 2 == 0:
             return writes(i, n, session)
         cid = r.customers[n % len(r.customers)]
-        return call(
-            session,
-            "recommend",
-            "",
-            cid,
-            "GET",
-            r.url(f"/v1/profiles/{cid}/recommendations?limit=5"),
-            headers=r.auth,
-        )
+        url = r.url(f"/v1/profiles/{cid}/recommendations?limit=5")
+        return call(session, "recommend", "", cid, "GET", url, headers=r.auth)
+
+    return work
+
+
+# -- scenario 2: Redis down for a while under reads and writes -------------------------------------
+def redis_outage(
+    r: Rig, *, threads: int = 4, before: float = 1.0, down: float = 5.0, after: float = 2.0
+) -> dict:
+    """Redis stopped (SIGKILL) for ``down`` s while writers and recommendation readers run."""
+    work = mixed_work(r, "outage")
 
     with Load(threads, work) as load:
         time.sleep(before)
@@ -436,21 +436,7 @@ def worker_kill(
     r: Rig, *, threads: int = 4, before: float = 1.0, after: float = 3.0, kills: int = 1
 ) -> dict:
     """SIGKILL a worker (``kills`` times, ``after`` s apart) under mixed reads and writes."""
-    writes = write_work(r, "wkill")
-
-    def work(i: int, n: int, session: requests.Session) -> Outcome:
-        if i % 2 == 0:
-            return writes(i, n, session)
-        cid = r.customers[n % len(r.customers)]
-        return call(
-            session,
-            "recommend",
-            "",
-            cid,
-            "GET",
-            r.url(f"/v1/profiles/{cid}/recommendations?limit=5"),
-            headers=r.auth,
-        )
+    work = mixed_work(r, "wkill")
 
     before_pids = workers_of(r)
     killed: list[int] = []
