@@ -25,6 +25,7 @@ from profiles.keys import Keys
 from recommend import scoring
 from recommend.catalog import Catalog
 from recommend.dataset import (
+    IDS_ONLY,
     FeatureConfig,
     TrainingData,
     build_matrices,
@@ -43,19 +44,8 @@ DATA = (
 )
 KEYS = Keys("rp")
 ROWS = 1500
-# the benchmark's chosen configuration (ids only) and one with every catalog feature
-IDS_ONLY = FeatureConfig(
-    half_life_days=60.0,
-    user_country=False,
-    user_locale=False,
-    user_tier=False,
-    user_categories=False,
-    item_category=False,
-    item_brand=False,
-    item_price_band=False,
-    item_words=False,
-    item_tags=False,
-)
+# the benchmark's chosen configuration (recommend.dataset.IDS_ONLY) and one with every
+# catalog feature
 # profiles store ISO country codes, the CSV country names: country is compared off
 CATALOG_FEATURES = replace(FeatureConfig(), user_country=False)
 
