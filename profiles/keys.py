@@ -222,7 +222,8 @@ class Keys:
         return f"{self.prefix}:audit"
 
     def rate_limit_prefix(self) -> str:
-        """Prefix of flask-limiter's counters (``<prefix>:ratelimit:...``), per API key."""
+        """Prefix of the rate-limit counters (``<prefix>:ratelimit:{key:ID}:...``, see
+        ``service/ratelimit.py``): one hash tag per caller, so its windows share a slot."""
         return f"{self.prefix}:ratelimit"
 
     def customer_pattern(self, customer_id: str) -> str:

@@ -118,8 +118,9 @@ SETTINGS: tuple[Setting, ...] = (
         "RAPPORT_RATE_LIMIT",
         "rate_limit",
         str,
-        "Requests allowed per API key (per client address without one), in flask-limiter "
-        "notation, default `60000 per minute; 2000 per second`; `off` disables the limits.",
+        "Requests allowed per API key (per client address without one) across `/v1`, in "
+        "flask-limiter notation (`N per second|minute|hour|day`, `;` between windows), default "
+        "`60000 per minute; 2000 per second`; `off` disables the limits.",
     ),
     Setting(
         "RAPPORT_MAX_JSON_DEPTH",
@@ -202,6 +203,12 @@ class Config:
             raise ConfigError("RAPPORT_MAX_JSON_ITEMS: must be at least 100")
         if self.audit_retention_days < 1:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
+        from service.ratelimit import LimitSyntaxError, parse_limits  # noqa: PLC0415
+
+        try:
+            parse_limits(self.rate_limit)
+        except LimitSyntaxError as exc:
+            raise ConfigError(f"RAPPORT_RATE_LIMIT: {exc}") from None
         if self.redis_url or self.redis_cluster_nodes:
             from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
 

@@ -5,8 +5,8 @@
 - **JSON shape guard**: a body nested deeper than ``max_json_depth`` or holding more than
   ``max_json_items`` values is refused (422) before it is parsed, so a 10,000-deep array costs
   a regex scan, not a recursive parse and a validation walk.
-- **Rate limits** per API key (per client address without one) with flask-limiter; counters in
-  the app's Redis; 429 problem+json with ``Retry-After``.
+- **Rate limits** per API key (per client address without one), all windows in one Redis round
+  trip (``service/ratelimit.py``); 429 problem+json with ``Retry-After``.
 - **PII masking**: a key without ``pii:read`` sees every email and phone number in a JSON
   response masked (``j***@example.com``, ``+44*******89``), whatever the route; the console
   reads the same API, so it shows the masked values too.
@@ -25,13 +25,12 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, g, json, request
-from flask_limiter import Limiter, RateLimitExceeded
-from limits.storage import RedisStorage, Storage
 
 from profiles.audit import AuditLog
 from service import errors
 from service.auth import Unauthenticated, current_key
 from service.extensions import RapportApi
+from service.ratelimit import RateLimiter, Verdict, parse_limits
 
 log = logging.getLogger("rapport.hardening")
 
@@ -185,58 +184,19 @@ def _audited_ids(rule: str, body: Any) -> list[str]:
 
 
 # -- installation --------------------------------------------------------------------------------
-def _limit_key() -> str:
+def _caller() -> str:
     try:
         return f"key:{current_key().key_id}"
     except (Unauthenticated, redis.RedisError):
         return f"addr:{request.remote_addr or '-'}"
 
 
-def _limits_exempt() -> bool:
-    return request.method == "OPTIONS" or not request.path.startswith("/v1/")
-
-
-class AppRedisStorage(RedisStorage):
-    """limits' Redis storage over the app's own client: one server, Sentinel or the lazily
-    built Cluster client alike, no second connection setup, nothing connects at start-up.
-    The fixed-window counter is one key per key id and window (one slot on a cluster)."""
-
-    STORAGE_SCHEME = ["rapport+app"]
-
-    def __init__(
-        self,
-        uri: str,
-        key_prefix: str = RedisStorage.PREFIX,
-        wrap_exceptions: bool = False,
-        *,
-        client: Any,
-        **options: Any,
-    ) -> None:
-        self.key_prefix = key_prefix
-        self.target_server = "redis"
-        self.dependency = self.dependencies["redis"].module
-        self.storage = client
-        self.initialize_storage(uri)  # register_script only: no round trip
-        Storage.__init__(self, uri, wrap_exceptions, **options)
-
-
-def _init_limiter(app: Flask) -> Limiter | None:
+def _init_limiter(app: Flask) -> RateLimiter | None:
     rapport = state_of(app)
-    limit = rapport.config.rate_limit.strip()
-    if not limit or limit.lower() == "off":
+    limits = parse_limits(rapport.config.rate_limit)
+    if not limits:
         return None
-    return Limiter(
-        _limit_key,
-        app=app,
-        default_limits=[limit],
-        default_limits_exempt_when=_limits_exempt,
-        storage_uri="rapport+app://",
-        storage_options={"client": rapport.redis, "key_prefix": rapport.keys.rate_limit_prefix()},
-        strategy="fixed-window",
-        headers_enabled=True,
-        swallow_errors=True,  # Redis down: serve (and let the route answer 503) rather than block
-        key_prefix="",
-    )
+    return RateLimiter(rapport.redis, rapport.keys.rate_limit_prefix(), limits)
 
 
 def state_of(app: Flask):
@@ -252,12 +212,17 @@ def init_app(app: Flask, api: RapportApi) -> None:
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
 
-    # The limiter's hook first: every request of a key counts, refused ones included.
-    if _init_limiter(app) is not None:
-        app.register_error_handler(RateLimitExceeded, _rate_limited)
+    limiter = _init_limiter(app)
 
+    # The limiter first: every request of a key counts, refused ones included.
     @app.before_request
     def guard_request():
+        if limiter is not None and request.method != "OPTIONS" and request.path.startswith("/v1/"):
+            verdict = limiter.hit(_caller())
+            if verdict is not None:
+                g.rate_limit = verdict
+                if not verdict.allowed:
+                    return _rate_limited(verdict)
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return _preflight(origins)
         if request.url_rule is not None and request.args:
@@ -295,6 +260,9 @@ def init_app(app: Flask, api: RapportApi) -> None:
     def protect_response(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers["Cache-Control"] = "no-store"
+            verdict = g.get("rate_limit")
+            if verdict is not None:
+                response.headers.update(verdict.headers())
             _audit(rapport, response)
             _mask(response)
         origin = request.headers.get("Origin", "").rstrip("/")
@@ -306,11 +274,11 @@ def init_app(app: Flask, api: RapportApi) -> None:
         return response
 
 
-def _rate_limited(error: RateLimitExceeded) -> Response:
-    # Retry-After and X-RateLimit-* are added by flask-limiter's own after_request hook.
+def _rate_limited(verdict: Verdict) -> Response:
+    # Retry-After and X-RateLimit-* are added by protect_response from g.rate_limit.
     return errors.problem(
         429,
-        f"rate limit exceeded ({error.description}); retry after the time in Retry-After",
+        f"rate limit exceeded ({verdict.description}); retry after the time in Retry-After",
         title="Too many requests",
         type_="urn:rapport:problem:rate-limited",
     )
