@@ -292,10 +292,19 @@ class ActivityStore:
     def traits(self, customer_id: str) -> dict[str, Any]:
         """The computed traits (see the module docstring)."""
         pipe = self.redis.pipeline(transaction=False)
+        read = self.queue_traits(pipe, customer_id)
+        return read(pipe.execute())
+
+    def queue_traits(self, pipe: Any, customer_id: str) -> Callable[[list[Any]], dict[str, Any]]:
+        """Queue the reads of :meth:`traits` on ``pipe`` (three commands in the customer's slot);
+        returns the function that turns their replies into the traits."""
         pipe.hgetall(self.keys.traits(customer_id))
         pipe.zrevrange(self.keys.categories(customer_id), 0, FAVOURITES - 1)
         pipe.hlen(self.keys.support_contacts(customer_id))
-        raw, favourites, open_contacts = pipe.execute()
+        return self._traits_from
+
+    def _traits_from(self, replies: list[Any]) -> dict[str, Any]:
+        raw, favourites, open_contacts = replies
         spend, aov = {}, {}
         for name, value in raw.items():
             if name.startswith("spend:"):

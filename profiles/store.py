@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,12 @@ return nv
 _MAX_ALIAS_HOPS = 16
 _MAX_ATTEMPTS = 200
 
+# Reads queued beside a profile's own (``ProfileStore.get(..., extra=...)``):
+# ``reads(pipe, customer_id)`` queues plain commands for the customer (keys in its slot, or
+# global keys: the pipeline is not a transaction) and returns the function that turns their
+# replies, in order, into a value.
+Reads = Callable[[Any, str], Callable[[list[Any]], Any]]
+
 
 @dataclass
 class Profile:
@@ -81,6 +87,7 @@ class Profile:
     doc: dict[str, Any]
     requested_id: str
     traits: dict[str, Any] = field(default_factory=dict)
+    extra: list[Any] = field(default_factory=list)  # the values of ``get(..., extra=...)``
 
     @property
     def merged_from(self) -> str | None:
@@ -293,15 +300,41 @@ class ProfileStore:
         except redis.RedisError:
             pass  # still failing: the claims stay pending and turn stale after the grace
 
-    def get(self, customer_id: str, *, with_traits: bool = True) -> Profile:
-        """Read a profile (an alias answers with its target) with computed traits."""
-        target = self.resolve(customer_id)
-        stored = self.load(target)
-        doc = stored.doc
-        if doc is None:
+    def get(
+        self, customer_id: str, *, with_traits: bool = True, extra: Sequence[Reads] = ()
+    ) -> Profile:
+        """Read a profile (an alias answers with its target) with computed traits.
+
+        One round trip: the profile hash, the traits and the ``extra`` reads (their values in
+        ``Profile.extra``, in order) of the requested id go in one pipeline; only when that
+        hash is a merge alias is the alias followed (:meth:`resolve`) and the target read the
+        same way (again if the target was merged away in between)."""
+        if not model.is_customer_id(customer_id):  # cannot be anybody (nor a key name)
             raise ProfileNotFound(f"no profile {customer_id}")
-        traits = self.activity.traits(target) if (with_traits and self.activity) else {}
-        return Profile(target, stored.version, doc, customer_id, traits)
+        read_traits = with_traits and self.activity is not None
+        reads = [self.activity.queue_traits] if read_traits else []
+        reads += extra
+        target = customer_id
+        for _ in range(_MAX_ALIAS_HOPS):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.keys.profile(target))
+            queued = []
+            for queue in reads:
+                start = len(pipe)
+                parse = queue(pipe, target)
+                queued.append((start, len(pipe), parse))
+            replies = pipe.execute()
+            stored = Stored(target, replies[0])
+            if stored.merged_into:
+                target = self.resolve(stored.merged_into)
+                continue
+            doc = stored.doc
+            if doc is None or "version" not in stored.fields:
+                raise ProfileNotFound(f"no profile {customer_id}")
+            values = [parse(replies[start:end]) for start, end, parse in queued]
+            traits = values.pop(0) if read_traits else {}
+            return Profile(target, stored.version, doc, customer_id, traits, values)
+        raise ProfileNotFound(f"no profile {customer_id}")
 
     def patch(
         self,
