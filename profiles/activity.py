@@ -222,6 +222,21 @@ class ActivityStore:
         more = len(found) > limit
         return items, (_encode_cursor(int(page[-1][1]), page[-1][0]) if more else None)
 
+    def queue_latest_order_id(
+        self, pipe: Any, customer_id: str
+    ) -> Callable[[list[Any]], str | None]:
+        """Queue the read of the newest purchase's order id (the first of
+        :meth:`list_purchases`) on ``pipe``; returns the function that turns the reply into
+        that id, or None without purchases. :meth:`get_purchase` then reads the purchase."""
+        key = self.keys.order_times(customer_id)
+        pipe.zrange(key, "+inf", "-inf", desc=True, byscore=True, offset=0, num=1)
+        return lambda replies: replies[0][0] if replies[0] else None
+
+    def get_purchase(self, customer_id: str, order_id: str) -> dict[str, Any] | None:
+        """One stored purchase by the order id it is stored under, or None."""
+        raw = self.redis.hget(self.keys.orders(customer_id), order_id)
+        return json.loads(raw) if raw else None
+
     # -- events --------------------------------------------------------------------------------
     def record_events(self, customer_id: str, events: Iterable[Mapping[str, Any]]) -> list[str]:
         """Record a batch for one customer; per item ``accepted``, ``duplicate``, ``conflict``

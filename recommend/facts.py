@@ -30,7 +30,7 @@ in ``preferences.custom``; without one the formal form is the full name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from recommend.rules import to_epoch
@@ -242,14 +242,37 @@ class FactsLoader:
 
     def for_customer(self, customer_id: str, context: Mapping | None = None) -> dict[str, Any]:
         """Raises ``ProfileNotFound`` for an unknown id (an alias answers with its target)."""
-        return self.for_profile(self.profiles.get(customer_id), context)
+        return self.load(customer_id, context)[0]
+
+    def load(
+        self, customer_id: str, context: Mapping | None = None, *, extra: Sequence[Any] = ()
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """:meth:`for_customer` in as few round trips as the data allows, and the values of
+        ``extra`` reads (``profiles.store.Reads``, queued for the resolved id).
+
+        The profile, its traits, the newest order id and ``extra`` are one pipeline
+        (``ProfileStore.get``); only a customer with purchases then reads the newest one (and
+        its products from the catalog)."""
+        queue_latest = getattr(self.activity, "queue_latest_order_id", None)
+        reads = [queue_latest, *extra] if queue_latest else list(extra)
+        profile = self.profiles.get(customer_id, extra=reads)
+        values = list(profile.extra)
+        if queue_latest is None:
+            return self.for_profile(profile, context), values
+        order_id = values.pop(0)
+        purchase = self.activity.get_purchase(profile.id, order_id) if order_id else None
+        return self._facts(profile, purchase, context), values
 
     def for_profile(self, profile: Any, context: Mapping | None = None) -> dict[str, Any]:
         """``profile``: a ``profiles.store.Profile`` (id, doc, traits)."""
+        return self._facts(profile, self.latest_purchase(profile.id), context)
+
+    def _facts(
+        self, profile: Any, purchase: dict | None, context: Mapping | None
+    ) -> dict[str, Any]:
         traits = profile.traits
         if not traits and self.activity is not None and hasattr(self.activity, "traits"):
             traits = self.activity.traits(profile.id)  # a profile store without activity
-        purchase = self.latest_purchase(profile.id)
         products: Mapping[str, Mapping] = {}
         ids = product_ids(purchase)
         if ids and self.catalog is not None:
