@@ -309,11 +309,23 @@ class GreetingTemplates:
         if not removed and (tag, channel) not in DEFAULT_TEMPLATES:
             raise TemplateNotFound(f"no greeting template for {tag}/{channel}")
 
+    def queue_overrides(self, pipe: Any, _customer_id: str = "") -> Callable[[list[Any]], dict]:
+        """Queue the read of every override (one global hash, small: a few per locale and
+        channel) on ``pipe``, e.g. beside a profile read (``ProfileStore.get(..., extra=...)``)
+        when the locale is not known yet; its value goes to :meth:`pick`."""
+        pipe.hgetall(self.keys.greeting_templates())
+        return lambda replies: replies[0]
+
     def resolve(self, chain: list[str], channel: str) -> dict:
         """The first template along the locale chain (one Redis round trip)."""
-        raws = self.redis.hmget(self.keys.greeting_templates(), [f"{t}:{channel}" for t in chain])
-        for tag, raw in zip(chain, raws, strict=True):
-            entry = self._entry(tag, channel, raw)
+        fields = [f"{t}:{channel}" for t in chain]
+        raws = self.redis.hmget(self.keys.greeting_templates(), fields)
+        return self.pick(chain, channel, dict(zip(fields, raws, strict=True)))
+
+    def pick(self, chain: list[str], channel: str, overrides: Mapping[str, str | None]) -> dict:
+        """:meth:`resolve` over overrides already read (the hash, or its fields for ``chain``)."""
+        for tag in chain:
+            entry = self._entry(tag, channel, overrides.get(f"{tag}:{channel}"))
             if entry is not None:
                 return entry
         return self._entry(DEFAULT_LOCALE, channel, None) or {}
@@ -330,14 +342,26 @@ class Greeter:
         self.templates = templates
         self.clock = clock
 
-    def greet(self, facts: Mapping, channel: str, locale: str | None = None) -> dict:
+    def greet(
+        self,
+        facts: Mapping,
+        channel: str,
+        locale: str | None = None,
+        *,
+        overrides: Mapping[str, str] | None = None,
+    ) -> dict:
+        """``overrides``: the template overrides hash when the caller already read it
+        (``GreetingTemplates.queue_overrides``); otherwise they are read here."""
         if channel not in CHANNELS:
             raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
         if locale is not None and normalise_locale(locale) is None:
             raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
         requested = locale or (facts.get("profile") or {}).get("locale")
         chain = locale_chain(requested)
-        entry = self.templates.resolve(chain, channel)
+        if overrides is None:
+            entry = self.templates.resolve(chain, channel)
+        else:
+            entry = self.templates.pick(chain, channel, overrides)
         now = self.clock()
         # Format for the most specific locale we know (de-AT dates), speak the template's.
         fmt_locale = chain[0] if normalise_locale(requested) else entry["locale"]

@@ -104,8 +104,9 @@ class TemplateInputSchema(StrictSchema):
     )
 
 
-def _greeting(facts: dict, query: dict) -> dict:
-    result = services().greeter.greet(facts, query["channel"], query.get("locale"))
+def _greeting(facts: dict, query: dict, overrides: dict | None = None) -> dict:
+    greeter = services().greeter
+    result = greeter.greet(facts, query["channel"], query.get("locale"), overrides=overrides)
     return {"customer_id": facts.get("customer_id"), "known": facts.get("known"), **result}
 
 
@@ -118,8 +119,9 @@ class ProfileGreeting(MethodView):
     def get(self, query, customer_id):
         """A greeting for a customer, in their locale and local time of day."""
         svc = services()
-        facts = svc.facts.for_customer(customer_id)
-        return _greeting(facts, query)
+        # the template overrides ride along with the profile read: one round trip
+        facts, (overrides,) = svc.facts.load(customer_id, extra=[svc.templates.queue_overrides])
+        return _greeting(facts, query, overrides)
 
 
 @blp.route("/greeting")
