@@ -141,6 +141,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Days the audit log keeps its entries.",
     ),
     Setting(
+        "RAPPORT_AUDIT_FLUSH_MS",
+        "audit_flush_ms",
+        int,
+        "Reads are audited write-behind: a worker appends its read entries at most this many "
+        "ms later, in one pipeline (changes are written at once). `0`: every entry at once. "
+        "A worker killed with SIGKILL loses the reads of its last interval.",
+    ),
+    Setting(
         "RAPPORT_CORS_ORIGINS",
         "cors_origins",
         str,
@@ -170,6 +178,7 @@ class Config:
     max_json_depth: int = 32
     max_json_items: int = 50000
     audit_retention_days: int = 365
+    audit_flush_ms: int = 20
     cors_origins: str = ""
     testing: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
@@ -203,6 +212,8 @@ class Config:
             raise ConfigError("RAPPORT_MAX_JSON_ITEMS: must be at least 100")
         if self.audit_retention_days < 1:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
+        if not 0 <= self.audit_flush_ms <= 10_000:
+            raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
         from service.ratelimit import LimitSyntaxError, parse_limits  # noqa: PLC0415
 
         try:

@@ -207,7 +207,10 @@ def init_app(app: Flask, api: RapportApi) -> None:
     rapport = state_of(app)
     config = rapport.config
     rapport.audit = AuditLog(
-        rapport.redis, rapport.keys, retention_seconds=config.audit_retention_days * 86400
+        rapport.redis,
+        rapport.keys,
+        retention_seconds=config.audit_retention_days * 86400,
+        flush_seconds=config.audit_flush_ms / 1000,
     )
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
@@ -343,6 +346,7 @@ def _audit(rapport, response: Response) -> None:
             route=f"{request.method} {rule}",
             status=response.status_code,
             request_id=g.get("request_id", ""),
+            defer=action == "read",  # write-behind (profiles/audit.py); changes at once
         )
     except redis.RedisError as exc:  # the answer is already computed; say the entry is missing
         log.error("audit entry not written: %s", exc.__class__.__name__)
