@@ -203,11 +203,15 @@ class ContactPolicy:
         returns the function that turns those three results into the state."""
         now = self.clock()
         day_start = start_of_local_day(now, timezone)
-        rest_since = now - self.product_rest_days * DAY
+        rest_since = self.rest_start(now)
         pipe.hgetall(self.keys.action_state(customer_id))
         pipe.zrangebyscore(self.keys.contacts(customer_id), day_start, "+inf")
         pipe.zrangebyscore(self.keys.offered_products(customer_id), rest_since, "+inf")
         return _customer_state
+
+    def rest_start(self, now: float | None = None) -> float:
+        """Epoch seconds since when an offered product still rests (rule 4)."""
+        return (self.clock() if now is None else now) - self.product_rest_days * DAY
 
     def budget(self, customer_id: str, channel: str, timezone: str | None) -> dict[str, int]:
         used = self.customer_state(customer_id, timezone)["used_today"].get(channel, 0)

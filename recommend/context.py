@@ -19,12 +19,15 @@ from recommend.recommender import CustomerContext
 
 MAX_ORDERS = 5000  # a customer's orders read for one request (newest first beyond that)
 
-# One round trip, bounded: the profile hash, and the orders when there are at most ARGV[1]
-# (both keys carry the customer's hash tag: one cluster slot). Read-only.
+# One round trip, bounded: the profile hash, the products offered since ARGV[2] when KEYS[3]
+# (the contact policy's offered products) is given, and the orders when there are at most
+# ARGV[1] (every key carries the customer's hash tag: one cluster slot). Read-only.
 _READ = """
 local profile = redis.call('HGETALL', KEYS[1])
-if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {profile} end
-return {profile, redis.call('HVALS', KEYS[2])}
+local offered = {}
+if KEYS[3] then offered = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf') end
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {profile, offered} end
+return {profile, offered, redis.call('HVALS', KEYS[2])}
 """
 
 
@@ -35,22 +38,36 @@ def customer_context(client: redis.Redis, keys: Keys, customer_id: str) -> Custo
     One read-only script (one round trip) reads the profile hash and the orders; only a merge
     alias, or a customer with more than ``MAX_ORDERS`` orders, takes more trips (the profile
     store resolves the alias; the newest orders are read by time)."""
+    return read_customer(client, keys, customer_id)[0]
+
+
+def read_customer(
+    client: redis.Redis, keys: Keys, customer_id: str, *, offered_since: float | None = None
+) -> tuple[CustomerContext, set[str] | None]:
+    """:func:`customer_context` and, with ``offered_since`` (epoch s), the products offered
+    to the customer since then (``Keys.offered_products``, the contact policy's resting
+    products) read by the same script. That set is None when it was not read: no
+    ``offered_since``, or the id is a merge alias (ask the policy about the target)."""
     from profiles.model import is_customer_id  # noqa: PLC0415
     from profiles.store import Stored  # noqa: PLC0415
 
     if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
-        return CustomerContext(customer_id=None)
-    flat, *rest = client.register_script(_READ)(
-        keys=[keys.profile(customer_id), keys.orders(customer_id)], args=[MAX_ORDERS]
-    )
+        return CustomerContext(customer_id=None), set()
+    script_keys = [keys.profile(customer_id), keys.orders(customer_id)]
+    args: list[Any] = [MAX_ORDERS]
+    if offered_since is not None:
+        script_keys.append(keys.offered_products(customer_id))
+        args.append(repr(offered_since))
+    flat, offered, *rest = client.register_script(_READ)(keys=script_keys, args=args)
     stored = Stored(customer_id, dict(zip(flat[::2], flat[1::2], strict=True)))
     if stored.merged_into:
-        return _resolved_context(client, keys, customer_id)
+        return _resolved_context(client, keys, customer_id), None
     if rest:
         purchases = _lines(customer_id, rest[0])
     else:  # more than MAX_ORDERS orders: the newest ones, by time
         purchases = read_purchases(client, keys, customer_id)
-    return _context(customer_id, stored.doc if stored.exists else None, purchases)
+    ctx = _context(customer_id, stored.doc if stored.exists else None, purchases)
+    return ctx, (set(offered) if offered_since is not None else None)
 
 
 def _resolved_context(client: redis.Redis, keys: Keys, customer_id: str) -> CustomerContext:

@@ -18,7 +18,7 @@ from flask.views import MethodView
 from profiles.errors import InvalidInput, ProductNotFound
 from profiles.model import is_customer_id
 from recommend.contact import ContactPolicy
-from recommend.context import customer_context
+from recommend.context import read_customer
 from recommend.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
 from service.extensions import Blueprint, catalog_cache, state
 from service.models import model_holder
@@ -113,13 +113,18 @@ class CustomerRecommendations(MethodView):
         holder = model_holder()
         loaded = holder.current  # one reference for the whole request
         try:
-            ctx = customer_context(st.redis, st.keys, customer_id)
             # Products offered to this customer recently rest (the contact policy's rule for
             # next-best actions holds here too): ask for enough to fill the list without them.
-            resting: set[str] = set()
-            if ctx.customer_id:
-                policy = ContactPolicy(st.redis, st.keys, time.time)
-                resting = set(policy.customer_state(ctx.customer_id, None)["resting_products"])
+            # They are read by the context script (one round trip); a merge alias asks the
+            # policy about its target.
+            policy = ContactPolicy(st.redis, st.keys, time.time)
+            ctx, resting = read_customer(
+                st.redis, st.keys, customer_id, offered_since=policy.rest_start()
+            )
+            if resting is None:
+                resting = set()
+                if ctx.customer_id:
+                    resting = set(policy.customer_state(ctx.customer_id, None)["resting_products"])
             out = loaded.recommender.recommend(
                 ctx,
                 strategy=query["strategy"],

@@ -92,3 +92,29 @@ def test_more_orders_than_the_cap_reads_the_newest(redis_client, stores, monkeyp
     ctx = context.customer_context(redis_client, KEYS, "c2")
     assert sorted(ln.product_id for ln in ctx.purchases) == ["P2", "P3", "P4"]
     assert ctx.country == "GB"
+
+
+def test_offered_products_ride_along_in_the_same_script(redis_client, stores):
+    profiles, _ = stores
+    profiles.create({"country": "FR"}, customer_id="c1")
+    redis_client.zadd(KEYS.offered_products("c1"), {"old": NOW - 100, "P1": NOW - 10, "P2": NOW})
+    context.read_customer(redis_client, KEYS, "c1", offered_since=NOW - 50)  # loads the script
+    before = _calls(redis_client)
+    ctx, offered = context.read_customer(redis_client, KEYS, "c1", offered_since=NOW - 50)
+    assert ctx.customer_id == "c1" and offered == {"P1", "P2"}
+    after = _calls(redis_client)
+    delta = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+    assert delta == {"evalsha": 1, "hgetall": 1, "zrangebyscore": 1, "hlen": 1, "hvals": 1}
+    assert context.read_customer(redis_client, KEYS, "c1")[1] is None  # not asked for
+    assert context.read_customer(redis_client, KEYS, "nobody", offered_since=0.0)[1] == set()
+    assert context.read_customer(redis_client, KEYS, "bad id!", offered_since=0.0)[1] == set()
+
+
+def test_offered_products_of_a_merged_id_are_left_to_the_policy(redis_client, stores):
+    profiles, _ = stores
+    profiles.create({"country": "DE"}, customer_id="src")
+    profiles.create({"country": "GB"}, customer_id="dst")
+    profiles.merges.merge("src", "dst", actor="test")
+    redis_client.zadd(KEYS.offered_products("dst"), {"P1": NOW})
+    ctx, offered = context.read_customer(redis_client, KEYS, "src", offered_since=0.0)
+    assert ctx.customer_id == "dst" and offered is None  # the caller asks about "dst"
