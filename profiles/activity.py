@@ -118,18 +118,7 @@ class ActivityStore:
         script is queued there and ``({}, False)`` returned (batch imports read the results
         with :meth:`purchase_result`)."""
         stored = normalize_purchase(purchase, self.clock())
-        body = canonical_json(stored)
-        args: list[Any] = [
-            stored["order_id"],
-            body,
-            stored["currency"],
-            str(total_units(stored)),
-            str(stored["item_count"]),
-            str(to_epoch_ms(stored["purchased_at"])),
-            stored["purchased_at"],
-        ]
-        for category, items in self._category_items(stored["lines"]).items():
-            args += [category, str(items)]
+        args = self._purchase_args(stored, self._categories([stored]))
         if pipeline is not None:
             self._record(keys=self._keys(customer_id), args=args, client=pipeline)
             return {}, False
@@ -139,24 +128,29 @@ class ActivityStore:
         self, items: list[tuple[str, Mapping[str, Any]]]
     ) -> list[tuple[dict[str, Any], bool] | RapportError]:
         """Many purchases in one round trip (a pipeline; one script call each on a Cluster,
-        where pipelined scripts are not allowed). Per item ``(stored, created?)`` or the
+        where pipelined scripts are not allowed, and for a single item, where the pipeline's
+        SCRIPT EXISTS would be a second round trip). Per item ``(stored, created?)`` or the
         domain error (invalid input, order conflict)."""
         out: list[Any] = [None] * len(items)
         pipe = self.redis.pipeline(transaction=False)
-        cluster = isinstance(pipe, ClusterPipeline)
-        if cluster:
-            pipe = None
-        queued = []
-        for i, (cid, purchase) in enumerate(items):
-            try:
-                if cluster:
+        if isinstance(pipe, ClusterPipeline) or len(items) == 1:
+            for i, (cid, purchase) in enumerate(items):
+                try:
                     out[i] = self.record_purchase(cid, purchase)
-                else:
-                    self.record_purchase(cid, purchase, pipeline=pipe)
-                    queued.append(i)
+                except RapportError as exc:
+                    out[i] = exc
+            return out
+        queued: dict[int, dict[str, Any]] = {}  # index -> normalised purchase
+        for i, (_, purchase) in enumerate(items):
+            try:
+                queued[i] = normalize_purchase(purchase, self.clock())
             except RapportError as exc:
                 out[i] = exc
-        if pipe is not None and queued:
+        cats = self._categories(list(queued.values()))  # one catalog read for the batch
+        for i, stored in queued.items():
+            args = self._purchase_args(stored, cats)
+            self._record(keys=self._keys(items[i][0]), args=args, client=pipe)
+        if queued:
             for i, result in zip(queued, pipe.execute(raise_on_error=False), strict=True):
                 if isinstance(result, Exception):
                     raise result
@@ -181,16 +175,33 @@ class ActivityStore:
             raise InvalidInput("the customer's total spend would overflow", field="lines")
         return json.loads(value), code == 1
 
-    def _category_items(self, lines: list[dict[str, Any]]) -> dict[str, int]:
-        if self.category_of is None:
+    def _categories(self, purchases: list[dict[str, Any]]) -> Mapping[str, str]:
+        """Product id -> category for the products of normalised purchases ({} without a map)."""
+        if self.category_of is None or not purchases:
             return {}
-        cats = self.category_of(sorted({ln["product_id"] for ln in lines})) or {}
-        out: dict[str, int] = {}
-        for line in lines:
+        products = {ln["product_id"] for p in purchases for ln in p["lines"]}
+        return self.category_of(sorted(products)) or {}
+
+    @staticmethod
+    def _purchase_args(stored: dict[str, Any], cats: Mapping[str, str]) -> list[Any]:
+        """The record script's arguments for a normalised purchase (``cats``: its categories)."""
+        args: list[Any] = [
+            stored["order_id"],
+            canonical_json(stored),
+            stored["currency"],
+            str(total_units(stored)),
+            str(stored["item_count"]),
+            str(to_epoch_ms(stored["purchased_at"])),
+            stored["purchased_at"],
+        ]
+        items: dict[str, int] = {}  # category -> units bought
+        for line in stored["lines"]:
             category = cats.get(line["product_id"])
             if category:
-                out[category] = out.get(category, 0) + line["quantity"]
-        return out
+                items[category] = items.get(category, 0) + line["quantity"]
+        for category, count in items.items():
+            args += [category, str(count)]
+        return args
 
     def list_purchases(
         self, customer_id: str, *, limit: int = DEFAULT_PAGE, cursor: str | None = None
@@ -248,37 +259,71 @@ class ActivityStore:
         purchase through :meth:`record_purchase` first; ``conflict`` means its order id holds
         another purchase, ``invalid`` that the purchase cannot be stored (the customer's total
         would overflow); such events are not recorded."""
+        return self.record_events_many({customer_id: events})[customer_id]
+
+    def record_events_many(
+        self, batches: Mapping[str, Iterable[Mapping[str, Any]]]
+    ) -> dict[str, list[str]]:
+        """:meth:`record_events` for many customers at once: ``{customer id: per-item results}``.
+
+        A few round trips whatever the number of customers: the message ids of ``purchase``
+        events (ZSCORE), their purchases (:meth:`record_purchases`), then every customer's
+        events script, each step one pipeline (on a Cluster, where scripts cannot be pipelined,
+        one script call per customer). Each customer's steps run in the same order as alone."""
         now = self.clock()
-        items = [e if "at_ms" in e else normalize_event(e, now) for e in events]
-        results: list[str | None] = [None] * len(items)
-        mids = self.keys.message_ids(customer_id)
-        purchases = [i for i, e in enumerate(items) if e["type"] == "purchase"]
-        if purchases:
-            pipe = self.redis.pipeline(transaction=False)
-            for i in purchases:
-                pipe.zscore(mids, items[i]["message_id"])
-            seen = pipe.execute()
-            for i, score in zip(purchases, seen, strict=True):
-                if score is not None:
-                    continue  # a duplicate: the events script says so below
-                try:
-                    stored, _ = self.record_purchase(customer_id, items[i]["payload"]["purchase"])
-                except OrderConflict:
-                    results[i] = "conflict"
-                    continue
-                except InvalidInput:  # the spend counter would overflow
-                    results[i] = "invalid"
-                    continue
-                items[i] = {**items[i], "payload": {"purchase": stored}}
+        items = {
+            cid: [e if "at_ms" in e else normalize_event(e, now) for e in events]
+            for cid, events in batches.items()
+        }
+        results: dict[str, list[str | None]] = {cid: [None] * len(e) for cid, e in items.items()}
+        self._record_event_purchases(items, results)
+        calls = []  # (customer id, indexes of its events to record, script args)
+        for cid, events in items.items():
+            todo = [i for i, r in enumerate(results[cid]) if r is None]
+            if todo:
+                calls.append((cid, todo, self._events_args(now, [events[i] for i in todo])))
+        for (cid, todo, _), flags in zip(calls, self._run_events(calls), strict=True):
+            for i, flag in zip(todo, flags, strict=True):
+                results[cid][i] = "accepted" if int(flag) else "duplicate"
+        return {cid: [r or "duplicate" for r in rs] for cid, rs in results.items()}
+
+    def _record_event_purchases(
+        self, items: dict[str, list[dict[str, Any]]], results: dict[str, list[str | None]]
+    ) -> None:
+        """Store the purchases of ``purchase`` events whose message id is new: the result is
+        set to ``conflict``/``invalid`` when it cannot be stored, else the event carries the
+        stored purchase. A seen message id is left to the events script (a duplicate)."""
+        purchases = [
+            (cid, i) for cid, events in items.items()
+            for i, e in enumerate(events) if e["type"] == "purchase"
+        ]  # fmt: skip
+        if not purchases:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for cid, i in purchases:
+            pipe.zscore(self.keys.message_ids(cid), items[cid][i]["message_id"])
+        new = [ref for ref, score in zip(purchases, pipe.execute(), strict=True) if score is None]
+        stored = self.record_purchases([(c, items[c][i]["payload"]["purchase"]) for c, i in new])
+        for (cid, i), outcome in zip(new, stored, strict=True):
+            if isinstance(outcome, OrderConflict):
+                results[cid][i] = "conflict"
+            elif isinstance(outcome, InvalidInput):  # the spend counter would overflow
+                results[cid][i] = "invalid"
+            elif isinstance(outcome, RapportError):
+                raise outcome
+            else:
+                items[cid][i] = {**items[cid][i], "payload": {"purchase": outcome[0]}}
+
+    @staticmethod
+    def _events_args(now: float, events: list[dict[str, Any]]) -> list[Any]:
+        """The events script's arguments for one customer's (normalised) events."""
         args: list[Any] = [
             str(int(now * 1000)),
             str(int((now - MESSAGE_WINDOW_S) * 1000)),
             str(EVENTS_CAP),
             str(MESSAGE_IDS_CAP),
         ]
-        todo = [i for i, r in enumerate(results) if r is None]
-        for i in todo:
-            e = items[i]
+        for e in events:
             payload = e["payload"]
             contact_id = status = contact = ""
             if e["type"] == "support_contact":
@@ -288,11 +333,22 @@ class ActivityStore:
                 e["message_id"], e["type"], e["at"], str(e["at_ms"]), canonical_json(payload),
                 contact_id, status, contact,
             ]  # fmt: skip
-        if todo:
-            flags = self._events(keys=self._keys(customer_id), args=args)
-            for i, flag in zip(todo, flags, strict=True):
-                results[i] = "accepted" if int(flag) else "duplicate"
-        return [r or "duplicate" for r in results]
+        return args
+
+    def _run_events(self, calls: list[tuple[str, list[int], list[Any]]]) -> list[list[Any]]:
+        """Run the events script per ``(customer id, _, args)``: one pipeline for all, or one
+        call each on a Cluster (no pipelined scripts there) and for a single customer (a
+        scripted pipeline costs a SCRIPT EXISTS round trip on top)."""
+        pipe = self.redis.pipeline(transaction=False)
+        if isinstance(pipe, ClusterPipeline) or len(calls) == 1:
+            return [self._events(keys=self._keys(cid), args=args) for cid, _, args in calls]
+        for cid, _, args in calls:
+            self._events(keys=self._keys(cid), args=args, client=pipe)
+        replies = pipe.execute(raise_on_error=False) if calls else []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     def list_events(self, customer_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest events, newest first (by arrival)."""
