@@ -16,7 +16,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from profiles.activity_input import normalize_event
-from profiles.errors import InvalidInput, NotFound
+from profiles.errors import InvalidInput, NotFound, RapportError
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
 
@@ -62,8 +62,8 @@ class EventBatchResultSchema(ma.Schema):
     results = ma.fields.List(ma.fields.Nested(EventResultSchema))
 
 
-def _customer(raw: Any) -> str:
-    """The live profile id the item names (raises InvalidInput / NotFound with a field)."""
+def _customer_ref(raw: Any) -> tuple[str, str]:
+    """The ``(field, value)`` an item's ``customer`` names (raises InvalidInput with a field)."""
     if not isinstance(raw, Mapping):
         raise InvalidInput("must be an object with one of: " + ", ".join(CUSTOMER_FIELDS),
                            field="customer")  # fmt: skip
@@ -77,15 +77,37 @@ def _customer(raw: Any) -> str:
     value = raw[name]
     if not isinstance(value, str) or not 1 <= len(value) <= 320:
         raise InvalidInput("must be a string of 1 to 320 characters", field=f"customer.{name}")
+    return name, value
+
+
+def _customers(refs: Mapping[int, tuple[str, str]]) -> dict[int, str | RapportError]:
+    """Per item index, the live profile id its customer ref names, or the error rejecting it
+    (InvalidInput / NotFound with a field).
+
+    ``profile_id`` refs are resolved together (``ProfileStore.resolve_many``: one round trip
+    for the batch). ``email`` / ``phone`` / ``external_id`` refs keep the per-item look-up
+    (the identity's owner, then its profile; batching it would duplicate that path for little
+    gain in id-keyed feeds), once per distinct value."""
     profiles = state().profiles
-    try:
+    live = profiles.resolve_many([v for name, v in refs.values() if name == "profile_id"])
+    looked_up: dict[tuple[str, str], str | RapportError] = {}
+    out: dict[int, str | RapportError] = {}
+    for i, (name, value) in refs.items():
         if name == "profile_id":
-            return profiles.resolve(value)
-        return profiles.lookup_input(name, value).id
-    except InvalidInput as exc:
-        raise InvalidInput(exc.detail, field=f"customer.{name}") from None
-    except NotFound:
-        raise NotFound("no profile with this identity", field=f"customer.{name}") from None
+            cid = live[value]
+            out[i] = cid or NotFound("no profile with this identity", field=f"customer.{name}")
+            continue
+        if (name, value) not in looked_up:
+            try:
+                looked_up[name, value] = profiles.lookup_input(name, value).id
+            except InvalidInput as exc:
+                looked_up[name, value] = InvalidInput(exc.detail, field=f"customer.{name}")
+            except NotFound:
+                looked_up[name, value] = NotFound(
+                    "no profile with this identity", field=f"customer.{name}"
+                )
+        out[i] = looked_up[name, value]
+    return out
 
 
 @blp.route("")
@@ -98,8 +120,8 @@ class Events(MethodView):
         activity = state().activity
         now = activity.clock()
         results: list[dict[str, Any]] = []
-        by_customer: dict[str, list[int]] = {}
         parsed: dict[int, dict[str, Any]] = {}
+        refs: dict[int, tuple[str, str]] = {}
         for i, item in enumerate(body["events"]):
             mid = item.get("message_id") if isinstance(item, Mapping) else None
             results.append({"index": i, "message_id": mid if isinstance(mid, str) else None})
@@ -109,16 +131,23 @@ class Events(MethodView):
                 if "customer" not in item:
                     raise InvalidInput("is required", field="customer")
                 event = normalize_event({k: v for k, v in item.items() if k != "customer"}, now)
-                cid = _customer(item["customer"])
+                refs[i] = _customer_ref(item["customer"])
             except (InvalidInput, NotFound) as exc:
                 results[i].update(status="rejected", reason=exc.detail, field=exc.field)
                 continue
             parsed[i] = event
+        by_customer: dict[str, list[int]] = {}
+        for i, cid in _customers(refs).items():
+            if isinstance(cid, RapportError):
+                results[i].update(status="rejected", reason=cid.detail, field=cid.field)
+                continue
             results[i]["customer_id"] = cid
             by_customer.setdefault(cid, []).append(i)
+        outcomes = activity.record_events_many(
+            {cid: [parsed[i] for i in indexes] for cid, indexes in by_customer.items()}
+        )
         for cid, indexes in by_customer.items():
-            outcomes = activity.record_events(cid, [parsed[i] for i in indexes])
-            for i, outcome in zip(indexes, outcomes, strict=True):
+            for i, outcome in zip(indexes, outcomes[cid], strict=True):
                 if outcome == "conflict":
                     results[i].update(
                         status="rejected",
