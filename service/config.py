@@ -214,12 +214,14 @@ class Config:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
         if not 0 <= self.audit_flush_ms <= 10_000:
             raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
-        from service.ratelimit import LimitSyntaxError, parse_limits  # noqa: PLC0415
+        limit = self.rate_limit.strip()
+        if limit and limit.lower() != "off":
+            from limits import parse_many  # noqa: PLC0415
 
-        try:
-            parse_limits(self.rate_limit)
-        except LimitSyntaxError as exc:
-            raise ConfigError(f"RAPPORT_RATE_LIMIT: {exc}") from None
+            try:
+                parse_many(limit)
+            except ValueError as exc:
+                raise ConfigError(f"RAPPORT_RATE_LIMIT: {exc}") from None
         if self.redis_url or self.redis_cluster_nodes:
             from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
 

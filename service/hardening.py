@@ -5,8 +5,10 @@
 - **JSON shape guard**: a body nested deeper than ``max_json_depth`` or holding more than
   ``max_json_items`` values is refused (422) before it is parsed, so a 10,000-deep array costs
   a regex scan, not a recursive parse and a validation walk.
-- **Rate limits** per API key (per client address without one), all windows in one Redis round
-  trip (``service/ratelimit.py``); 429 problem+json with ``Retry-After``.
+- **Rate limits** per API key (per client address without one) across ``/v1`` with
+  flask-limiter; counters in the app's Redis, every window in one round trip, and a caller over
+  its limit refused in-process until the window ends (``service/ratelimit.py``); 429
+  problem+json with ``Retry-After``.
 - **PII masking**: a key without ``pii:read`` sees every email and phone number in a JSON
   response masked (``j***@example.com``, ``+44*******89``), whatever the route; the console
   reads the same API, so it shows the masked values too.
@@ -19,18 +21,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 from functools import cache
 from typing import Any
 
 import redis
 from flask import Flask, Response, g, json, request
+from flask_limiter import Limiter, RateLimitExceeded
+from limits import parse_many
 
 from profiles.audit import AuditLog
 from service import errors
 from service.auth import Unauthenticated, current_key
 from service.extensions import RapportApi
-from service.ratelimit import RateLimiter, Verdict, parse_limits
+from service.ratelimit import AppRedisStorage, Blocklist  # noqa: F401 - registers rapport+app://
 
 log = logging.getLogger("rapport.hardening")
 
@@ -185,18 +191,51 @@ def _audited_ids(rule: str, body: Any) -> list[str]:
 
 # -- installation --------------------------------------------------------------------------------
 def _caller() -> str:
+    """The limits' key: the caller in a hash tag, so its windows share a Cluster slot."""
     try:
-        return f"key:{current_key().key_id}"
+        return f"{{key:{current_key().key_id}}}"
     except (Unauthenticated, redis.RedisError):
-        return f"addr:{request.remote_addr or '-'}"
+        addr = (request.remote_addr or "-").replace("{", "").replace("}", "")
+        return f"{{addr:{addr}}}"
 
 
-def _init_limiter(app: Flask) -> RateLimiter | None:
-    rapport = state_of(app)
-    limits = parse_limits(rapport.config.rate_limit)
-    if not limits:
+def _limits_exempt() -> bool:
+    return request.method == "OPTIONS" or not request.path.startswith("/v1/")
+
+
+def _request_cache() -> dict | None:
+    if not g:
         return None
-    return RateLimiter(rapport.redis, rapport.keys.rate_limit_prefix(), limits)
+    cache = g.get("rate_limit_counts")
+    if cache is None:
+        cache = g.rate_limit_counts = {}
+    return cache
+
+
+def _init_limiter(app: Flask, limit: str) -> Limiter:
+    rapport = state_of(app)
+    windows = [
+        (item.amount, item.multiples, item.GRANULARITY.name, item.get_expiry())
+        for item in parse_many(limit)
+    ]
+    return Limiter(
+        _caller,
+        app=app,
+        application_limits=[limit],  # one budget per key across /v1, not one per route
+        application_limits_exempt_when=_limits_exempt,
+        storage_uri="rapport+app://",
+        storage_options={
+            "client": rapport.redis,
+            "key_prefix": rapport.keys.rate_limit_prefix(),
+            "windows": windows,
+            "request_cache": _request_cache,
+        },
+        strategy="fixed-window",
+        fail_on_first_breach=False,  # every window counts every request (one script does all)
+        headers_enabled=True,
+        swallow_errors=True,  # Redis down: serve (and let the route answer 503) rather than block
+        key_prefix="",
+    )
 
 
 def state_of(app: Flask):
@@ -215,17 +254,37 @@ def init_app(app: Flask, api: RapportApi) -> None:
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
 
-    limiter = _init_limiter(app)
+    blocked = Blocklist()
+    limit = config.rate_limit.strip()
+    if limit and limit.lower() != "off":
+        # Before the limiter's own hook: a caller this worker refused stays refused, without
+        # Redis, until the window that refused it ends.
+        @app.before_request
+        def refuse_blocked_caller():
+            if _limits_exempt():
+                return None
+            entry = blocked.check(_caller())
+            if entry is None:
+                return None
+            until, amount, description = entry
+            return _too_many(description, amount, until)
 
-    # The limiter first: every request of a key counts, refused ones included.
+        # The limiter's hook next: every request of a key counts, refused ones included.
+        _init_limiter(app, limit)
+
+        @app.errorhandler(RateLimitExceeded)
+        def rate_limited(error: RateLimitExceeded) -> Response:
+            item = error.limit.limit
+            suffix = f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+            counts = g.get("rate_limit_counts") or {}
+            ends = [expires for key, (_, expires) in counts.items() if key.endswith(suffix)]
+            until = ends[0] if ends else time.time() + item.get_expiry()
+            blocked.block(_caller(), until, item.amount, str(item))
+            # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
+            return _too_many(str(item), item.amount, None)
+
     @app.before_request
     def guard_request():
-        if limiter is not None and request.method != "OPTIONS" and request.path.startswith("/v1/"):
-            verdict = limiter.hit(_caller())
-            if verdict is not None:
-                g.rate_limit = verdict
-                if not verdict.allowed:
-                    return _rate_limited(verdict)
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return _preflight(origins)
         if request.url_rule is not None and request.args:
@@ -263,9 +322,6 @@ def init_app(app: Flask, api: RapportApi) -> None:
     def protect_response(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers["Cache-Control"] = "no-store"
-            verdict = g.get("rate_limit")
-            if verdict is not None:
-                response.headers.update(verdict.headers())
             _audit(rapport, response)
             _mask(response)
         origin = request.headers.get("Origin", "").rstrip("/")
@@ -277,13 +333,22 @@ def init_app(app: Flask, api: RapportApi) -> None:
         return response
 
 
-def _rate_limited(verdict: Verdict) -> Response:
-    # Retry-After and X-RateLimit-* are added by protect_response from g.rate_limit.
+def _too_many(description: str, amount: int, until: float | None) -> Response:
+    """429; ``until`` (a refusal without the limiter): the headers the limiter would add."""
+    headers = None
+    if until is not None:
+        headers = {
+            "X-RateLimit-Limit": str(amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(until) + 1),
+            "Retry-After": str(max(1, math.ceil(until - time.time()))),
+        }
     return errors.problem(
         429,
-        f"rate limit exceeded ({verdict.description}); retry after the time in Retry-After",
+        f"rate limit exceeded ({description}); retry after the time in Retry-After",
         title="Too many requests",
         type_="urn:rapport:problem:rate-limited",
+        headers=headers,
     )
 
 

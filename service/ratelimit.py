@@ -1,42 +1,46 @@
-"""Per-key rate limits on ``/v1``: every window of a key checked in one Redis round trip.
+"""flask-limiter's storage over the app's Redis client, at one round trip per request, and a
+per-process block of callers that are over their limit.
 
-The limits are written in flask-limiter's notation (``60000 per minute; 2000 per second``),
-parsed by ``limits`` (flask-limiter's own parser). Each window is a fixed-window counter in the
-app's Redis, one key per caller and window, all of a caller's windows under one hash tag
-(``<prefix>:ratelimit:{key:<id>}:2000/1second``) so they share a Cluster slot and one Lua
-script counts them all. Every request of a caller counts, refused ones included.
+flask-limiter with ``limits``' own Redis storage spends two round trips per window on every
+request: the hit (one script), then ``GET`` + ``TTL`` for the ``X-RateLimit-*`` headers; four
+with the default two windows, half the Redis work of a profile read (``docs/benchmarks.md``).
+:class:`AppRedisStorage` keeps flask-limiter (notation, fixed windows, headers, exemptions) and
+changes only how the counters are reached:
 
-Why not flask-limiter itself (used before): it spends two round trips per window on every
-request (the hit, then ``GET`` + ``TTL`` for the ``X-RateLimit-*`` headers), four with the
-default two windows: half of the eight round trips of a profile read (``docs/benchmarks.md``).
-This is one script call for all windows, the headers computed from its reply.
+- **one script for every window**: the counters of one caller are
+  ``LIMITER/<caller>/<scope>/<amount>/<multiples>/<granularity>``; the first ``incr`` of a
+  request counts the request in all the configured windows of that caller and scope at once
+  (flask-limiter is set to evaluate every window, so it would hit them all anyway) and keeps
+  each window's count and time-to-live for the rest of the request;
+- **headers from that reply**: ``get``/``get_expiry`` of a counter counted in this request
+  answer from it, with no round trip.
 
-A caller that is over a window is refused by the worker that saw it without asking Redis again
-until that window ends (a small per-process table), so a flood from one caller past its limit
-costs no Redis work at all. Redis unreachable: requests are served (and their routes answer
-503 if they need Redis) rather than blocked by the limiter.
+On a Redis Cluster the counters of one caller share a hash tag (the storage's key prefix ends in
+``{``, the caller closes it), so the one script touches one slot.
+
+:class:`Blocklist`: a caller refused with 429 is remembered by the worker until the window
+that refused it ends; its next requests are refused before flask-limiter, the route or Redis
+see them, so a flood past the limit costs no Redis work (those refusals are not counted: the
+window is over anyway).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from dataclasses import dataclass
+from typing import Any
 
-import redis
-from limits import RateLimitItem, parse_many
+from limits.storage import RedisStorage, Storage
 
-log = logging.getLogger("rapport.ratelimit")
-
-# KEYS[i]: the counter of window i; ARGV[i]: its length in seconds.
-# Returns {count_1, ttl_1, count_2, ttl_2, ...} after counting this request in every window.
-_HIT = """
+# KEYS[i]: a window's counter; ARGV[i]: its length in seconds; ARGV[#KEYS + 1]: the cost.
+# Returns {count_1, ttl_1, count_2, ttl_2, ...} after adding the cost to every window.
+_INCR_ALL = """
+local amount = tonumber(ARGV[#KEYS + 1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCR', key)
+  local n = redis.call('INCRBY', key, amount)
   local ttl = -1
-  if n > 1 then ttl = redis.call('TTL', key) end
+  if n ~= amount then ttl = redis.call('TTL', key) end
   if ttl < 0 then
     ttl = tonumber(ARGV[i])
     redis.call('EXPIRE', key, ttl)
@@ -50,112 +54,99 @@ return out
 _BLOCKED_MAX = 10_000  # callers remembered as over their limit, per process
 
 
-class LimitSyntaxError(ValueError):
-    pass
+class AppRedisStorage(RedisStorage):
+    """``limits``' Redis storage over the app's own client (one server, Sentinel or the lazily
+    built Cluster client alike; nothing connects at start-up), counting every window of a
+    caller in one script call (see the module doc). ``windows``: the configured limits as
+    ``(amount, multiples, granularity name, seconds)``; ``request_cache``: a callable giving a
+    dict that lives as long as the current request (None outside one)."""
 
-
-def parse_limits(text: str) -> list[RateLimitItem]:
-    """``"60000 per minute; 2000 per second"`` → the windows; ``""``/``off`` → none."""
-    text = text.strip()
-    if not text or text.lower() == "off":
-        return []
-    try:
-        return parse_many(text)
-    except ValueError as exc:
-        raise LimitSyntaxError(f"cannot read {text!r} as rate limits: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome for one request: allowed or not, and the values of the response headers
-    (``limit``/``remaining``/``reset`` of the tightest window; ``retry_after`` in seconds)."""
-
-    allowed: bool
-    limit: int
-    remaining: int
-    reset: int  # epoch seconds when the tightest window ends
-    retry_after: int
-    description: str
-
-    def headers(self) -> dict[str, str]:
-        out = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset),
-        }
-        if not self.allowed:
-            out["Retry-After"] = str(self.retry_after)
-        return out
-
-
-class RateLimiter:
-    """Fixed-window limits per caller (an API key id, or a client address without one)."""
+    STORAGE_SCHEME = ["rapport+app"]
 
     def __init__(
         self,
-        client: redis.Redis,
-        prefix: str,
-        limits: list[RateLimitItem],
-        clock=time.time,
-    ):
-        self.limits = limits
-        self.prefix = prefix
+        uri: str,
+        key_prefix: str = RedisStorage.PREFIX,
+        wrap_exceptions: bool = False,
+        *,
+        client: Any,
+        windows: list[tuple[int, int, str, int]],
+        request_cache: Any,
+        **options: Any,
+    ) -> None:
+        self.key_prefix = key_prefix
+        self.target_server = "redis"
+        self.dependency = self.dependencies["redis"].module
+        self.storage = client
+        self.initialize_storage(uri)  # register_script only: no round trip
+        Storage.__init__(self, uri, wrap_exceptions, **options)
+        self.windows = windows
+        self.request_cache = request_cache
+        self._incr_all = client.register_script(_INCR_ALL)
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        cache = self.request_cache()
+        if cache is not None and key in cache:
+            return cache[key][0]  # counted with its siblings by this request's first incr
+        siblings = self._siblings(key)
+        if cache is None or siblings is None:
+            return super().incr(key, expiry, amount)
+        names, seconds = zip(*siblings, strict=True)
+        reply = self._incr_all(
+            keys=[self.prefixed_key(name) for name in names], args=[*seconds, amount]
+        )
+        now = time.time()
+        for i, name in enumerate(names):
+            cache[name] = (int(reply[2 * i]), now + max(0, int(reply[2 * i + 1])))
+        return cache[key][0]
+
+    def get(self, key: str) -> int:
+        cache = self.request_cache()
+        if cache is not None and key in cache:
+            return cache[key][0]
+        return super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        cache = self.request_cache()
+        if cache is not None and key in cache:
+            return cache[key][1]
+        return super().get_expiry(key)
+
+    def _siblings(self, key: str) -> list[tuple[str, int]] | None:
+        """The counters of every configured window of ``key``'s caller and scope, with their
+        lengths; None when ``key`` is not one of them (a limit set elsewhere)."""
+        stem, *suffix = key.rsplit("/", 3)
+        if len(suffix) != 3:
+            return None
+        own = (suffix[0], suffix[1], suffix[2])
+        out, found = [], False
+        for amount, multiples, granularity, seconds in self.windows:
+            found |= (str(amount), str(multiples), granularity) == own
+            out.append((f"{stem}/{amount}/{multiples}/{granularity}", seconds))
+        return out if found else None
+
+
+class Blocklist:
+    """Callers refused with 429, until the window that refused them ends (per process)."""
+
+    def __init__(self, clock=time.time):
         self.clock = clock
-        self._hit = client.register_script(_HIT)
-        self._seconds = [str(item.get_expiry()) for item in limits]
-        self._blocked: dict[str, Verdict] = {}
+        self._until: dict[str, tuple[float, int, str]] = {}
         self._lock = threading.Lock()
 
-    def keys(self, caller: str) -> list[str]:
-        tag = "{" + caller.replace("{", "(").replace("}", ")") + "}"
-        return [f"{self.prefix}:{tag}:{item.amount}/{item.get_expiry()}s" for item in self.limits]
+    def block(self, caller: str, until: float, limit: int, description: str) -> None:
+        with self._lock:
+            if len(self._until) >= _BLOCKED_MAX:
+                self._until.clear()
+            self._until[caller] = (until, limit, description)
 
-    def hit(self, caller: str) -> Verdict | None:
-        """Count one request of ``caller``; None when Redis could not be asked."""
-        now = self.clock()
-        blocked = self._blocked.get(caller)
-        if blocked is not None:
-            if now < blocked.reset:
-                return Verdict(
-                    False,
-                    blocked.limit,
-                    0,
-                    blocked.reset,
-                    max(1, int(blocked.reset - now + 0.999)),
-                    blocked.description,
-                )
-            with self._lock:
-                self._blocked.pop(caller, None)
-        try:
-            reply = self._hit(keys=self.keys(caller), args=self._seconds)
-        except redis.RedisError as exc:
-            log.warning("rate limit not checked: %s", exc.__class__.__name__)
+    def check(self, caller: str) -> tuple[float, int, str] | None:
+        """``(until, limit amount, description)`` while ``caller`` is blocked, else None."""
+        entry = self._until.get(caller)
+        if entry is None:
             return None
-        verdict = self._verdict(reply, now)
-        if not verdict.allowed:
-            with self._lock:
-                if len(self._blocked) >= _BLOCKED_MAX:
-                    self._blocked.clear()
-                self._blocked[caller] = verdict
-        return verdict
-
-    def _verdict(self, reply: list, now: float) -> Verdict:
-        tightest = None
-        over = None
-        for i, item in enumerate(self.limits):
-            count, ttl = int(reply[2 * i]), max(1, int(reply[2 * i + 1]))
-            remaining = max(0, item.amount - count)
-            entry = (remaining, -ttl, item, ttl)
-            if tightest is None or entry[:2] < tightest[:2]:
-                tightest = entry
-            if count > item.amount and (over is None or ttl > over[3]):
-                over = entry
-        remaining, _, item, ttl = over or tightest
-        return Verdict(
-            allowed=over is None,
-            limit=item.amount,
-            remaining=remaining,
-            reset=int(now) + ttl,
-            retry_after=ttl,
-            description=str(item),
-        )
+        if self.clock() < entry[0]:
+            return entry
+        with self._lock:
+            self._until.pop(caller, None)
+        return None

@@ -6,9 +6,5 @@ from tests.cluster.reuse import reuse
 reuse(
     "tests.api.test_ratelimit",
     globals(),
-    exclude=(
-        "test_redis_down_serves_rather_than_blocks",
-        "test_bad_notation_is_a_config_error",
-        "test_off_means_no_limits",
-    ),
+    exclude=("test_a_block_ends_with_its_window", "test_bad_notation_is_a_config_error"),
 )
