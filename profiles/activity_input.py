@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -53,6 +54,9 @@ def currency_places(code: str) -> int:
 
 
 # -- small parsers ------------------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(value: Any, field: str, *, max_len: int = MAX_ID, required: bool = True) -> str | None:
     if value is None and not required:
         return None
@@ -60,7 +64,7 @@ def _text(value: Any, field: str, *, max_len: int = MAX_ID, required: bool = Tru
         raise InvalidInput("must be a string", field=field)
     if not 1 <= len(value) <= max_len:
         raise InvalidInput(f"must be 1 to {max_len} characters", field=field)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+    if _CONTROL.search(value):
         raise InvalidInput("must not contain control characters", field=field)
     return value
 

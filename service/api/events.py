@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
+from flask import jsonify
 from flask.views import MethodView
 
 from profiles.activity_input import normalize_event
@@ -164,4 +165,6 @@ class Events(MethodView):
                     results[i]["status"] = outcome
         counts = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate")}
         counts["rejected"] = sum(r["status"] == "rejected" for r in results)
-        return {**counts, "results": results}
+        # The results are built in EventBatchResultSchema's shape (it documents them): dumping
+        # 500 of them through marshmallow was a sixth of a full batch's CPU time.
+        return jsonify({**counts, "results": results})
