@@ -116,6 +116,11 @@ class ApiKeyStore:
         self.monotonic = monotonic
         # sha256(token) -> (key, monotonic expiry); a token in clear is never kept
         self._cache: dict[bytes, tuple[ApiKey, float]] = {}
+        # sha256(token) -> monotonic expiry, for tokens that did not verify: a flood of wrong
+        # tokens costs one Redis read per distinct token and period, and cannot evict good keys
+        # from _cache. Safe to cache: a token is a random secret made by create(), so a token
+        # refused now cannot become valid later.
+        self._refused: dict[bytes, float] = {}
         self._cache_lock = threading.Lock()
 
     def create(self, name: str, scopes: str | list[str]) -> tuple[ApiKey, str]:
@@ -178,6 +183,8 @@ class ApiKeyStore:
         hit = self._cache.get(digest)
         if hit is not None and hit[1] > now:
             return hit[0]
+        if self._refused.get(digest, 0.0) > now:
+            return None
         try:
             key = self._verify(token)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -189,6 +196,9 @@ class ApiKeyStore:
         with self._cache_lock:
             if key is None:
                 self._cache.pop(digest, None)
+                if len(self._refused) >= self.CACHE_MAX:
+                    self._refused = {}
+                self._refused[digest] = now + self.cache_seconds
             else:
                 if len(self._cache) >= self.CACHE_MAX:
                     self._cache = {}

@@ -53,16 +53,35 @@ def test_revoked_in_the_same_process_stops_at_once(redis_client):
     assert store.verify(token) is None
 
 
-def test_wrong_tokens_are_not_cached_and_no_token_is_kept_in_clear(redis_client):
-    store = ApiKeyStore(redis_client, KEYS, cache_seconds=60)
+def test_wrong_tokens_are_refused_from_the_cache_and_no_token_is_kept_in_clear(redis_client):
+    clock = Clock()
+    store = ApiKeyStore(redis_client, KEYS, cache_seconds=60, monotonic=clock)
     key, token = store.create("bot", "admin")
     wrong = token[:-2] + ("aa" if not token.endswith("aa") else "bb")
     assert store.verify(wrong) is None
+    before = _commands(redis_client)
+    assert all(store.verify(wrong) is None for _ in range(50))  # a flood of one wrong token
+    assert _commands(redis_client) - before == 1  # only the INFO call itself
     assert store.verify(token) == key
-    assert len(store._cache) == 1
-    cached = next(iter(store._cache))
-    assert isinstance(cached, bytes) and len(cached) == 32
-    assert token.encode() not in cached and token.rsplit("_", 1)[1].encode() not in cached
+    assert len(store._cache) == 1 and len(store._refused) == 1
+    for cached in (*store._cache, *store._refused):
+        assert isinstance(cached, bytes) and len(cached) == 32
+        assert token.encode() not in cached and token.rsplit("_", 1)[1].encode() not in cached
+    clock.now += 60.1
+    before = _commands(redis_client)
+    assert store.verify(wrong) is None
+    assert _commands(redis_client) - before == 2  # asked Redis again after the period
+
+
+def test_many_wrong_tokens_do_not_evict_good_keys(redis_client):
+    store = ApiKeyStore(redis_client, KEYS, cache_seconds=60)
+    key, token = store.create("bot", "admin")
+    assert store.verify(token) == key
+    for i in range(store.CACHE_MAX + 10):
+        assert store.verify(f"{token[:-8]}{i:08x}") is None
+    before = _commands(redis_client)
+    assert store.verify(token) == key
+    assert _commands(redis_client) - before == 1  # still cached
 
 
 def test_ttl_zero_verifies_every_time(redis_client):
