@@ -68,7 +68,13 @@ validation window; docs/benchmarks.md):
   by history, slots by their repeat share, then popular products.
 
 The per-request cost of the rules: one sparse (1, n_items) @ (n_items, n_words) @ (n_words,
-n_items) product for the content term; the word matrix and trend are built at load.
+n_items) product for the content term; the word matrix and trend are built at load. Whatever
+does not depend on the customer is derived once per model and catalog (``_precompute``): the
+trend term, integer category codes and each category's items (filters and stated preferences
+compare codes, not strings), the popularity tie-break. A request computes the model scores once
+(float32, like the model) and a few float64 vectors of the rules; the selection only reads
+them (argpartition for the top candidates, exclusions skipped as it walks), the buy-again
+percentile counts the scores below each candidate instead of sorting the catalog.
 
 Filters are applied to the live catalog (active products only; ``in_stock_only``; price
 range) after the model ranking, fetching more candidates until ``limit`` pass. Scores are
@@ -78,6 +84,7 @@ comparable within one response only.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -180,6 +187,24 @@ class Recommender:
         self.cold_items = self._derived(
             a, "item", n_items, self.item_index, self.item_feature_index
         )
+        self._precompute()
+
+    def _precompute(self) -> None:
+        """What every request would otherwise recompute over the whole catalog, derived once
+        per model and catalog (``with_new_items`` calls it again): integer category codes
+        (comparing codes, not unicode strings), the item indices of each category, the trend
+        term of the discover score, and the popularity tie-break and per-country data flags
+        of :meth:`popular`."""
+        names, codes = np.unique(self.item_categories, return_inverse=True)
+        self.category_code = {str(c): k for k, c in enumerate(names)}
+        self.item_category_codes = codes.astype(np.int32)
+        order = np.argsort(self.item_category_codes, kind="stable")
+        bounds = np.searchsorted(self.item_category_codes[order], np.arange(len(names) + 1))
+        self.category_items = [order[bounds[k] : bounds[k + 1]] for k in range(len(names))]
+        self.trend_term = scoring.trend_term(self.item_trend)
+        pop = np.asarray(self.popularity)
+        self.popularity_tiebreak = pop / (pop.max() + 1) if len(pop) else pop
+        self.country_has_data = np.asarray(self.country_popularity).sum(axis=1) > 0
 
     @staticmethod
     def _derived(a, side: str, n_rows: int, ids, feature_index) -> DerivedFeatures | None:
@@ -281,11 +306,22 @@ class Recommender:
                 str(docs[r[0]].get("description") or docs[r[0]].get("name") or "") for r in rows
             ]
             new.item_words = scoring.word_matrix(new.item_descriptions)
+        new._precompute()
         return new
 
     def scores(self, vector: np.ndarray) -> np.ndarray:
-        """(n_items,) model scores for a user representation."""
-        return self.item_vectors @ vector + self.item_bias
+        """(n_items,) model scores for a user representation (float32 like the model)."""
+        # np.asarray: plain views of the shared memory maps (recommend.shared_arrays), so the
+        # arithmetic does not pay for np.memmap's subclass bookkeeping on every result
+        out = np.asarray(self.item_vectors) @ np.asarray(vector)
+        out += np.asarray(self.item_bias)
+        return out
+
+    def category_mask(self, categories: list[str]) -> np.ndarray:
+        """(n_items,) bool: the items in any of ``categories`` (by integer category code)."""
+        wanted = np.zeros(len(self.category_items), dtype=bool)
+        wanted[[self.category_code[c] for c in categories if c in self.category_code]] = True
+        return wanted[self.item_category_codes]
 
     # -- ranking helpers ----------------------------------------------------------------------
     def _select(
@@ -297,33 +333,38 @@ class Recommender:
         limit: int,
         lookup: Lookup,
     ) -> list[tuple[str, float, dict[str, Any]]]:
-        """The best ``limit`` items by ``scores`` that pass ``filters`` on the live catalog."""
-        scores = np.array(scores, dtype=np.float64, copy=True)
-        for pid in exclude:
-            i = self.item_index.get(pid)
-            if i is not None:
-                scores[i] = -np.inf
+        """The best ``limit`` items by ``scores`` that pass ``filters`` on the live catalog
+        (highest score first, the lower item index first among equal scores). ``scores`` is
+        only read: a category filter ranks that category's items (precomputed indices), and
+        excluded items are skipped as the ranking is walked."""
+        candidates: np.ndarray | None = None
         if filters.category:
-            scores[self.item_categories != filters.category] = -np.inf
-        order_valid = int(np.isfinite(scores).sum())
+            code = self.category_code.get(filters.category)
+            if code is None:
+                return []
+            candidates = self.category_items[code]
+            scores = scores[candidates]
+        skip = {i for i in map(self.item_index.get, exclude) if i is not None}
+        n = len(scores)
         out: list[tuple[str, float, dict[str, Any]]] = []
         taken = 0
-        want = min(limit * 3 + 10, order_valid)
-        while len(out) < limit and taken < order_valid:
-            want = min(max(want, taken + limit), order_valid)
-            top = (
-                np.argpartition(-scores, want - 1)[:want]
-                if want < len(scores)
-                else np.arange(len(scores))
-            )
-            top = top[np.argsort(-scores[top], kind="stable")][taken:want]
-            top = [i for i in top if np.isfinite(scores[i])]
-            docs = lookup(self.item_ids[i] for i in top)
-            for i in top:
+        want = limit * 3 + 10 + len(skip)
+        while len(out) < limit and taken < n:
+            want = min(max(want, taken + limit), n)
+            top = np.argpartition(scores, n - want)[n - want :] if want < n else np.arange(n)
+            top = top[np.lexsort((top, -scores[top]))][taken:want]
+            items = top if candidates is None else candidates[top]
+            picked = [
+                (i, v)
+                for i, v in zip(items.tolist(), scores[top].tolist(), strict=True)
+                if math.isfinite(v) and i not in skip
+            ]
+            docs = lookup(self.item_ids[i] for i, _ in picked)
+            for i, score in picked:
                 pid = self.item_ids[i]
                 doc = docs.get(pid)
                 if filters.accepts(doc):
-                    out.append((pid, float(scores[i]), doc))
+                    out.append((pid, score, doc))
                     if len(out) == limit:
                         break
             taken = want
@@ -344,11 +385,11 @@ class Recommender:
         limit = max(1, min(limit, MAX_LIMIT))
         filters = filters or Filters()
         row = self.country_index.get(country) if country else None
-        if row is not None and self.country_popularity[row].sum() > 0:
-            scores = self.country_popularity[row] + self.popularity / (self.popularity.max() + 1)
+        if row is not None and self.country_has_data[row]:
+            scores = np.asarray(self.country_popularity[row]) + self.popularity_tiebreak
             reason = f"popular in your country ({country})"
         else:
-            scores, reason = self.popularity, "popular with customers right now"
+            scores, reason = np.asarray(self.popularity), "popular with customers right now"
         picked = self._select(
             scores, exclude=exclude or set(), filters=filters, limit=limit, lookup=lookup
         )
@@ -425,11 +466,11 @@ class Recommender:
             if last:
                 weights = scoring.history_weights(last, self.clock())
                 content = scoring.content_scores(weights, self.item_words)
-        scores = scoring.discover_scores(self.scores(vector), self.item_trend, content)
+        scores = scoring.discover_from_terms(self.scores(vector), self.trend_term, content)
         if basis == "cold" and ctx.preferred_categories:
             # a new customer's stated preferences come first; the cold-start score orders them
             span = float(scores.max() - scores.min()) + 1.0
-            scores = scores + span * np.isin(self.item_categories, ctx.preferred_categories)
+            scores[self.category_mask(ctx.preferred_categories)] += span
         return scores
 
     def discover(
@@ -472,10 +513,13 @@ class Recommender:
             i = self.item_index.get(ln.product_id)
             if i is not None:
                 orders.setdefault(i, set()).add(ln.order_id or ln.purchased_at)
-        counts = scoring.orders_vector({i: len(o) for i, o in orders.items()}, len(self.item_ids))
-        scores = scoring.blend_scores(self.discover_scores(ctx, vector, basis), counts)
+        bought = np.fromiter(orders, dtype=np.int64, count=len(orders))
+        counts = np.fromiter(map(len, orders.values()), dtype=np.float64, count=len(orders))
+        scores = scoring.blend_scores_sparse(
+            self.discover_scores(ctx, vector, basis), bought, counts
+        )
         picked = self._select(scores, exclude=set(), filters=filters, limit=limit, lookup=lookup)
-        repeat_ids = [pid for pid, _, _ in picked if counts[self.item_index[pid]] > 0]
+        repeat_ids = [pid for pid, _, _ in picked if self.item_index[pid] in orders]
         repeat_reasons = {}
         if repeat_ids:
             wanted = set(repeat_ids)
@@ -551,11 +595,11 @@ class Recommender:
         model_pct: dict[str, float] = {}
         if vector is not None:
             scores = self.scores(vector)
-            ordered = np.sort(scores)
             n_items = max(len(scores) - 1, 1)
+            # the share of items scoring below: a count per candidate, no sort of the catalog
             model_pct = {
                 c.product_id: float(
-                    np.searchsorted(ordered, scores[self.item_index[c.product_id]]) / n_items
+                    np.count_nonzero(scores < scores[self.item_index[c.product_id]]) / n_items
                 )
                 for c in candidates
                 if c.product_id in self.item_index

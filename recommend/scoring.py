@@ -49,9 +49,13 @@ WORD_STOPWORDS = frozenset(
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
-    """z-scores along the last axis (items)."""
-    x = np.asarray(x, dtype=np.float64)
-    return (x - x.mean(axis=-1, keepdims=True)) / (x.std(axis=-1, keepdims=True) + 1e-9)
+    """z-scores along the last axis (items), as a new float64 array (computed in place in it:
+    one catalog-sized allocation, not three)."""
+    out = np.array(x, dtype=np.float64)
+    mean, sd = out.mean(axis=-1, keepdims=True), out.std(axis=-1, keepdims=True)
+    out -= mean
+    out /= sd + 1e-9
+    return out
 
 
 def trend(
@@ -129,11 +133,32 @@ def discover_scores(
 ) -> np.ndarray:
     """z(model) + trend_weight * z(trend) + content_weight * z(content); works on (n_items,)
     or (n_users, n_items) model and content scores (trend is (n_items,))."""
+    return discover_from_terms(
+        model_scores, trend_term(trend_scores, trend_weight), content, content_weight
+    )
+
+
+def trend_term(trend_scores: np.ndarray | None, weight: float = TREND_WEIGHT) -> np.ndarray | None:
+    """(n_items,) ``weight * z(trend)``: the trend's share of every customer's discover score
+    (the same for all of them, so serving computes it once per model); None without one."""
+    if trend_scores is None or not weight:
+        return None
+    return weight * standardise(trend_scores)
+
+
+def discover_from_terms(
+    model_scores: np.ndarray,
+    trend: np.ndarray | None,
+    content: np.ndarray | None,
+    content_weight: float = CONTENT_WEIGHT,
+) -> np.ndarray:
+    """:func:`discover_scores` with the trend term already computed (:func:`trend_term`):
+    the same values, one new float64 array."""
     out = standardise(model_scores)
-    if trend_scores is not None and trend_weight:
-        out = out + trend_weight * standardise(trend_scores)
+    if trend is not None:
+        out += trend
     if content is not None and content_weight:
-        out = out + content_weight * standardise(content)
+        out += content_weight * standardise(content)
     return out
 
 
@@ -151,22 +176,36 @@ def blend_scores(
     return history + beta * standardise(discover)
 
 
-def orders_vector(orders: Mapping[int, int], n_items: int) -> np.ndarray:
-    """(n_items,) distinct orders per item from a sparse mapping."""
-    out = np.zeros(n_items, dtype=np.float64)
-    for i, n in orders.items():
-        out[i] = n
+def blend_scores_sparse(
+    discover: np.ndarray,
+    items: np.ndarray,
+    orders: np.ndarray,
+    *,
+    beta: float = BLEND_BETA,
+    gamma: float = BLEND_GAMMA,
+) -> np.ndarray:
+    """:func:`blend_scores` for one customer whose orders are given sparsely: ``orders[k]``
+    (> 0) distinct orders of item ``items[k]``. The same values without a catalog-sized
+    orders vector and log1p over it. ``discover`` is left untouched."""
+    out = standardise(discover)
+    out *= beta
+    bought = np.log1p(np.asarray(orders, dtype=np.float64)) + out[items]
+    if gamma:
+        out -= gamma
+    out[items] = bought
     return out
 
 
 __all__ = [
     "blend_scores",
+    "blend_scores_sparse",
     "content_scores",
     "content_scores_batch",
+    "discover_from_terms",
     "discover_scores",
     "history_weights",
-    "orders_vector",
     "standardise",
     "trend",
+    "trend_term",
     "word_matrix",
 ]
