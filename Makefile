@@ -1,6 +1,6 @@
 # Thin wrappers over dev.py, which creates .venv and installs on first use.
 PY ?= python3
-BENCHES := quality serve ingest greetings profiles fuzz abuse faults
+BENCHES := quality serve cost ingest greetings profiles fuzz abuse faults
 
 .PHONY: demo test lint spec bench $(addprefix bench-,$(BENCHES))
 demo:

@@ -26,6 +26,7 @@ STAMP = VENV / ".install-stamp"
 BENCHMARKS = {
     "bench-quality": "bench/quality.py",  # recommendation quality on Online Retail
     "bench-serve": "bench/serve.py",  # HTTP throughput/latency vs the bare-Flask ceilings
+    "bench-cost": "bench/request_cost.py",  # CPU and Redis round trips of one request, in process
     "bench-ingest": "bench/ingest.py",  # POST /v1/events and rapport import rates
     "bench-greetings": "bench/greeting_nba.py",  # greeting and next-best-action latency
     "bench-profiles": "bench/profiles_store.py",  # profile store operations
