@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # as gunicorn.conf.py sets for the workers, before numpy
 
 import redis  # noqa: E402
 import redis.connection  # noqa: E402
@@ -76,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--products", type=int, default=10000)
     p.add_argument("--requests", type=int, default=500)
     args = p.parse_args(argv)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as gunicorn.conf.py sets for workers
     from bench.ceiling_app import create_app as ceiling_app  # noqa: PLC0415
     from service import create_app  # noqa: PLC0415
     from service.auth import ApiKeyStore  # noqa: PLC0415
