@@ -233,8 +233,9 @@ def markdown(result: dict[str, Any]) -> str:
             "## Ingest",
             "",
             f"Measured {result['started']} on {m['cores']} cores ({m['cpu'] or 'unknown CPU'}), "
-            f"shared with other busy jobs (load average {m['load_average_at_start'][0]:.1f} at "
-            f"the start, {m.get('load_average_at_end', [0])[0]:.1f} at the end).",
+            f"load average {m['load_average_at_start'][0]:.1f} at the start and "
+            f"{m.get('load_average_at_end', [0])[0]:.1f} at the end (the benchmark's own "
+            "processes included; a shared virtual machine: figures swing between runs).",
             "",
             "```",
             result["command"],

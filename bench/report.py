@@ -153,10 +153,12 @@ def markdown_section(result: dict[str, Any], notes: str = "") -> str:
         "## Serving",
         "",
         f"Measured {result['started']} on {m['cores']} cores ({m['cpu'] or 'unknown CPU'}, "
-        f"{m['memory']} RAM, Python {m['python']}), a machine shared with other busy jobs "
-        f"(load average {m['load_average_at_start'][0]:.1f} at the start, "
-        f"{m.get('load_average_at_end', [0])[0]:.1f} at the end): absolute numbers are noisy, "
-        "the ratios against the ceilings measured in the same run are what to compare.",
+        f"{m['memory']} RAM, Python {m['python']}), load average "
+        f"{m['load_average_at_start'][0]:.1f} at the start and "
+        f"{m.get('load_average_at_end', [0])[0]:.1f} at the end (the benchmark's own load "
+        "generator, servers and Redis included; the machine is a shared virtual one): absolute "
+        "numbers are noisy, the ratios against the ceilings measured in the same run are what "
+        "to compare.",
         "",
         "```",
         result["command"],
