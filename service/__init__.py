@@ -25,7 +25,7 @@ from service.wsgi import ChunkedBodyLimit
 __all__ = ["create_app", "Config"]
 
 API_VERSION = "1.0.0"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -101,7 +101,7 @@ def _register_request_hooks(app: Flask) -> None:
     def start_request():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         if request.method in _BODY_METHODS and _has_body() and not request.is_json:
             return errors.problem(
                 415,

@@ -19,13 +19,16 @@ On a Redis Cluster the counters of one caller share a hash tag (the storage's ke
 ``{``, the caller closes it), so the one script touches one slot.
 
 :class:`Blocklist`: a caller refused with 429 is remembered by the worker until the window
-that refused it ends; its next requests are refused before flask-limiter, the route or Redis
-see them, so a flood past the limit costs no Redis work (those refusals are not counted: the
-window is over anyway).
+that refused it ends, by its credential (:func:`credential`: a digest of its bearer token, or
+its address when it sends none); its next requests are refused in the WSGI layer before Flask,
+flask-limiter, the route or Redis see them (``service/hardening.py`` ``RefuseBlockedCallers``),
+so a flood past the limit costs a fraction of a request's CPU and no Redis work (those
+refusals are not counted: the caller is already over the window).
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from typing import Any
@@ -124,6 +127,16 @@ class AppRedisStorage(RedisStorage):
             found |= (str(amount), str(multiples), granularity) == own
             out.append((f"{stem}/{amount}/{multiples}/{granularity}", seconds))
         return out if found else None
+
+
+def credential(environ: dict[str, Any]) -> str:
+    """What a request is known by before any parsing: a digest of its bearer token (valid or
+    not; the token itself is never kept), else its client address."""
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        return "t:" + hashlib.sha256(token.encode()).hexdigest()
+    return "a:" + (environ.get("REMOTE_ADDR") or "-")
 
 
 class Blocklist:

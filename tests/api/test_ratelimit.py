@@ -130,3 +130,36 @@ def test_a_block_ends_with_its_window():
 def test_bad_notation_is_a_config_error(text):
     with pytest.raises(ConfigError, match="RAPPORT_RATE_LIMIT"):
         Config.from_env({}, rate_limit=text)
+
+
+def test_a_blocked_caller_gets_the_full_429_before_flask(app_config, redis_client):
+    app = create_app(
+        {**app_config, "rate_limit": "1 per minute", "cors_origins": "https://desk.example"},
+        redis=redis_client,
+    )
+    api = _api(app, "recommend:read")
+    assert api.get("/v1/products").status_code == 200
+    assert api.get("/v1/products").status_code == 429  # the limiter refuses: now blocked
+    headers = {"X-Request-ID": "req-42", "Origin": "https://desk.example"}
+    blocked = api.get("/v1/no-such-route", headers=headers)  # refused before routing: not 404
+    assert blocked.status_code == 429
+    assert blocked.mimetype == "application/problem+json"
+    assert blocked.json["type"] == "urn:rapport:problem:rate-limited"
+    assert blocked.json["request_id"] == "req-42" == blocked.headers["X-Request-ID"]
+    assert "1 per 1 minute" in blocked.json["detail"]
+    assert blocked.headers["Access-Control-Allow-Origin"] == "https://desk.example"
+    assert blocked.headers["Cache-Control"] == "no-store"
+    assert blocked.headers["X-RateLimit-Limit"] == "1"
+    assert 0 < int(blocked.headers["Retry-After"]) <= 60
+    assert app.test_client().get("/healthz").status_code == 200  # outside /v1: never blocked
+
+
+def test_blocks_follow_the_credential_not_the_address(app_config, redis_client):
+    app = create_app({**app_config, "rate_limit": "2 per minute"}, redis=redis_client)
+    client = app.test_client()
+    keyed = _api(app, "recommend:read")
+    anonymous = [client.get("/v1/products").status_code for _ in range(3)]
+    assert anonymous == [401, 401, 429]  # no key: limited (and now blocked) by address
+    assert keyed.get("/v1/products").status_code == 200  # same address, its own key
+    wrong = {"Authorization": "Bearer rpk_0000_wrong"}
+    assert client.get("/v1/products", headers=wrong).status_code == 429  # by address too
