@@ -255,9 +255,9 @@ def init_app(app: Flask, api: RapportApi) -> None:
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
 
-    blocked = Blocklist()
     limit = config.rate_limit.strip()
     if limit and limit.lower() != "off":
+        blocked = Blocklist()
         # A caller this worker refused stays refused, before Flask and without Redis, until
         # the window that refused it ends.
         app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
