@@ -40,6 +40,7 @@ _BUFFER_MAX = 100_000  # deferred entries held while Redis refuses them
 
 log = logging.getLogger("rapport.audit")
 _HOLDING: weakref.WeakSet[AuditLog] = weakref.WeakSet()  # logs that may hold entries back
+_FIRST_USE = threading.Lock()  # a log's buffer is set up once per process
 
 
 @atexit.register
@@ -134,11 +135,13 @@ class AuditLog:
 
     def _hold(self, entries: list[dict[str, str]]) -> None:
         if self._pid != os.getpid():  # first use in this process (or a forked child)
-            self._pid = os.getpid()
-            self._buffer = deque()  # a child does not write its parent's entries
-            self._lock = threading.Lock()
-            self._flusher = None
-            _HOLDING.add(self)
+            with _FIRST_USE:
+                if self._pid != os.getpid():
+                    self._buffer = deque()  # a child does not write its parent's entries
+                    self._lock = threading.Lock()
+                    self._flusher = None
+                    _HOLDING.add(self)
+                    self._pid = os.getpid()
         with self._lock:
             self._buffer.extend(entries)
             self._cap()
