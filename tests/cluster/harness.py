@@ -218,12 +218,28 @@ class LocalSentinel:
         return self
 
     def _replica_synced(self) -> bool:
-        c = self.replica.client()
+        """The replica holds what the master holds and receives its writes as they come.
+
+        ``master_link_status:up`` alone is not that: after a diskless full sync a Redis 7.0
+        master starts streaming writes to the replica only once the replica has acknowledged
+        (``REPLCONF ACK``, sent once a second), so for up to a second an "up" replica receives
+        nothing. A failover in that second promoted an empty replica (every profile written
+        since was gone: the purchases then answered 404). So: a marker written on the master
+        must have reached the replica."""
+        replica, master = self.replica.client(), self.master.client()
         try:
-            info = c.info("replication")
+            if replica.info("replication").get("master_link_status") != "up":
+                return False
+            marker = "harness:replica-synced"
+            if master.get(marker) is None:
+                master.set(marker, "1")
+            if replica.get(marker) is None:
+                return False
+            master.delete(marker)
+            return True
         finally:
-            c.close()
-        return info.get("master_link_status") == "up"
+            replica.close()
+            master.close()
 
     def _sentinel_knows_replica(self) -> bool:
         with self.sentinel_client() as s:
