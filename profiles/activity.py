@@ -109,56 +109,56 @@ class ActivityStore:
 
     # -- purchases -----------------------------------------------------------------------------
     def record_purchase(
-        self, customer_id: str, purchase: Mapping[str, Any], *, pipeline: Any = None
+        self, customer_id: str, purchase: Mapping[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         """Store a purchase once per order id; return ``(stored purchase, created?)``.
 
         A replay with the same content returns the stored purchase and changes nothing; the
-        same order id with other content raises :class:`OrderConflict`. With ``pipeline`` the
-        script is queued there and ``({}, False)`` returned (batch imports read the results
-        with :meth:`purchase_result`)."""
-        stored = normalize_purchase(purchase, self.clock())
-        args = self._purchase_args(stored, self._categories([stored]))
-        if pipeline is not None:
-            self._record(keys=self._keys(customer_id), args=args, client=pipeline)
-            return {}, False
-        return self.purchase_result(self._record(keys=self._keys(customer_id), args=args))
+        same order id with other content raises :class:`OrderConflict`."""
+        (result,) = self.record_purchases([(customer_id, purchase)])
+        if isinstance(result, RapportError):
+            raise result
+        return result
 
     def record_purchases(
         self, items: list[tuple[str, Mapping[str, Any]]]
     ) -> list[tuple[dict[str, Any], bool] | RapportError]:
-        """Many purchases in one round trip (a pipeline; one script call each on a Cluster,
-        where pipelined scripts are not allowed, and for a single item, where the pipeline's
-        SCRIPT EXISTS would be a second round trip). Per item ``(stored, created?)`` or the
-        domain error (invalid input, order conflict)."""
+        """Many purchases in one round trip (:meth:`_run_script`), the catalog's categories read
+        once for all. Per item ``(stored, created?)`` or the domain error (invalid input, order
+        conflict)."""
         out: list[Any] = [None] * len(items)
-        pipe = self.redis.pipeline(transaction=False)
-        if isinstance(pipe, ClusterPipeline) or len(items) == 1:
-            for i, (cid, purchase) in enumerate(items):
-                try:
-                    out[i] = self.record_purchase(cid, purchase)
-                except RapportError as exc:
-                    out[i] = exc
-            return out
         queued: dict[int, dict[str, Any]] = {}  # index -> normalised purchase
         for i, (_, purchase) in enumerate(items):
             try:
                 queued[i] = normalize_purchase(purchase, self.clock())
             except RapportError as exc:
                 out[i] = exc
-        cats = self._categories(list(queued.values()))  # one catalog read for the batch
-        for i, stored in queued.items():
-            args = self._purchase_args(stored, cats)
-            self._record(keys=self._keys(items[i][0]), args=args, client=pipe)
-        if queued:
-            for i, result in zip(queued, pipe.execute(raise_on_error=False), strict=True):
-                if isinstance(result, Exception):
-                    raise result
-                try:
-                    out[i] = self.purchase_result(result)
-                except RapportError as exc:
-                    out[i] = exc
+        cats = self._categories(list(queued.values()))
+        calls = [(items[i][0], self._purchase_args(stored, cats)) for i, stored in queued.items()]
+        for i, result in zip(queued, self._run_script(self._record, calls), strict=True):
+            try:
+                out[i] = self.purchase_result(result)
+            except RapportError as exc:
+                out[i] = exc
         return out
+
+    def _run_script(self, script: Any, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """``script`` once per ``(customer id, args)`` (keys: :meth:`_keys`), the replies in
+        order: one pipeline for all, or one call each on a Cluster (no pipelined scripts there)
+        and for a single call (a scripted pipeline costs a SCRIPT EXISTS round trip on top).
+        A Redis error in any reply is raised."""
+        if not calls:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        if isinstance(pipe, ClusterPipeline) or len(calls) == 1:
+            return [script(keys=self._keys(cid), args=args) for cid, args in calls]
+        for cid, args in calls:
+            script(keys=self._keys(cid), args=args, client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     @staticmethod
     def purchase_result(result: list[Any]) -> tuple[dict[str, Any], bool]:
@@ -282,7 +282,8 @@ class ActivityStore:
             todo = [i for i, r in enumerate(results[cid]) if r is None]
             if todo:
                 calls.append((cid, todo, self._events_args(now, [events[i] for i in todo])))
-        for (cid, todo, _), flags in zip(calls, self._run_events(calls), strict=True):
+        replies = self._run_script(self._events, [(cid, args) for cid, _, args in calls])
+        for (cid, todo, _), flags in zip(calls, replies, strict=True):
             for i, flag in zip(todo, flags, strict=True):
                 results[cid][i] = "accepted" if int(flag) else "duplicate"
         return {cid: [r or "duplicate" for r in rs] for cid, rs in results.items()}
@@ -334,21 +335,6 @@ class ActivityStore:
                 contact_id, status, contact,
             ]  # fmt: skip
         return args
-
-    def _run_events(self, calls: list[tuple[str, list[int], list[Any]]]) -> list[list[Any]]:
-        """Run the events script per ``(customer id, _, args)``: one pipeline for all, or one
-        call each on a Cluster (no pipelined scripts there) and for a single customer (a
-        scripted pipeline costs a SCRIPT EXISTS round trip on top)."""
-        pipe = self.redis.pipeline(transaction=False)
-        if isinstance(pipe, ClusterPipeline) or len(calls) == 1:
-            return [self._events(keys=self._keys(cid), args=args) for cid, _, args in calls]
-        for cid, _, args in calls:
-            self._events(keys=self._keys(cid), args=args, client=pipe)
-        replies = pipe.execute(raise_on_error=False) if calls else []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
 
     def list_events(self, customer_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest events, newest first (by arrival)."""

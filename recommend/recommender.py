@@ -596,14 +596,9 @@ class Recommender:
         if vector is not None:
             scores = self.scores(vector)
             n_items = max(len(scores) - 1, 1)
-            # the share of items scoring below: a count per candidate, no sort of the catalog
-            model_pct = {
-                c.product_id: float(
-                    np.count_nonzero(scores < scores[self.item_index[c.product_id]]) / n_items
-                )
-                for c in candidates
-                if c.product_id in self.item_index
-            }
+            known = [c.product_id for c in candidates if c.product_id in self.item_index]
+            below = _count_below(scores, scores[[self.item_index[p] for p in known]])
+            model_pct = {p: float(n / n_items) for p, n in zip(known, below.tolist(), strict=True)}
         docs = lookup(c.product_id for c in candidates)
         scored = []
         for c in candidates:
@@ -657,3 +652,16 @@ class Recommender:
             "source": source,
             "model_version": self.version,
         }
+
+
+def _count_below(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """For each threshold, how many ``scores`` are strictly below it (the buy-again model
+    percentile): one pass over the catalog, a binary search among the sorted thresholds per
+    item, instead of one pass per threshold or a sort of the catalog."""
+    order = np.argsort(thresholds, kind="stable")
+    # an item counts for every threshold above it: those from its insertion point on
+    first_above = np.searchsorted(thresholds[order], scores, side="right")
+    counts = np.cumsum(np.bincount(first_above, minlength=len(order) + 1))[: len(order)]
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = counts
+    return out

@@ -37,7 +37,7 @@ from profiles.audit import AuditLog
 from service import REQUEST_ID, errors, metrics
 from service.auth import Unauthenticated, current_key
 from service.extensions import RapportApi
-from service.ratelimit import AppRedisStorage, Blocklist, credential  # noqa: F401 (registers)
+from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
 
 log = logging.getLogger("rapport.hardening")
 
@@ -200,8 +200,13 @@ def _caller() -> str:
         return f"{{addr:{addr}}}"
 
 
+def _limited(method: str, path: str) -> bool:
+    """Whether the rate limits apply: every ``/v1`` request but CORS preflights."""
+    return method != "OPTIONS" and path.startswith("/v1/")
+
+
 def _limits_exempt() -> bool:
-    return request.method == "OPTIONS" or not request.path.startswith("/v1/")
+    return not _limited(request.method, request.path)
 
 
 def _request_cache() -> dict | None:
@@ -268,10 +273,7 @@ def init_app(app: Flask, api: RapportApi) -> None:
         @app.errorhandler(RateLimitExceeded)
         def rate_limited(error: RateLimitExceeded) -> Response:
             item = error.limit.limit
-            suffix = f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
-            counts = g.get("rate_limit_counts") or {}
-            ends = [expires for key, (_, expires) in counts.items() if key.endswith(suffix)]
-            until = ends[0] if ends else time.time() + item.get_expiry()
+            until = window_end(g.get("rate_limit_counts") or {}, item)
             blocked.block(credential(request.environ), until, item.amount, str(item))
             # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
             return _too_many(str(item))
@@ -352,8 +354,8 @@ class RefuseBlockedCallers:
         self.origins = origins
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith("/v1/") or environ.get("REQUEST_METHOD") == "OPTIONS":
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if not _limited(method, path):
             return self.app(environ, start_response)
         entry = self.blocked.check(credential(environ))
         if entry is None:
@@ -391,7 +393,6 @@ class RefuseBlockedCallers:
         if self.origins:
             headers.append(("Vary", "Origin"))
         start_response("429 Too Many Requests", headers)
-        method = environ.get("REQUEST_METHOD", "")
         metrics.observe("rate-limited", method, 429, time.perf_counter() - started)
         return [body]
 

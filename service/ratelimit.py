@@ -15,8 +15,9 @@ changes only how the counters are reached:
 - **headers from that reply**: ``get``/``get_expiry`` of a counter counted in this request
   answer from it, with no round trip.
 
-On a Redis Cluster the counters of one caller share a hash tag (the storage's key prefix ends in
-``{``, the caller closes it), so the one script touches one slot.
+On a Redis Cluster the counters of one caller share a hash tag (the limits' key function,
+``service/hardening.py`` ``_caller``, puts the caller in braces), so the one script touches
+one slot.
 
 :class:`Blocklist`: a caller refused with 429 is remembered by the worker until the window
 that refused it ends, by its credential (:func:`credential`: a digest of its bearer token, or
@@ -83,7 +84,9 @@ class AppRedisStorage(RedisStorage):
         self.storage = client
         self.initialize_storage(uri)  # register_script only: no round trip
         Storage.__init__(self, uri, wrap_exceptions, **options)
-        self.windows = windows
+        # "<amount>/<multiples>/<granularity>", the tail of a window's counter, with its length
+        self.windows = [(f"{a}/{m}/{g}", seconds) for a, m, g, seconds in windows]
+        self._tails = {tail for tail, _ in self.windows}
         self.request_cache = request_cache
         self._incr_all = client.register_script(_INCR_ALL)
 
@@ -118,15 +121,19 @@ class AppRedisStorage(RedisStorage):
     def _siblings(self, key: str) -> list[tuple[str, int]] | None:
         """The counters of every configured window of ``key``'s caller and scope, with their
         lengths; None when ``key`` is not one of them (a limit set elsewhere)."""
-        stem, *suffix = key.rsplit("/", 3)
-        if len(suffix) != 3:
+        parts = key.rsplit("/", 3)
+        if len(parts) != 4 or "/".join(parts[1:]) not in self._tails:
             return None
-        own = (suffix[0], suffix[1], suffix[2])
-        out, found = [], False
-        for amount, multiples, granularity, seconds in self.windows:
-            found |= (str(amount), str(multiples), granularity) == own
-            out.append((f"{stem}/{amount}/{multiples}/{granularity}", seconds))
-        return out if found else None
+        return [(f"{parts[0]}/{tail}", seconds) for tail, seconds in self.windows]
+
+
+def window_end(counts: dict[str, tuple[int, float]], item: Any) -> float:
+    """When the window of ``item`` (a ``limits`` item) ends for this request's caller: from
+    the counts :class:`AppRedisStorage` kept for the request (``request_cache``), else a full
+    window from now."""
+    tail = f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+    ends = [expires for key, (_, expires) in counts.items() if key.endswith(tail)]
+    return ends[0] if ends else time.time() + item.get_expiry()
 
 
 def credential(environ: dict[str, Any]) -> str:
