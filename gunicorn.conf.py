@@ -87,7 +87,7 @@ def child_exit(server, worker):
 
 def post_worker_init(worker):
     """Load the active model before this worker takes requests, then keep polling for new
-    versions in the background (service/models.py)."""
-    from service.models import warm_up
+    versions in the background (service/model_holder.py)."""
+    from service.model_holder import warm_up
 
     warm_up(worker.wsgi)

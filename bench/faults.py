@@ -38,7 +38,7 @@ NAMES = ("redis_crash", "redis_outage", "worker_kill", "model_faults")
 
 
 def _prepare_popular(r: scenarios.Rig) -> None:
-    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
     from tests.recsys import products  # noqa: PLC0415
 
     client = r.client()

@@ -9,7 +9,7 @@ other processes compete for the cores; the CPU columns (this process, and Redis 
 ``INFO cpu``, per request) do not, and their sum estimates the latency on an idle machine.
 The model holder serves the popularity fallback (no trained model): product picks cost the
 same catalog reads either way, and LightFM scoring itself is ~0.02 ms
-(recommend/recommender.py).
+(recommend/model/recommender.py).
 
     .venv/bin/python bench/greeting_nba.py [--iterations 2000]
 """
@@ -30,8 +30,8 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profiles.store import ProfileStore  # noqa: E402
-from recommend.catalog import Catalog  # noqa: E402
-from service import create_app, models  # noqa: E402
+from recommend.catalog.products import Catalog  # noqa: E402
+from service import create_app, model_holder  # noqa: E402
 from service.redis_server import RedisServer, redis_server_binary  # noqa: E402
 
 try:
@@ -168,8 +168,8 @@ def main() -> None:
                 },
                 redis=client,
             )
-            if models.EXTENSION not in app.extensions:
-                models.init_app(app)
+            if model_holder.EXTENSION not in app.extensions:
+                model_holder.init_app(app)
             cid, token = build(client, app)
             headers = {"Authorization": f"Bearer {token}"}
             test_client = app.test_client()

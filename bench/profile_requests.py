@@ -50,7 +50,7 @@ def main() -> None:
 
     from service import create_app  # noqa: PLC0415
     from service.auth import ApiKeyStore  # noqa: PLC0415
-    from service.models import warm_up  # noqa: PLC0415
+    from service.model_holder import warm_up  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-prof-"))
     server = RedisServer(tmp / "redis").start()

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 IDLE = ("wait (threading.py", "select (selectors.py", "_worker (concurrent", "accept (socket.py",
-        "sleep (gunicorn", "poll (selectors.py", "run_for_one", "_run (service/models.py",
+        "sleep (gunicorn", "poll (selectors.py", "run_for_one", "_run (service/model_holder.py",
         "_bootstrap (threading.py", "murder_keepalived")  # fmt: skip
 
 

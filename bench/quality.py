@@ -8,15 +8,15 @@ train+validation with the chosen settings, and print precision@10 / recall@10 / 
 coverage / train time on the test window for popularity, buy-again, implicit ALS, Rapport
 ``discover`` and Rapport ``blend``, in the new-items and the all-items evaluation.
 
-Rapport's training goes through the production code: ``recommend.dataset.load_online_retail``
+Rapport's training goes through the production code: ``recommend.model.dataset.load_online_retail``
 (the ``rapport train --from-csv`` source; ``tests/unit/test_bench_quality.py`` shows the Redis
 path builds the same matrices), ``build_matrices``, ``TrainConfig.model`` + ``fit_epochs`` and
 ``training.model_scores``. "Rapport discover" / "Rapport blend" / "Rapport buy_again" are
-the production serving code: ``recommend.recommender.Recommender.recommend`` called per
+the production serving code: ``recommend.model.recommender.Recommender.recommend`` called per
 customer (what ``GET /v1/profiles/{id}/recommendations`` serves) on an artifact built by
 ``training.artifact_arrays`` (with the trend, description and cold-start arrays), with the
-weights of ``recommend/scoring.py``. The validation grid over those weights is still run and
-printed (it is how the constants in ``recommend/scoring.py`` were chosen); the test rows use
+weights of ``recommend/model/scoring.py``. The validation grid over those weights is still run and
+printed (it is how the constants in ``recommend/model/scoring.py`` were chosen); the test rows use
 the constants. The "batch rules" reference row is the same rules computed for all customers
 at once (a check that serving and the vectorised re-implementation agree).
 """
@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import retail  # noqa: E402
 
-from recommend import scoring  # noqa: E402
-from recommend.artifact import Artifact  # noqa: E402
-from recommend.dataset import (  # noqa: E402
+from recommend.model import scoring  # noqa: E402
+from recommend.model.artifact import Artifact  # noqa: E402
+from recommend.model.dataset import (  # noqa: E402
     DAY,
     IDS_ONLY,
     FeatureConfig,
@@ -53,8 +53,8 @@ from recommend.dataset import (  # noqa: E402
     build_matrices,
     load_online_retail,
 )
-from recommend.recommender import BlendConfig, CustomerContext, Filters, Recommender  # noqa: E402
-from recommend.training import (  # noqa: E402
+from recommend.model.recommender import BlendConfig, CustomerContext, Filters, Recommender  # noqa: E402
+from recommend.model.training import (  # noqa: E402
     PRODUCTION,
     TrainConfig,
     TrainResult,
@@ -67,7 +67,8 @@ from recommend.training import (  # noqa: E402
 # --- what the validation window chooses between -------------------------------------------------
 # The wider search that led to these candidates is in docs/benchmarks.md (all on validation).
 RAPPORT_CANDIDATES: list[tuple[str, FeatureConfig, TrainConfig]] = [
-    # the production defaults (recommend.dataset.IDS_ONLY, recommend.training.PRODUCTION),
+    # the production defaults (recommend.model.dataset.IDS_ONLY,
+    # recommend.model.training.PRODUCTION),
     # with the epoch count read off the validation curve up to 60
     (
         "production defaults: ids only, hl 60d, 128 comps, lr .02, ms 50",
@@ -204,7 +205,7 @@ def tune_als(t: retail.Task, counts: sp.csr_matrix, threads: int, log) -> tuple[
 
 # --- Rapport ------------------------------------------------------------------------------------
 def rapport_fit(split: Split, fc: FeatureConfig, tc: TrainConfig, on_epoch=None):
-    """build_matrices + fit_epochs, exactly as recommend.training.train does."""
+    """build_matrices + fit_epochs, exactly as recommend.model.training.train does."""
     started = time.perf_counter()
     m = build_matrices(split.data, split.train, None, fc)
     model = tc.model()
@@ -286,7 +287,7 @@ def list_metrics(t, users, lists, which):
     }
 
 
-# --- Rapport scoring terms (recommend/scoring.py) -----------------------------------------------
+# --- Rapport scoring terms (recommend/model/scoring.py) -------------------------------------
 @dataclass
 class Terms:
     """What the discover / blend rules need besides the model, for one split."""

@@ -308,7 +308,7 @@ if __name__ == "__main__":
 
 def validation_data():
     """(TrainingData restricted to the validation-train part, train lines, eval lines)."""
-    from recommend.dataset import TrainingData, load_online_retail
+    from recommend.model.dataset import TrainingData, load_online_retail
 
     data = load_online_retail(retail.DATA)
     ts = np.array([ln.purchased_at for ln in data.lines])
@@ -338,8 +338,8 @@ def run_r1(spec: str):
     """Grid over FeatureConfig / TrainConfig fields (key=v1/v2,...), 'every' = eval interval."""
     from dataclasses import fields, replace
 
-    from recommend.dataset import FeatureConfig, build_matrices
-    from recommend.training import TrainConfig, fit_epochs, model_scores
+    from recommend.model.dataset import FeatureConfig, build_matrices
+    from recommend.model.training import TrainConfig, fit_epochs, model_scores
 
     td, train, ev = validation_data()
     opts = dict(kv.split("=") for kv in spec.split(",") if kv)
@@ -419,8 +419,8 @@ def blend_scores(freq, model_fn, beta, gamma):
 def run_blend(spec: str):
     from dataclasses import fields, replace
 
-    from recommend.dataset import FeatureConfig, build_matrices
-    from recommend.training import TrainConfig, fit_epochs, model_scores
+    from recommend.model.dataset import FeatureConfig, build_matrices
+    from recommend.model.training import TrainConfig, fit_epochs, model_scores
 
     td, train, ev = validation_data()
     opts = dict(kv.split("=") for kv in spec.split(",") if kv)

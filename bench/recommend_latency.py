@@ -1,5 +1,5 @@
 """Serving cost of one recommendation request on the full Online Retail data (no Redis):
-the measurement behind "score on request" in recommend/recommender.py.
+the measurement behind "score on request" in recommend/model/recommender.py.
 
     python bench/recommend_latency.py [--epochs 5] [--data PATH/online_retail.csv.gz]
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recommend.artifact import load_artifact
-from recommend.dataset import load_online_retail
-from recommend.job import save_result
-from recommend.recommender import CustomerContext, Recommender
-from recommend.training import TrainConfig, format_report, train
+from recommend.model.artifact import load_artifact
+from recommend.model.dataset import load_online_retail
+from recommend.model.job import save_result
+from recommend.model.recommender import CustomerContext, Recommender
+from recommend.model.training import TrainConfig, format_report, train
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/online_retail/online_retail.csv.gz"
 

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.ceiling_app import create_app as ceiling_app  # noqa: PLC0415
     from service import create_app  # noqa: PLC0415
     from service.auth import ApiKeyStore  # noqa: PLC0415
-    from service.models import warm_up  # noqa: PLC0415
+    from service.model_holder import warm_up  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-cost-"))
     server = RedisServer(tmp / "redis").start()

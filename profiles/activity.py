@@ -51,6 +51,7 @@ from typing import Any
 import redis
 from redis.cluster import ClusterPipeline
 
+from core.errors import InvalidInput, RapportError
 from profiles import activity_lua as lua
 from profiles.activity_input import (
     canonical_json,
@@ -60,7 +61,7 @@ from profiles.activity_input import (
     total_units,
     units_to_money,
 )
-from profiles.errors import InvalidInput, OrderConflict, RapportError
+from profiles.errors import OrderConflict
 from profiles.keys import Keys
 
 EVENTS_CAP = 1_000

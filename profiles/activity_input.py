@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
-from profiles.errors import InvalidInput
+from core.errors import InvalidInput
 
 PRICE_PLACES = 4  # fractional digits a unit price may have; totals are kept in 1e-4 units
 SCALE = 10**PRICE_PLACES

@@ -1,44 +1,8 @@
-"""Domain exceptions raised by ``profiles`` and ``recommend``.
-
-They are plain classes that know nothing about HTTP; ``service/errors.py`` maps each one to a
-status code in a single table. ``field`` names the input at fault when there is one.
-"""
+"""Errors raised by ``profiles``: profiles, identities, merges, purchases and events."""
 
 from __future__ import annotations
 
-
-class RapportError(Exception):
-    """Base of every domain error."""
-
-    title = "Rapport error"
-
-    def __init__(self, detail: str = "", *, field: str | None = None, **extra: object):
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
-        self.field = field
-        self.extra = extra
-
-
-class NotFound(RapportError):
-    title = "Not found"
-
-
-class Conflict(RapportError):
-    title = "Conflict"
-
-
-class InvalidInput(RapportError):
-    """Input that passed the schema but breaks a domain rule."""
-
-    title = "Invalid input"
-
-
-class PreconditionFailed(RapportError):
-    title = "Precondition failed"
-
-
-class ApiKeyNotFound(NotFound):
-    title = "API key not found"
+from core.errors import Conflict, NotFound, PreconditionFailed
 
 
 # -- profiles, identities and merges (profiles/store.py, identity.py, merge.py) ----------------
@@ -66,56 +30,6 @@ class MergeConflict(Conflict):
     """A merge or unmerge that cannot run in the current state (already merged, undone, ...)."""
 
     title = "Merge not possible"
-
-
-# -- recommend: catalog and models -------------------------------------------------------------
-class ProductNotFound(NotFound):
-    title = "Product not found"
-
-
-class ModelVersionNotFound(NotFound):
-    title = "Model version not found"
-
-
-class ArtifactError(Conflict):
-    """A model artifact is missing, truncated, tampered with or malformed; it is not served."""
-
-    title = "Model artifact refused"
-
-
-class PromotionRefused(Conflict):
-    """The gate kept a model that is worse than the active one (use force to override)."""
-
-    title = "Promotion refused"
-
-
-class NoPreviousModel(Conflict):
-    title = "No previous model to roll back to"
-
-
-# -- greetings and next-best actions (recommend/) --------------------------------------------
-class InvalidTemplate(InvalidInput):
-    title = "Invalid template"
-
-
-class TemplateNotFound(NotFound):
-    title = "Greeting template not found"
-
-
-class InvalidRule(InvalidInput):
-    title = "Invalid rule"
-
-
-class InvalidAction(InvalidInput):
-    title = "Invalid action"
-
-
-class ActionNotFound(NotFound):
-    title = "Action not found"
-
-
-class FeedbackConflict(Conflict):
-    title = "Feedback id reused with a different body"
 
 
 # -- purchases and events (profiles/activity.py) ---------------------------------------------

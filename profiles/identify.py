@@ -8,7 +8,7 @@
   **oldest** one (earliest ``created_at``, then smallest id), which survives (``merged``).
 
 Concurrent callers are safe: a claim lost to another writer, or a merge another identify is
-running, makes it look again after a short back-off (see ``profiles/identity.py``).
+running, makes it look again after a short back-off (see ``profiles/identity_index.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from profiles import model
-from profiles.errors import Conflict, IdentityTaken, InvalidInput, MergeConflict
-from profiles.identity import Identity
+from core.errors import Conflict, InvalidInput
+from profiles import document
+from profiles.errors import IdentityTaken, MergeConflict
+from profiles.identity_index import Identity
 from profiles.merge_rules import attach_identity
 
 if TYPE_CHECKING:
@@ -48,14 +49,14 @@ def identify(
             raise InvalidInput("identities go in 'identities'", field=f"attributes.{name}")
     now = store.clock()
     country = attributes.get("country")
-    region = model.normalise_country(country, "attributes.country") if country else None
+    region = document.normalise_country(country, "attributes.country") if country else None
     wanted = identities_from_input(identities, region)
-    model.normalise_changes(attributes, now=now)  # validate before any write
+    document.normalise_changes(attributes, now=now)  # validate before any write
     merges: list[dict[str, Any]] = []
     for attempt in range(20):
         if attempt:
             time.sleep(min(0.2, 0.005 * 2**attempt))  # another writer is mid-way: let it finish
-        owners = model.unique(o for o in store.identities.owners(wanted).values() if o)
+        owners = document.unique(o for o in store.identities.owners(wanted).values() if o)
         if not owners:
             data = dict(attributes)
             data.update(as_input(wanted))
@@ -63,7 +64,7 @@ def identify(
                 profile = store.create(data)
             except IdentityTaken:
                 continue  # someone claimed one of them just now: look again
-            attached = [model.identity_key(i) for i in wanted]
+            attached = [document.identity_key(i) for i in wanted]
             return profile, {"outcome": "created", "attached": attached, "merges": merges}
         survivor = _oldest(store, owners)
         try:
@@ -81,14 +82,14 @@ def identify(
             doc: dict[str, Any], _stored: Stored, attached: list[str] = attached
         ) -> dict[str, Any]:
             stamp = store.clock()
-            changes = model.normalise_changes(attributes, now=stamp, country=doc.get("country"))
-            new = model.apply_changes(doc, changes, stamp)
+            changes = document.normalise_changes(attributes, now=stamp, country=doc.get("country"))
+            new = document.apply_changes(doc, changes, stamp)
             attached.clear()
             for identity in wanted:
-                if identity in model.identities_of(new):
+                if identity in document.identities_of(new):
                     continue
                 attach_identity(new, identity)
-                attached.append(model.identity_key(identity))
+                attached.append(document.identity_key(identity))
             return new
 
         try:
@@ -108,13 +109,15 @@ def identities_from_input(identities: Mapping[str, Any], region: str | None) -> 
             raise InvalidInput("unknown identity", field=f"identities.{name}")
     out: list[Identity] = []
     if identities.get("email") is not None:
-        out.append(("email", model.normalise_email(identities["email"], "identities.email")))
+        out.append(("email", document.normalise_email(identities["email"], "identities.email")))
     if identities.get("phone") is not None:
-        phone = model.normalise_phone(identities["phone"], region, "identities.phone")
+        phone = document.normalise_phone(identities["phone"], region, "identities.phone")
         out.append(("phone", phone))
     if identities.get("external_ids") is not None:
-        exts = model.normalise_external_ids(identities["external_ids"], "identities.external_ids")
-        out += [model.external_identity(x) for x in exts]
+        exts = document.normalise_external_ids(
+            identities["external_ids"], "identities.external_ids"
+        )
+        out += [document.external_identity(x) for x in exts]
     if not out:
         raise InvalidInput("give at least one identity", field="identities")
     return out

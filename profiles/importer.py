@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from profiles import model
+from core.errors import Conflict, InvalidInput, RapportError
+from profiles import document
 from profiles.activity import ActivityStore
-from profiles.errors import Conflict, InvalidInput, OrderConflict, RapportError
+from profiles.errors import OrderConflict
 
 RETAIL_SYSTEM = "retail"
 DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
@@ -175,7 +176,7 @@ def _country(value: str, retail: bool) -> str | None:
     if retail:
         return RETAIL_COUNTRIES.get(value)
     try:
-        return model.normalise_country(value.upper())
+        return document.normalise_country(value.upper())
     except InvalidInput:
         return None
 
@@ -281,9 +282,9 @@ class Importer:
         identities = []
         try:
             for ext in data.get("external_ids") or []:
-                identities.append(model.external_identity(model.normalise_external_id(ext)))
+                identities.append(document.external_identity(document.normalise_external_id(ext)))
             if data.get("email"):
-                identities.append(("email", model.normalise_email(data["email"])))
+                identities.append(("email", document.normalise_email(data["email"])))
         except InvalidInput:
             summary.skipped["invalid_customer"] += 1
             return None

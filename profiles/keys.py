@@ -40,7 +40,7 @@ key                                type       what
 Identity claims live in their own slot (tag ``{i:...}``), so attaching an identity is a claim
 (``SET NX`` on the owner key) followed by a write in the customer's slot; the profile's own
 identity list is the source of truth and a claim whose profile does not list the identity is
-stale (see ``profiles/identity.py``). No operation needs a cross-slot transaction.
+stale (see ``profiles/identity_index.py``). No operation needs a cross-slot transaction.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Keys:
             return key[len(stem) : -len(suffix)] or None
         return None
 
-    # -- greetings and next-best actions (recommend/greetings.py, actions.py, contact.py) ----
+    # -- greetings and next-best actions (recommend/engage/greetings.py, actions.py, contact.py)
     def greeting_templates(self) -> str:
         """Hash ``<locale>:<channel>`` -> template JSON (admin overrides of shipped defaults)."""
         return f"{self.prefix}:greeting_templates"
@@ -169,7 +169,7 @@ class Keys:
             self.offered_products(customer_id),
         ]
 
-    # -- catalog (recommend/catalog.py): one hash tag, so a product write is one Lua script ----
+    # -- catalog (recommend/catalog/products.py): one hash tag, so a product write is one Lua script
     def product(self, product_id: str) -> str:
         """String: the product document (JSON)."""
         return f"{self.prefix}:{{catalog}}:product:{product_id}"
@@ -191,7 +191,7 @@ class Keys:
         product documents compare it to know they are current)."""
         return f"{self.prefix}:{{catalog}}:version"
 
-    # -- model registry (recommend/registry.py): one hash tag ---------------------------------
+    # -- model registry (recommend/model/registry.py): one hash tag --------------------------------
     def model_version(self, version: str) -> str:
         """String: one registered model version (JSON: metrics, params, manifest digest)."""
         return f"{self.prefix}:{{models}}:version:{version}"

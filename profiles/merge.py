@@ -58,8 +58,9 @@ import copy
 import json
 from typing import TYPE_CHECKING, Any
 
-from profiles import model
-from profiles.errors import InvalidInput, MergeConflict, MergeNotFound, ProfileNotFound
+from core.errors import InvalidInput
+from profiles import document
+from profiles.errors import MergeConflict, MergeNotFound, ProfileNotFound
 from profiles.merge_rules import (
     delete_path,
     drop_identities,
@@ -101,7 +102,7 @@ class Merges:
     def get(self, merge_id: str) -> dict[str, Any]:
         raw = (
             self.redis.get(self.keys.merge_record(merge_id))
-            if model.is_merge_id(merge_id)
+            if document.is_merge_id(merge_id)
             else None
         )
         if raw is None:
@@ -165,9 +166,9 @@ class Merges:
         """Merge ``source_id`` into ``target_id``; returns the merge record."""
         if source_id == target_id:
             raise InvalidInput("a profile cannot be merged into itself", field="source_id")
-        if not model.is_customer_id(source_id):
+        if not document.is_customer_id(source_id):
             raise ProfileNotFound(f"no profile {source_id}", field="source_id")
-        if not model.is_customer_id(target_id):
+        if not document.is_customer_id(target_id):
             raise ProfileNotFound(f"no profile {target_id}")
         source = self.store.load(source_id)
         target = self.store.load(target_id)
@@ -200,7 +201,7 @@ class Merges:
                 f"{target_id} is being merged into another profile ({target.merging})",
                 merge_id=target.merging,
             )
-        merge_id = model.new_merge_id()
+        merge_id = document.new_merge_id()
         record = {
             "id": merge_id,
             "status": "merging",
@@ -272,7 +273,7 @@ class Merges:
             record["moved"] = self._apply_to_target(record)
             self._step(record, "target")
         if "claims" not in steps:
-            for identity in model.identities_of(record["source"]["profile"]):
+            for identity in document.identities_of(record["source"]["profile"]):
                 store.identities.transfer(tuple(identity), sid, tid)
             self._step(record, "claims")
         if "alias" not in steps:
@@ -363,11 +364,11 @@ class Merges:
         source_doc = record["source"]["profile"]
         if "restore" not in steps:
             target_doc = store.load(tid).doc or {}
-            held = set(map(tuple, model.identities_of(target_doc)))
+            held = set(map(tuple, document.identities_of(target_doc)))
             restored = copy.deepcopy(source_doc)
-            not_restored = [i for i in model.identities_of(source_doc) if i not in held]
+            not_restored = [i for i in document.identities_of(source_doc) if i not in held]
             drop_identities(restored, not_restored)
-            record["not_restored"] = [model.identity_key(i) for i in not_restored]
+            record["not_restored"] = [document.identity_key(i) for i in not_restored]
             while True:
                 src = store.load(sid)
                 if src.merge_id != merge_id or not src.merged_into:
@@ -377,7 +378,7 @@ class Merges:
             record["unmerge_steps"].append("restore")
             self._save(record)
         restored_doc = store.load(sid).doc or {}
-        returned = model.identities_of(restored_doc)
+        returned = document.identities_of(restored_doc)
         if "claims" not in steps:
             for identity in returned:
                 store.identities.transfer(tuple(identity), tid, sid)
@@ -413,7 +414,7 @@ class Merges:
             self._save(record)
         record["status"] = "unmerged"
         record["unmerged_at"] = store.clock()
-        record["returned_identities"] = [model.identity_key(i) for i in returned]
+        record["returned_identities"] = [document.identity_key(i) for i in returned]
         self._save(record)
         return record
 

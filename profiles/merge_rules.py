@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from profiles import model
+from profiles import document
 
 FILL_FIELDS = (
     "first_name",
@@ -47,10 +47,10 @@ def merged_document(
         changes.append(entry)
 
     added = []
-    for kind, value in model.identities_of(source):
-        if (kind, value) not in model.identities_of(new):
+    for kind, value in document.identities_of(source):
+        if (kind, value) not in document.identities_of(new):
             attach_identity(new, (kind, value))
-            added.append(model.identity_key((kind, value)))
+            added.append(document.identity_key((kind, value)))
     for name in FILL_FIELDS:
         if name in source and name not in new:
             change([name], source[name])
@@ -59,7 +59,7 @@ def merged_document(
         if name in prefs and get_path(new, ["preferences", name]) is MISSING:
             change(["preferences", name], prefs[name])
     target_custom = get_path(new, ["preferences", "custom"])
-    room = model.MAX_CUSTOM_KEYS - (len(target_custom) if target_custom is not MISSING else 0)
+    room = document.MAX_CUSTOM_KEYS - (len(target_custom) if target_custom is not MISSING else 0)
     for key, value in sorted(prefs.get("custom", {}).items()):
         if get_path(new, ["preferences", "custom", key]) is MISSING and room > 0:
             change(["preferences", "custom", key], value)
@@ -104,7 +104,7 @@ def drop_identities(doc: dict[str, Any], identities: list[tuple[str, str]]) -> N
     doc["emails"] = [e for e in doc.get("emails", []) if ("email", e) not in drop]
     doc["phones"] = [p for p in doc.get("phones", []) if ("phone", p) not in drop]
     doc["external_ids"] = [
-        x for x in doc.get("external_ids", []) if model.external_identity(x) not in drop
+        x for x in doc.get("external_ids", []) if document.external_identity(x) not in drop
     ]
 
 

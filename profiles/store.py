@@ -6,7 +6,7 @@ Storage: one hash per customer, ``Keys.profile(id)`` (slot ``{c:ID}``):
 ============================  ===============================================================
 field                         what
 ============================  ===============================================================
-``doc``                       the profile document as JSON (see ``profiles/model.py``)
+``doc``                       the profile document as JSON (see ``profiles/document.py``)
 ``version``                   integer, 1 at creation, +1 on every write (the HTTP ``ETag``)
 ``merging``                   merge id while this profile is frozen as the source of a merge
 ``merge:<merge id>``          on a merge target: what that merge changed (for ``unmerge``)
@@ -16,7 +16,8 @@ field                         what
 Every write is one Lua compare-and-set on ``version`` (``_WRITE``), so concurrent writers never
 lose an update: a writer re-reads and re-applies its change when the version moved under it;
 with ``expected_version`` (HTTP ``If-Match``) a moved version is :class:`VersionMismatch`
-instead. Identity claims follow the protocol in ``profiles/identity.py``: claim, then write the
+instead. Identity claims follow the protocol in ``profiles/identity_index.py``: claim, then write
+the
 profile; write the profile, then release. Claims made by a write that then fails are not
 released (a concurrent writer of the same profile may be relying on them); they are pending for
 the grace period and then stale, and are repaired on read.
@@ -36,16 +37,10 @@ from typing import Any
 
 import redis
 
-from profiles import model
-from profiles.errors import (
-    Conflict,
-    IdentityTaken,
-    InvalidInput,
-    MergeConflict,
-    ProfileNotFound,
-    VersionMismatch,
-)
-from profiles.identity import Identity, IdentityIndex
+from core.errors import Conflict, InvalidInput
+from profiles import document
+from profiles.errors import IdentityTaken, MergeConflict, ProfileNotFound, VersionMismatch
+from profiles.identity_index import Identity, IdentityIndex
 from profiles.keys import Keys
 
 # KEYS[1] profile hash. ARGV[1] expected version ('' = the hash must not exist); ARGV[2] '1' to
@@ -94,7 +89,7 @@ class Profile:
         return self.requested_id if self.requested_id != self.id else None
 
     def public(self) -> dict[str, Any]:
-        out = model.public_document(self.doc)
+        out = document.public_document(self.doc)
         out["version"] = self.version
         out["traits"] = self.traits
         return out
@@ -216,7 +211,7 @@ class ProfileStore:
             if after is None:
                 return Profile(customer_id, stored.version, before, customer_id)
             if claim:
-                self._claim_all(customer_id, model.added_identities(before, after))
+                self._claim_all(customer_id, document.added_identities(before, after))
             fields = {"doc": _dumps(after)}
             if extra_fields is not None:
                 fields.update(extra_fields())
@@ -229,7 +224,7 @@ class ProfileStore:
                         current_version=current,
                     )
                 continue
-            for identity in model.removed_identities(before, after):
+            for identity in document.removed_identities(before, after):
                 self.identities.release(identity, customer_id)
             return Profile(customer_id, version, after, customer_id)
         raise Conflict(f"profile {customer_id} is too busy; retry")
@@ -241,7 +236,7 @@ class ProfileStore:
                 kind, value = identity
                 raise IdentityTaken(
                     f"{_label(identity)} belongs to another profile",
-                    field=model.identity_field(kind),
+                    field=document.identity_field(kind),
                     owner_id=owner,
                 )
 
@@ -250,7 +245,7 @@ class ProfileStore:
         """The live profile id for ``customer_id``, following merge aliases."""
         current = customer_id
         for _ in range(_MAX_ALIAS_HOPS):
-            if not model.is_customer_id(current):
+            if not document.is_customer_id(current):
                 break
             fields = self.redis.hmget(self.keys.profile(current), ["merged_into", "version"])
             if fields[0]:
@@ -268,7 +263,7 @@ class ProfileStore:
         transaction, so Cluster-safe); only the ids that are merge aliases then follow their
         hops through :meth:`resolve` one by one (aliases are rare in bulk feeds)."""
         out: dict[str, str | None] = dict.fromkeys(customer_ids)
-        ids = [cid for cid in out if model.is_customer_id(cid)]  # others cannot be anybody
+        ids = [cid for cid in out if document.is_customer_id(cid)]  # others cannot be anybody
         if not ids:
             return out
         pipe = self.redis.pipeline(transaction=False)
@@ -285,18 +280,18 @@ class ProfileStore:
         return out
 
     def create(self, data: Mapping[str, Any], *, customer_id: str | None = None) -> Profile:
-        """Create a profile from an input document (``model.PROFILE_INPUT_FIELDS``).
+        """Create a profile from an input document (``document.PROFILE_INPUT_FIELDS``).
 
         ``customer_id``: for imports that bring their own ids; otherwise one is generated."""
         now = self.clock()
-        changes = model.normalise_changes(data, now=now)
-        if customer_id is not None and not model.is_customer_id(customer_id):
+        changes = document.normalise_changes(data, now=now)
+        if customer_id is not None and not document.is_customer_id(customer_id):
             raise InvalidInput("ids are 1 to 64 of [A-Za-z0-9_.-]", field="id")
-        cid = customer_id or model.new_customer_id()
-        doc = model.new_document(cid, changes, now)
+        cid = customer_id or document.new_customer_id()
+        doc = document.new_document(cid, changes, now)
         claimed: list[Identity] = []
         try:
-            for identity in model.identities_of(doc):
+            for identity in document.identities_of(doc):
                 self._claim_all(cid, [identity])
                 claimed.append(identity)
             if self.write(cid, None, {"doc": _dumps(doc)}) < 0:
@@ -332,7 +327,7 @@ class ProfileStore:
         ``Profile.extra``, in order) of the requested id go in one pipeline; only when that
         hash is a merge alias is the alias followed (:meth:`resolve`) and the target read the
         same way (again if the target was merged away in between)."""
-        if not model.is_customer_id(customer_id):  # cannot be anybody (nor a key name)
+        if not document.is_customer_id(customer_id):  # cannot be anybody (nor a key name)
             raise ProfileNotFound(f"no profile {customer_id}")
         read_traits = with_traits and self.activity is not None
         reads = [self.activity.queue_traits] if read_traits else []
@@ -366,13 +361,13 @@ class ProfileStore:
         *,
         expected_version: int | None = None,
     ) -> Profile:
-        """Merge-patch (see ``model.apply_changes``); ``expected_version`` is If-Match."""
+        """Merge-patch (see ``document.apply_changes``); ``expected_version`` is If-Match."""
         target = self.resolve(customer_id)
 
         def mutate(doc: dict[str, Any], _stored: Stored) -> dict[str, Any]:
             now = self.clock()
-            changes = model.normalise_changes(data, now=now, country=doc.get("country"))
-            return model.apply_changes(doc, changes, now)
+            changes = document.normalise_changes(data, now=now, country=doc.get("country"))
+            return document.apply_changes(doc, changes, now)
 
         profile = self.update(target, mutate, expected_version=expected_version)
         profile.requested_id = customer_id
@@ -388,12 +383,12 @@ class ProfileStore:
     def lookup_input(self, field_name: str, raw: str) -> Profile:
         """Look-up from user input: ``email``, ``phone`` (E.164 or +…) or ``external_id``."""
         if field_name == "email":
-            return self.lookup("email", model.normalise_email(raw))
+            return self.lookup("email", document.normalise_email(raw))
         if field_name == "phone":
-            return self.lookup("phone", model.normalise_phone(raw))
+            return self.lookup("phone", document.normalise_phone(raw))
         if field_name == "external_id":
-            ext = model.normalise_external_id(raw, "external_id")
-            return self.lookup(*model.external_identity(ext))
+            ext = document.normalise_external_id(raw, "external_id")
+            return self.lookup(*document.external_identity(ext))
         raise InvalidInput(f"cannot look up by {field_name}", field=field_name)
 
     def identify(
@@ -418,7 +413,7 @@ class ProfileStore:
         erased = self.merges.aliases_of(target)
         erased.insert(0, target)
         records = self.merges.scrub(erased)
-        identities = model.identities_of(stored.doc or {})
+        identities = document.identities_of(stored.doc or {})
         deleted: list[str] = []
         for cid in erased:
             names = self.keys.customer_keys(cid)
@@ -432,7 +427,7 @@ class ProfileStore:
         released: list[str] = []
         for identity in identities:
             if any(self.identities.release(identity, cid) for cid in erased):
-                released.append(model.identity_key(identity))
+                released.append(document.identity_key(identity))
         return {
             "customer_id": target,
             "requested_id": customer_id,

@@ -13,7 +13,7 @@ from flask import Flask, g, request
 from profiles.activity import ActivityStore
 from profiles.keys import Keys
 from profiles.store import ProfileStore
-from recommend.catalog import Catalog
+from recommend.catalog.products import Catalog
 from service import errors, metrics
 from service.auth import ApiKeyStore
 from service.config import Config
@@ -90,7 +90,7 @@ def create_app(
     from service import hardening  # noqa: PLC0415
 
     hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
-    from service.models import init_app as init_models  # noqa: PLC0415
+    from service.model_holder import init_app as init_models  # noqa: PLC0415
 
     init_models(app)  # the model holder: loads in a background thread, on first use
     return app

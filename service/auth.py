@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import redis
 from flask import g, request
 
-from profiles.errors import ApiKeyNotFound, InvalidInput
+from core.errors import InvalidInput, NotFound
 from profiles.keys import Keys
 
 SCOPES: tuple[str, ...] = (
@@ -43,6 +43,10 @@ SCOPES: tuple[str, ...] = (
     "admin",
 )
 TOKEN_PREFIX = "rpk_"
+
+
+class ApiKeyNotFound(NotFound):
+    title = "API key not found"
 
 
 class Unauthenticated(Exception):

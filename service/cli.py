@@ -194,7 +194,7 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
 def _import_stores(client, keys):
     from profiles.activity import ActivityStore  # noqa: PLC0415
     from profiles.store import ProfileStore  # noqa: PLC0415
-    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
 
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     return ProfileStore(client, keys, activity=activity), activity
@@ -228,9 +228,9 @@ def _load_demo_data(client, keys, config: Config) -> None:
 
     Each step runs only when its data is missing, so later starts are quick."""
     from profiles.importer import DEMO_DIR, catalog_products, load_demo  # noqa: PLC0415
-    from recommend.catalog import Catalog  # noqa: PLC0415
-    from recommend.catalog_import import load_catalog, retail_products  # noqa: PLC0415
-    from recommend.registry import ModelRegistry  # noqa: PLC0415
+    from recommend.catalog.importing import load_catalog, retail_products  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
+    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
 
     catalog = Catalog(client, keys)
     if not catalog.list(limit=1)[0]:
@@ -244,8 +244,8 @@ def _load_demo_data(client, keys, config: Config) -> None:
     else:
         click.echo(f"demo data loaded: {json.dumps(summary.as_dict())}", err=True)
     if ModelRegistry(client, keys, config.models_path).active_version() is None:
-        from recommend.job import run_training  # noqa: PLC0415
-        from recommend.sources import load_from_redis  # noqa: PLC0415
+        from recommend.model.job import run_training  # noqa: PLC0415
+        from recommend.model.sources import load_from_redis  # noqa: PLC0415
 
         click.echo("training a first model on the demo data ...", err=True)
         run = run_training(
@@ -256,8 +256,8 @@ def _load_demo_data(client, keys, config: Config) -> None:
 
 def _import_retail_catalog(client, keys, orders) -> None:
     from profiles.importer import catalog_products  # noqa: PLC0415
-    from recommend.catalog import Catalog  # noqa: PLC0415
-    from recommend.catalog_import import load_catalog, retail_products  # noqa: PLC0415
+    from recommend.catalog.importing import load_catalog, retail_products  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
 
     counts = load_catalog(Catalog(client, keys), retail_products(catalog_products(orders)))
     click.echo(f"catalog: {json.dumps(counts)}", err=True)
@@ -293,7 +293,7 @@ def import_command(
     orders, customers, layout, mapping_file, batch_size, progress, as_json, with_catalog
 ):
     """Import customers and orders from CSV (.gz ok); re-running changes nothing."""
-    from profiles.errors import InvalidInput  # noqa: PLC0415
+    from core.errors import InvalidInput  # noqa: PLC0415
     from profiles.importer import load_mapping, run_import  # noqa: PLC0415
     from service.extensions import state  # noqa: PLC0415
 
@@ -347,7 +347,7 @@ def keys_group() -> None:
 @with_appcontext
 def keys_create(name: str, scopes: str) -> None:
     """Create a key; its token is printed once, on stdout, and never stored."""
-    from profiles.errors import InvalidInput  # noqa: PLC0415
+    from core.errors import InvalidInput  # noqa: PLC0415
     from service.extensions import state  # noqa: PLC0415
 
     _store_for_app()
@@ -385,7 +385,7 @@ def keys_list(as_json: bool) -> None:
 @with_appcontext
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by id; requests with it get 401 from then on."""
-    from profiles.errors import ApiKeyNotFound  # noqa: PLC0415
+    from service.auth import ApiKeyNotFound  # noqa: PLC0415
     from service.extensions import state  # noqa: PLC0415
 
     _store_for_app()

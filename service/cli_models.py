@@ -5,8 +5,8 @@ CSV with ``--from-csv``), trains with a progress bar, prints the holdout report 
 popularity), writes the artifact under ``RAPPORT_MODEL_DIR``, registers it and promotes it
 when the gate passes (exit status 0 either way; the last line says what happened).
 
-Its defaults are the tuned production settings (``recommend.training.PRODUCTION``,
-``recommend.dataset.IDS_ONLY``: ids only, 128 components, learning rate 0.02, max_sampled
+Its defaults are the tuned production settings (``recommend.model.training.PRODUCTION``,
+``recommend.model.dataset.IDS_ONLY``: ids only, 128 components, learning rate 0.02, max_sampled
 50, 55 epochs, half-life 60 days; docs/benchmarks.md). ``--features`` also trains on profile
 and catalog features (LightFM's own cold start instead of the derived one).
 """
@@ -30,7 +30,7 @@ def _state():
 
 
 def _registry(st):
-    from recommend.registry import ModelRegistry  # noqa: PLC0415
+    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
 
     return ModelRegistry(
         st.redis,
@@ -125,15 +125,15 @@ def train_command(
     quiet,
 ) -> None:
     """Train a model, report it against popularity, register it, promote it if not worse."""
-    from recommend.catalog import Catalog  # noqa: PLC0415
-    from recommend.dataset import (  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
+    from recommend.model.dataset import (  # noqa: PLC0415
         IDS_ONLY,
         FeatureConfig,
         load_from_redis,
         load_online_retail,
     )
-    from recommend.job import run_training  # noqa: PLC0415
-    from recommend.training import TrainConfig, format_report  # noqa: PLC0415
+    from recommend.model.job import run_training  # noqa: PLC0415
+    from recommend.model.training import TrainConfig, format_report  # noqa: PLC0415
 
     st = _state()
     if csv_path:
@@ -254,7 +254,7 @@ def models_list(as_json: bool) -> None:
 @with_appcontext
 def models_activate(version: str) -> None:
     """Activate VERSION (after verifying its artifact); workers swap within seconds."""
-    from profiles.errors import RapportError  # noqa: PLC0415
+    from core.errors import RapportError  # noqa: PLC0415
 
     try:
         record = _registry(_state()).activate(version, action="activate", reason="cli")
@@ -267,7 +267,7 @@ def models_activate(version: str) -> None:
 @with_appcontext
 def models_rollback() -> None:
     """Activate the version that was active before the current one."""
-    from profiles.errors import RapportError  # noqa: PLC0415
+    from core.errors import RapportError  # noqa: PLC0415
 
     try:
         record = _registry(_state()).rollback()

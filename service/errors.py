@@ -17,7 +17,7 @@ import redis
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from profiles import errors as domain
+from core import errors as domain
 from service.auth import Forbidden, Unauthenticated
 
 PROBLEM_MIME = "application/problem+json"

@@ -47,7 +47,7 @@ def catalog_cache():
     app = current_app
     cache = app.extensions.get("rapport.catalog_cache")
     if cache is None:
-        from recommend.catalog import CachedCatalog, Catalog  # noqa: PLC0415
+        from recommend.catalog.products import CachedCatalog, Catalog  # noqa: PLC0415
 
         st = state()
         cache = CachedCatalog(

@@ -18,15 +18,15 @@ from flask import current_app
 
 from profiles.activity import ActivityStore
 from profiles.store import ProfileStore
-from recommend.actions import ActionCatalog, NextBestActions
-from recommend.catalog import Catalog
-from recommend.contact import ContactPolicy
-from recommend.dataset import profile_features
-from recommend.facts import FactsLoader
-from recommend.greetings import Greeter, GreetingTemplates
-from recommend.recommender import MAX_LIMIT, CustomerContext
-from recommend.records import PurchaseLine
-from service import models
+from recommend.catalog.products import Catalog
+from recommend.engage.actions import ActionCatalog, NextBestActions
+from recommend.engage.contact import ContactPolicy
+from recommend.engage.facts import FactsLoader
+from recommend.engage.greetings import Greeter, GreetingTemplates
+from recommend.model.dataset import profile_features
+from recommend.model.recommender import MAX_LIMIT, CustomerContext
+from recommend.model.records import PurchaseLine
+from service import model_holder
 from service.extensions import catalog_cache, state
 
 log = logging.getLogger("rapport.nba")
@@ -69,8 +69,8 @@ def services() -> Personalisation:
 
 def _serving_model() -> Any:
     """The recommender this worker serves (``Recommender`` or ``PopularityFallback``) from
-    the model holder (``service/models.py``), or None when the app has no holder."""
-    holder = current_app.extensions.get(models.EXTENSION)
+    the model holder (``service/model_holder.py``), or None when the app has no holder."""
+    holder = current_app.extensions.get(model_holder.EXTENSION)
     return holder.current.recommender if holder is not None else None
 
 
@@ -115,7 +115,7 @@ def _product_picker(products: Catalog):
 
 def _bought(client, keys, customer_id: str) -> list[PurchaseLine]:
     """One line per product the customer bought: all that ``discover`` reads of the
-    history (it excludes them). Cheaper than ``recommend.context.read_purchases``, which
+    history (it excludes them). Cheaper than ``recommend.model.context.read_purchases``, which
     parses times and prices for the strategies that weigh repeats."""
     seen: dict[str, PurchaseLine] = {}
     for raw in client.hvals(keys.orders(customer_id)):
@@ -131,7 +131,7 @@ def _bought(client, keys, customer_id: str) -> list[PurchaseLine]:
 
 
 def _customer_context(facts: Mapping, purchases: list) -> CustomerContext:
-    """What ``recommend.context.customer_context`` builds, from the facts already loaded
+    """What ``recommend.model.context.customer_context`` builds, from the facts already loaded
     (saves reading the profile twice)."""
     profile = facts.get("profile") or {}
     doc = {

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import random
 
-from recommend.dataset import DAY, PurchaseLine, TrainingData
-from recommend.training import TrainConfig
+from recommend.model.dataset import DAY, PurchaseLine, TrainingData
+from recommend.model.training import TrainConfig
 
 CATEGORIES = ("candles & lights", "kitchen & tea", "bags", "christmas")
 COUNTRIES = ("United Kingdom", "France", "Germany")
@@ -101,7 +101,7 @@ def trained(name: str = "default", **config):
     """A TrainResult on :func:`synthetic` data, trained once per test session per name."""
     from dataclasses import replace  # noqa: PLC0415
 
-    from recommend.training import train  # noqa: PLC0415
+    from recommend.model.training import train  # noqa: PLC0415
 
     if name not in _CACHE:
         _CACHE[name] = train(synthetic(), replace(FAST, **config), progress=False)
@@ -111,8 +111,8 @@ def trained(name: str = "default", **config):
 def install_model(app, version: str = "v1", result=None):
     """Save a trained model into the app's model dir, register and activate it, and load it
     into the app's model holder (tests do by hand what the poller does)."""
-    from recommend.job import save_result  # noqa: PLC0415
-    from service.models import EXTENSION  # noqa: PLC0415
+    from recommend.model.job import save_result  # noqa: PLC0415
+    from service.model_holder import EXTENSION  # noqa: PLC0415
 
     holder = app.extensions[EXTENSION]
     artifact = save_result(result or trained(), holder.registry.model_dir, version)
@@ -123,7 +123,7 @@ def install_model(app, version: str = "v1", result=None):
 
 
 def load_catalog(app, items: dict[str, dict] | None = None) -> None:
-    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
 
     st = app.extensions["rapport"]
     results = Catalog(st.redis, st.keys).upsert_many(list((items or products()).values()))

@@ -3,8 +3,8 @@
 Scopes: reading the ranked actions needs ``recommend:read`` (they are suggestions, product
 picks included, not profile data; a console key holds it beside ``profiles:read``); feedback
 needs ``actions:write``; the catalogue and the statistics need ``admin``. The score, the
-contact rule and the action fields are documented in ``recommend/actions.py`` and
-``recommend/contact.py``.
+contact rule and the action fields are documented in ``recommend/engage/actions.py`` and
+``recommend/engage/contact.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from recommend.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
-from recommend.contact import OUTCOMES, PRODUCT_SUGGESTION
-from recommend.greetings import CHANNELS
+from core.channels import CHANNELS
+from recommend.engage.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
+from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION
 from service.extensions import Blueprint
 from service.nba import services
 from service.schemas import StrictSchema
@@ -122,7 +122,9 @@ class ActionInputSchema(StrictSchema):
     say = ma.fields.String(allow_none=True)
     category = ma.fields.String(required=True, validate=ma.validate.OneOf(CATEGORIES))
     value = ma.fields.Float(required=True)
-    rules = ma.fields.Raw(allow_none=True, metadata={"description": "See recommend/rules.py"})
+    rules = ma.fields.Raw(
+        allow_none=True, metadata={"description": "See recommend/engage/rules.py"}
+    )
     cooldown_days = ma.fields.Float()
     product = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(PRODUCT_LINKS))
     requires_consent = ma.fields.List(ma.fields.String())

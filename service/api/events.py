@@ -16,8 +16,8 @@ import marshmallow as ma
 from flask import jsonify
 from flask.views import MethodView
 
+from core.errors import InvalidInput, NotFound, RapportError
 from profiles.activity_input import normalize_event
-from profiles.errors import InvalidInput, NotFound, RapportError
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
 

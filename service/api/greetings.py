@@ -1,7 +1,7 @@
 """Greetings for a customer or a caller, and the admin API for greeting templates.
 
 Reading a greeting needs ``profiles:read``; templates need ``admin``. See
-``recommend/greetings.py`` for the template variables, the sandbox and the locale chain.
+``recommend/engage/greetings.py`` for the template variables, the sandbox and the locale chain.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
+from core.channels import CHANNELS
 from profiles.errors import ProfileNotFound
-from recommend.facts import empty_facts
-from recommend.greetings import CHANNELS, VARIABLES
-from recommend.sandbox import MAX_TEMPLATE_CHARS
+from recommend.engage.facts import empty_facts
+from recommend.engage.greetings import VARIABLES
+from recommend.engage.sandbox import MAX_TEMPLATE_CHARS
 from service.extensions import Blueprint
 from service.nba import services
 from service.schemas import StrictSchema

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from service.extensions import Blueprint
-from service.models import model_holder
+from service.model_holder import model_holder
 
 blp = Blueprint(
     "models",

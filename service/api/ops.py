@@ -54,7 +54,7 @@ class Ready(MethodView):
                 checks=checks,
                 headers={"Retry-After": str(state().config.retry_after)},
             )
-        from service.models import model_holder  # noqa: PLC0415
+        from service.model_holder import model_holder  # noqa: PLC0415
 
         holder = model_holder()
         holder.ensure_started()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from recommend.catalog import MAX_BATCH, MAX_PAGE, Catalog
+from recommend.catalog.products import MAX_BATCH, MAX_PAGE, Catalog
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
 

@@ -16,10 +16,10 @@ import marshmallow as ma
 from flask import request, url_for
 from flask.views import MethodView
 
-from profiles import model
-from profiles.errors import InvalidInput
+from core.errors import InvalidInput
+from profiles import document
 from profiles.store import Profile
-from recommend.contact import ContactPolicy
+from recommend.engage.contact import ContactPolicy
 from service.auth import current_key
 from service.extensions import Blueprint, state
 from service.schemas import StrictSchema
@@ -35,7 +35,7 @@ blp = Blueprint(
 
 # -- validation ----------------------------------------------------------------------------------
 def _check(fn: Callable[..., Any], *args: Any) -> Callable[[Any], None]:
-    """A marshmallow validator from a ``profiles.model`` normaliser."""
+    """A marshmallow validator from a ``profiles.document`` normaliser."""
 
     def validator(value: Any) -> None:
         if value is None:
@@ -64,60 +64,61 @@ def _nested_check(fn: Callable[..., Any], prefix: str, *args: Any) -> Callable[[
 
 
 def _consent(value: Any) -> None:
-    model.normalise_consent_patch(value, time.time())
+    document.normalise_consent_patch(value, time.time())
 
 
 class ProfileInputSchema(StrictSchema):
     """Profile fields for create and PATCH; in a PATCH ``null`` deletes a field."""
 
-    email = ma.fields.String(allow_none=True, validate=_check(model.normalise_email))
+    email = ma.fields.String(allow_none=True, validate=_check(document.normalise_email))
     phone = ma.fields.String(
         allow_none=True,
         validate=ma.validate.Length(1, 40),
         metadata={"description": "E.164, or national form with `country` as the region"},
     )
     external_ids = ma.fields.List(
-        ma.fields.String(validate=_check(model.normalise_external_id)),
+        ma.fields.String(validate=_check(document.normalise_external_id)),
         allow_none=True,
-        validate=ma.validate.Length(max=model.MAX_EXTERNAL_IDS),
+        validate=ma.validate.Length(max=document.MAX_EXTERNAL_IDS),
         metadata={"description": "`system:id` strings; replaces the list"},
     )
     first_name = ma.fields.String(
-        allow_none=True, validate=_check(model.normalise_name, "first_name")
+        allow_none=True, validate=_check(document.normalise_name, "first_name")
     )
     last_name = ma.fields.String(
-        allow_none=True, validate=_check(model.normalise_name, "last_name")
+        allow_none=True, validate=_check(document.normalise_name, "last_name")
     )
     display_name = ma.fields.String(
-        allow_none=True, validate=_check(model.normalise_name, "display_name")
+        allow_none=True, validate=_check(document.normalise_name, "display_name")
     )
     locale = ma.fields.String(
         allow_none=True,
-        validate=_check(model.normalise_locale),
+        validate=_check(document.normalise_locale),
         metadata={"description": "BCP 47, e.g. `de-AT`"},
     )
     timezone = ma.fields.String(
         allow_none=True,
-        validate=_check(model.normalise_timezone),
+        validate=_check(document.normalise_timezone),
         metadata={"description": "IANA, e.g. `Europe/Vienna`"},
     )
     country = ma.fields.String(
         allow_none=True,
-        validate=_check(model.normalise_country),
+        validate=_check(document.normalise_country),
         metadata={"description": "ISO 3166-1 alpha-2"},
     )
     loyalty_tier = ma.fields.String(
         allow_none=True,
-        validate=_check(model.normalise_tier),
-        metadata={"enum": list(model.LOYALTY_TIERS)},
+        validate=_check(document.normalise_tier),
+        metadata={"enum": list(document.LOYALTY_TIERS)},
     )
     preferences = ma.fields.Dict(
         allow_none=True,
-        validate=_nested_check(model.normalise_preferences_patch, "preferences"),
+        validate=_nested_check(document.normalise_preferences_patch, "preferences"),
         metadata={
             "description": "`categories` (list), `channels` (chat/email/phone/sms), `language` "
-            f"(BCP 47), `custom` (≤{model.MAX_CUSTOM_KEYS} keys of ≤{model.MAX_CUSTOM_KEY_LEN} "
-            f"chars; values string ≤{model.MAX_CUSTOM_VALUE_LEN} chars, number or boolean). "
+            f"(BCP 47), `custom` (≤{document.MAX_CUSTOM_KEYS} keys of "
+            f"≤{document.MAX_CUSTOM_KEY_LEN} "
+            f"chars; values string ≤{document.MAX_CUSTOM_VALUE_LEN} chars, number or boolean). "
             "Merged key by key; `null` deletes."
         },
     )
@@ -166,11 +167,11 @@ class LookupQuerySchema(StrictSchema):
 
 
 class IdentitiesSchema(StrictSchema):
-    email = ma.fields.String(validate=_check(model.normalise_email))
+    email = ma.fields.String(validate=_check(document.normalise_email))
     phone = ma.fields.String(validate=ma.validate.Length(1, 40))
     external_ids = ma.fields.List(
-        ma.fields.String(validate=_check(model.normalise_external_id)),
-        validate=ma.validate.Length(max=model.MAX_EXTERNAL_IDS),
+        ma.fields.String(validate=_check(document.normalise_external_id)),
+        validate=ma.validate.Length(max=document.MAX_EXTERNAL_IDS),
     )
 
     @ma.validates_schema

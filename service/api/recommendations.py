@@ -1,6 +1,6 @@
 """Recommendations for a customer, similar products, popular products (`recommend:read`).
 
-Every answer comes from the worker's loaded model (``service/models.py``) or, without one,
+Every answer comes from the worker's loaded model (``service/model_holder.py``) or, without one,
 from popularity; ``model_version`` says which (null for the fallback). While Redis is
 unreachable, customer recommendations and popular products come from the worker's in-memory
 popular list (``model_version`` null, header ``Rapport-Degraded: store-unavailable``).
@@ -15,13 +15,14 @@ import marshmallow as ma
 import redis
 from flask.views import MethodView
 
-from profiles.errors import InvalidInput, ProductNotFound
-from profiles.model import is_customer_id
-from recommend.contact import ContactPolicy
-from recommend.context import read_customer
-from recommend.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
+from core.errors import InvalidInput
+from profiles.document import is_customer_id
+from recommend.engage.contact import ContactPolicy
+from recommend.errors import ProductNotFound
+from recommend.model.context import read_customer
+from recommend.model.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
 from service.extensions import Blueprint, catalog_cache, state
-from service.models import model_holder
+from service.model_holder import model_holder
 from service.schemas import StrictSchema
 
 blp = Blueprint(

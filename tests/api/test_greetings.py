@@ -8,7 +8,7 @@ import time
 import pytest
 
 from profiles.store import ProfileStore
-from recommend.catalog import Catalog
+from recommend.catalog.products import Catalog
 
 PROBLEM = "application/problem+json"
 

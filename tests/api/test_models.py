@@ -3,9 +3,9 @@ with 409 and the loaded model keeps serving."""
 
 from __future__ import annotations
 
-from recommend.artifact import ARRAYS
-from recommend.job import save_result
-from service.models import EXTENSION
+from recommend.model.artifact import ARRAYS
+from recommend.model.job import save_result
+from service.model_holder import EXTENSION
 from tests.recsys import install_model, load_catalog, trained
 
 

@@ -79,10 +79,10 @@ def test_pii_scope_is_grantable(api):
 def test_erasure_reaches_the_model_and_the_next_training(app, api, redis_client):
     """Train, erase, train again: the served model stops using the erased customer's learned
     vector at once, and the next artifact's user id map no longer holds the id."""
-    from recommend.artifact import load_artifact
-    from recommend.job import run_training
-    from recommend.sources import load_from_redis
-    from service.models import EXTENSION
+    from recommend.model.artifact import load_artifact
+    from recommend.model.job import run_training
+    from recommend.model.sources import load_from_redis
+    from service.model_holder import EXTENSION
     from tests.recsys import FAST, load_catalog, purchase, record_purchase, synthetic
 
     st = app.extensions["rapport"]

@@ -68,7 +68,7 @@ def test_buy_again_and_blend(api, served):
     again = api.get("/v1/profiles/C002/recommendations?strategy=buy_again").json["items"]
     assert again and {it["product_id"] for it in again} <= bought
     assert again[0]["reason"].startswith("bought")
-    # blend ranks repeats and new products on one scale (recommend.scoring.blend_scores):
+    # blend ranks repeats and new products on one scale (recommend.model.scoring.blend_scores):
     # with more slots than the customer has products, both kinds appear, repeats first
     blend = api.get(f"/v1/profiles/C002/recommendations?limit={len(bought) + 10}").json
     assert blend["strategy"] == "blend"
@@ -161,7 +161,7 @@ def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
 
 
 def test_a_product_added_after_training_is_recommended(api, served):
-    from service.models import EXTENSION  # noqa: PLC0415
+    from service.model_holder import EXTENSION  # noqa: PLC0415
 
     api.put(
         "/v1/products/FRESH1",

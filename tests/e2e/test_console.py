@@ -21,7 +21,7 @@ import redis
 import requests
 
 from profiles.keys import Keys
-from recommend.catalog import Catalog
+from recommend.catalog.products import Catalog
 from service.auth import ApiKeyStore
 from service.redis_server import RedisServer, redis_server_binary
 from tests.conftest import start_live_server, stop_live_server

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 from profiles.keys import Keys
-from recommend.artifact import ARRAYS
-from recommend.job import save_result
-from recommend.registry import ModelRegistry
+from recommend.model.artifact import ARRAYS
+from recommend.model.job import save_result
+from recommend.model.registry import ModelRegistry
 from service.auth import ApiKeyStore
 from tests.recsys import products, trained
 
@@ -37,7 +37,7 @@ def _wait_all_workers(session, url, auth, version, timeout=30.0) -> None:
 
 
 def test_hot_swap_with_zero_failed_requests(live_server, redis_client, tmp_path):
-    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
 
     Catalog(redis_client, KEYS).upsert_many(list(products().values()))
     _, token = ApiKeyStore(redis_client, KEYS).create("e2e", ["recommend:read"])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommend.artifact import ARRAYS, MANIFEST, METADATA, sha256_file
+from recommend.model.artifact import ARRAYS, MANIFEST, METADATA, sha256_file
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
@@ -143,7 +143,7 @@ CORRUPTIONS: dict[str, tuple] = {
 
 def make_corrupt(name: str, registry, good_result, version: str) -> Path:
     """Save ``good_result`` as ``version``, register it, then damage it as ``name`` says."""
-    from recommend.job import save_result  # noqa: PLC0415
+    from recommend.model.job import save_result  # noqa: PLC0415
 
     artifact = save_result(good_result, registry.model_dir, version)
     registry.register(artifact)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from profiles.errors import ArtifactError
-from recommend.registry import ModelRegistry
+from recommend.errors import ArtifactError
+from recommend.model.registry import ModelRegistry
 from tests.faults import scenarios
 from tests.faults.corrupt import CORRUPTIONS, make_corrupt
 from tests.recsys import trained
@@ -43,7 +43,7 @@ def test_redis_kill9_loses_no_acknowledged_write(rig):
 
 
 def test_redis_down_503_fast_reads_fall_back_and_recovers(rig):
-    from recommend.catalog import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog  # noqa: PLC0415
     from tests.recsys import products  # noqa: PLC0415
 
     client = rig.client()

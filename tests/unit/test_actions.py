@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from profiles.errors import (
+from profiles.keys import Keys
+from recommend.engage.action_defaults import DEFAULT_ACTIONS
+from recommend.engage.actions import ActionCatalog, NextBestActions, normalize_action, smoothed_rate
+from recommend.engage.contact import ContactPolicy
+from recommend.engage.facts import build_facts
+from recommend.errors import (
     ActionNotFound,
     FeedbackConflict,
     InvalidAction,
     InvalidRule,
     InvalidTemplate,
 )
-from profiles.keys import Keys
-from recommend.action_defaults import DEFAULT_ACTIONS
-from recommend.actions import ActionCatalog, NextBestActions, normalize_action, smoothed_rate
-from recommend.contact import ContactPolicy
-from recommend.facts import build_facts
 
 DAY = 86400.0
 # 2026-11-22 10:00 UTC (11:00 in Berlin)

@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.errors import InvalidInput
 from profiles.activity import ActivityStore
-from profiles.errors import InvalidInput, OrderConflict
+from profiles.errors import OrderConflict
 from profiles.keys import Keys
 
 KEYS = Keys("rp")

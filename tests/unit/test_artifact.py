@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from profiles.errors import ArtifactError
-from recommend.artifact import ARRAYS, MANIFEST, METADATA, load_artifact, save_artifact
-from recommend.job import save_result
-from recommend.training import artifact_arrays
+from recommend.errors import ArtifactError
+from recommend.model.artifact import ARRAYS, MANIFEST, METADATA, load_artifact, save_artifact
+from recommend.model.job import save_result
+from recommend.model.training import artifact_arrays
 from tests.recsys import trained
 
 

@@ -1,12 +1,13 @@
 """The quality benchmark's shortcut builds the same training matrices as production.
 
-bench/quality.py reads the Online Retail CSV with ``recommend.dataset.load_online_retail`` (the
+bench/quality.py reads the Online Retail CSV with ``recommend.model.dataset.load_online_retail``
+(the
 ``rapport train --from-csv`` source). Production training reads Redis (``load_from_redis``:
 purchases through ``ActivityStore``, products through ``Catalog``). Here a slice of the file
 goes both ways, and ``build_matrices`` must give the same interactions, weights and feature
 matrices (compared by id, since Redis SCAN order differs from file order).
 
-Also: the ranking rules of ``recommend.scoring`` on hand-made numbers.
+Also: the ranking rules of ``recommend.model.scoring`` on hand-made numbers.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import pytest
 
 from profiles.activity import ActivityStore
 from profiles.keys import Keys
-from recommend import scoring
-from recommend.catalog import Catalog
-from recommend.dataset import (
+from recommend.catalog.products import Catalog
+from recommend.model import scoring
+from recommend.model.dataset import (
     IDS_ONLY,
     FeatureConfig,
     TrainingData,
@@ -44,7 +45,7 @@ DATA = (
 )
 KEYS = Keys("rp")
 ROWS = 1500
-# the benchmark's chosen configuration (recommend.dataset.IDS_ONLY) and one with every
+# the benchmark's chosen configuration (recommend.model.dataset.IDS_ONLY) and one with every
 # catalog feature
 # profiles store ISO country codes, the CSV country names: country is compared off
 CATALOG_FEATURES = replace(FeatureConfig(), user_country=False)

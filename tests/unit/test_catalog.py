@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from profiles.errors import InvalidInput, ProductNotFound
+from core.errors import InvalidInput
 from profiles.keys import Keys
-from recommend.catalog import Catalog, normalize_product
+from recommend.catalog.products import Catalog, normalize_product
+from recommend.errors import ProductNotFound
 
 KEYS = Keys("rp")
 

@@ -1,4 +1,5 @@
-"""The per-process product cache used by serving (recommend/catalog.py CachedCatalog): no MGET
+"""The per-process product cache used by serving (recommend/catalog/products.py CachedCatalog): no
+MGET
 for documents already seen, and never behind the catalog by more than its check interval."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from profiles.keys import Keys
-from recommend.catalog import CachedCatalog, Catalog
+from recommend.catalog.products import CachedCatalog, Catalog
 
 KEYS = Keys("rp")
 
@@ -77,9 +78,9 @@ def test_every_write_moves_the_version(redis_client, catalog):
 
 
 def test_the_holder_skips_the_catalog_scan_while_the_catalog_is_unchanged(redis_client, tmp_path):
-    from recommend.job import save_result  # noqa: PLC0415
-    from recommend.registry import ModelRegistry  # noqa: PLC0415
-    from service.models import ModelHolder  # noqa: PLC0415
+    from recommend.model.job import save_result  # noqa: PLC0415
+    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
+    from service.model_holder import ModelHolder  # noqa: PLC0415
     from tests.recsys import products, trained  # noqa: PLC0415
 
     catalog = Catalog(redis_client, KEYS)

@@ -1,6 +1,6 @@
 from profiles.importer import catalog_products
-from recommend.catalog import Catalog
-from recommend.catalog_import import load_catalog, retail_products
+from recommend.catalog.importing import load_catalog, retail_products
+from recommend.catalog.products import Catalog
 
 ROWS = [
     {

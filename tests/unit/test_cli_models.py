@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from profiles import activity
 from profiles.keys import Keys
-from recommend.catalog import Catalog
+from recommend.catalog.products import Catalog
 from service.cli import cli
 from tests.recsys import purchase, record_purchase, synthetic
 

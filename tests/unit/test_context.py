@@ -1,4 +1,5 @@
-"""The request-time customer context (recommend/context.py): one Redis round trip in the common
+"""The request-time customer context (recommend/model/context.py): one Redis round trip in the
+common
 case, the same answer as the store on the slow paths (merge alias, very many orders)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import pytest
 from profiles.activity import ActivityStore
 from profiles.keys import Keys
 from profiles.store import ProfileStore
-from recommend import context
+from recommend.model import context
 
 KEYS = Keys("rp")
 NOW = 1_760_000_000.0

@@ -7,18 +7,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from profiles.errors import InvalidInput, InvalidTemplate, TemplateNotFound
+from core.channels import CHANNELS
+from core.errors import InvalidInput
 from profiles.keys import Keys
-from recommend.facts import build_facts, empty_facts
-from recommend.greeting_defaults import DEFAULT_TEMPLATES
-from recommend.greetings import (
-    CHANNELS,
+from recommend.engage.facts import build_facts, empty_facts
+from recommend.engage.greeting_defaults import DEFAULT_TEMPLATES
+from recommend.engage.greetings import (
     Greeter,
     GreetingTemplates,
     locale_chain,
     time_of_day,
     validate_template,
 )
+from recommend.errors import InvalidTemplate, TemplateNotFound
 
 # 2026-11-22 08:30 UTC: 09:30 in Berlin (morning)
 NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC).timestamp()

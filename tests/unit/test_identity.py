@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profiles.errors import IdentityTaken
-from profiles.identity import IdentityIndex
+from profiles.identity_index import IdentityIndex
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import redis as redis_lib
 
+from core.errors import InvalidInput
 from profiles.activity import ActivityStore
-from profiles.errors import InvalidInput, ProfileNotFound
+from profiles.errors import ProfileNotFound
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 

@@ -1,72 +1,72 @@
-"""Profile validation and merge-patch rules (profiles/model.py), no Redis needed."""
+"""Profile validation and merge-patch rules (profiles/document.py), no Redis needed."""
 
 from __future__ import annotations
 
 import pytest
 
-from profiles import model
-from profiles.errors import InvalidInput
+from core.errors import InvalidInput
+from profiles import document
 
 NOW = 1_790_000_000.0
 
 
 def test_ids_are_opaque_url_safe_and_unique():
-    ids = {model.new_customer_id() for _ in range(200)}
+    ids = {document.new_customer_id() for _ in range(200)}
     assert len(ids) == 200
     for cid in ids:
         assert cid.startswith("c_") and len(cid) == 24
-        assert cid[2:].isalnum() and model.is_customer_id(cid)
-    assert not model.is_customer_id("a{b}")
-    assert not model.is_customer_id("")
+        assert cid[2:].isalnum() and document.is_customer_id(cid)
+    assert not document.is_customer_id("a{b}")
+    assert not document.is_customer_id("")
 
 
 def test_email_is_stripped_lowercased_and_checked():
-    assert model.normalise_email("  Ada.Lovelace@Example.COM ") == "ada.lovelace@example.com"
+    assert document.normalise_email("  Ada.Lovelace@Example.COM ") == "ada.lovelace@example.com"
     for bad in ("", "no-at", "a@b", "a@@b.com", "a..b@x.com", "a@-x.com", "a b@x.com", 5):
         with pytest.raises(InvalidInput) as err:
-            model.normalise_email(bad)
+            document.normalise_email(bad)
         assert err.value.field == "email"
 
 
 def test_phone_to_e164_with_region_from_country():
-    assert model.normalise_phone("+1 650-253-0000") == "+16502530000"
-    assert model.normalise_phone("0664 1234567", "AT") == "+436641234567"
+    assert document.normalise_phone("+1 650-253-0000") == "+16502530000"
+    assert document.normalise_phone("0664 1234567", "AT") == "+436641234567"
     with pytest.raises(InvalidInput):
-        model.normalise_phone("0664 1234567")  # national form without a region
+        document.normalise_phone("0664 1234567")  # national form without a region
     with pytest.raises(InvalidInput):
-        model.normalise_phone("+1 123")
+        document.normalise_phone("+1 123")
 
 
 def test_external_ids():
-    assert model.normalise_external_id("Shop:AB-42") == "shop:AB-42"
-    assert model.external_identity("shop:AB-42") == ("ext:shop", "AB-42")
+    assert document.normalise_external_id("Shop:AB-42") == "shop:AB-42"
+    assert document.external_identity("shop:AB-42") == ("ext:shop", "AB-42")
     for bad in ("noseparator", ":42", "s p:1", "shop:", "x" * 33 + ":1", "shop:" + "1" * 129):
         with pytest.raises(InvalidInput):
-            model.normalise_external_id(bad)
+            document.normalise_external_id(bad)
 
 
 def test_locale_timezone_country_tier():
-    assert model.normalise_locale("de-AT") == "de-AT"
-    assert model.normalise_locale("de_at") == "de-AT"
-    assert model.normalise_locale("zh-Hant-TW") == "zh-Hant-TW"
+    assert document.normalise_locale("de-AT") == "de-AT"
+    assert document.normalise_locale("de_at") == "de-AT"
+    assert document.normalise_locale("zh-Hant-TW") == "zh-Hant-TW"
     for bad in ("xx-YY", "english", "", 7):
         with pytest.raises(InvalidInput):
-            model.normalise_locale(bad)
-    assert model.normalise_timezone("Europe/Vienna") == "Europe/Vienna"
+            document.normalise_locale(bad)
+    assert document.normalise_timezone("Europe/Vienna") == "Europe/Vienna"
     for bad in ("Mars/Olympus", "../etc/passwd", ""):
         with pytest.raises(InvalidInput):
-            model.normalise_timezone(bad)
-    assert model.normalise_country("at") == "AT"
+            document.normalise_timezone(bad)
+    assert document.normalise_country("at") == "AT"
     for bad in ("ZZ", "AUT", "EU", ""):
         with pytest.raises(InvalidInput):
-            model.normalise_country(bad)
-    assert model.normalise_tier("Gold") == "gold"
+            document.normalise_country(bad)
+    assert document.normalise_tier("Gold") == "gold"
     with pytest.raises(InvalidInput):
-        model.normalise_tier("diamond")
+        document.normalise_tier("diamond")
 
 
 def test_preferences_limits():
-    ok = model.normalise_preferences_patch(
+    ok = document.normalise_preferences_patch(
         {"channels": ["chat", "sms"], "language": "de", "custom": {"size": "M", "vip": True}}
     )
     assert ok["channels"] == ["chat", "sms"]
@@ -80,14 +80,14 @@ def test_preferences_limits():
     ]
     for value, field in cases:
         with pytest.raises(InvalidInput) as err:
-            model.normalise_preferences_patch(value)
+            document.normalise_preferences_patch(value)
         assert err.value.field == field, value
 
 
 def test_consent_needs_granted_and_source_and_a_sane_time():
-    out = model.normalise_consent_patch({"marketing": {"granted": True, "source": "web"}}, NOW)
+    out = document.normalise_consent_patch({"marketing": {"granted": True, "source": "web"}}, NOW)
     assert out == {"marketing": {"granted": True, "at": NOW, "source": "web"}}
-    iso = model.normalise_consent_patch(
+    iso = document.normalise_consent_patch(
         {"profiling": {"granted": False, "at": "2024-01-02T03:04:05Z", "source": "app"}}, NOW
     )
     assert iso["profiling"]["at"] == 1704164645.0
@@ -99,14 +99,14 @@ def test_consent_needs_granted_and_source_and_a_sane_time():
     ]
     for value, field in bad:
         with pytest.raises(InvalidInput) as err:
-            model.normalise_consent_patch(value, NOW)
+            document.normalise_consent_patch(value, NOW)
         assert err.value.field == field
 
 
 def test_merge_patch_semantics():
-    doc = model.new_document(
+    doc = document.new_document(
         "c_1",
-        model.normalise_changes(
+        document.normalise_changes(
             {
                 "email": "a@x.com",
                 "first_name": "Ada",
@@ -117,7 +117,7 @@ def test_merge_patch_semantics():
         ),
         NOW,
     )
-    changes = model.normalise_changes(
+    changes = document.normalise_changes(
         {
             "first_name": None,
             "last_name": "Lovelace",
@@ -126,25 +126,25 @@ def test_merge_patch_semantics():
         },
         now=NOW + 1,
     )
-    new = model.apply_changes(doc, changes, NOW + 1)
+    new = document.apply_changes(doc, changes, NOW + 1)
     assert "first_name" not in new and new["last_name"] == "Lovelace"
     assert new["preferences"] == {"custom": {"b": 2, "c": "x"}, "channels": ["chat"]}
     assert set(new["consent"]) == {"marketing", "profiling"}
     assert doc["first_name"] == "Ada"  # the input document is not modified
-    assert model.added_identities(doc, new) == []
+    assert document.added_identities(doc, new) == []
 
 
 def test_email_replaces_the_primary_and_null_drops_it():
     doc = {"emails": ["a@x.com", "b@x.com"], "phones": [], "external_ids": []}
-    new = model.apply_changes(doc, {"email": "c@x.com"}, NOW)
+    new = document.apply_changes(doc, {"email": "c@x.com"}, NOW)
     assert new["emails"] == ["c@x.com", "b@x.com"]
-    assert model.removed_identities(doc, new) == [("email", "a@x.com")]
-    assert model.apply_changes(doc, {"email": None}, NOW)["emails"] == ["b@x.com"]
+    assert document.removed_identities(doc, new) == [("email", "a@x.com")]
+    assert document.apply_changes(doc, {"email": None}, NOW)["emails"] == ["b@x.com"]
 
 
 def test_unknown_field_and_phone_region_from_stored_country():
     with pytest.raises(InvalidInput) as err:
-        model.normalise_changes({"nickname": "x"}, now=NOW)
+        document.normalise_changes({"nickname": "x"}, now=NOW)
     assert err.value.field == "nickname"
-    out = model.normalise_changes({"phone": "0664 1234567"}, now=NOW, country="AT")
+    out = document.normalise_changes({"phone": "0664 1234567"}, now=NOW, country="AT")
     assert out["phone"] == "+436641234567"

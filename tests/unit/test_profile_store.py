@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from profiles.errors import Conflict, ProfileNotFound, VersionMismatch
+from core.errors import Conflict
+from profiles.errors import ProfileNotFound, VersionMismatch
 from profiles.keys import Keys
 from profiles.merge_rules import merged_document
 from profiles.store import ProfileStore

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommend.dataset import DAY, PurchaseLine
-from recommend.job import save_result
-from recommend.recommender import CustomerContext, Filters, PopularityFallback, Recommender
+from recommend.model.dataset import DAY, PurchaseLine
+from recommend.model.job import save_result
+from recommend.model.recommender import CustomerContext, Filters, PopularityFallback, Recommender
 from tests.recsys import CATEGORIES, END, products, synthetic, trained
 
 NOW = END + 10 * DAY
@@ -95,7 +95,7 @@ def test_blend_mixes_repeats_and_new_products(rec, lookup):
     sources = [it["source"] for it in out["items"]]
     assert "buy_again" in sources and "discover" in sources
     assert len({it["product_id"] for it in out["items"]}) == 10
-    # one scale (recommend.scoring.blend_scores): scores descend, the product bought in the
+    # one scale (recommend.model.scoring.blend_scores): scores descend, the product bought in the
     # most orders leads, and every item carries the reason of its side
     scores = [it["score"] for it in out["items"]]
     assert scores == sorted(scores, reverse=True)
@@ -179,7 +179,7 @@ def test_fallback_without_a_model(lookup):
 
 
 def test_scoring_is_fast_enough(rec, lookup):
-    """The measurement behind scoring on request (see recommend/recommender.py)."""
+    """The measurement behind scoring on request (see recommend/model/recommender.py)."""
     ctx = CustomerContext("C001", purchases=history("C001"))
     rec.recommend(ctx, limit=10, lookup=lookup)
     n = 200
@@ -203,11 +203,11 @@ def test_new_catalog_products_become_recommendable(rec, catalog, lookup):
     assert len(items) == 16
 
 
-# -- the ranking rules of recommend.scoring and cold start on an ids-only model ----------------
+# -- the ranking rules of recommend.model.scoring and cold start on an ids-only model --------------
 @pytest.fixture(scope="module")
 def ids_rec(tmp_path_factory):
-    from recommend.dataset import IDS_ONLY  # noqa: PLC0415
-    from recommend.training import train  # noqa: PLC0415
+    from recommend.model.dataset import IDS_ONLY  # noqa: PLC0415
+    from recommend.model.training import train  # noqa: PLC0415
     from tests.recsys import FAST  # noqa: PLC0415
 
     result = train(synthetic(), FAST, IDS_ONLY, progress=False)
@@ -216,7 +216,7 @@ def ids_rec(tmp_path_factory):
 
 
 def test_discover_ranks_by_model_trend_and_description_words(ids_rec, lookup):
-    from recommend import scoring  # noqa: PLC0415
+    from recommend.model import scoring  # noqa: PLC0415
 
     cid = "C005"
     ctx = CustomerContext(cid, purchases=history(cid))
@@ -301,8 +301,8 @@ def test_ids_only_new_product_from_derived_feature_vectors(ids_rec, catalog, loo
 
 
 def test_an_artifact_without_the_rule_arrays_still_serves(tmp_path, lookup):
-    from recommend.artifact import OPTIONAL, save_artifact  # noqa: PLC0415
-    from recommend.training import artifact_arrays  # noqa: PLC0415
+    from recommend.model.artifact import OPTIONAL, save_artifact  # noqa: PLC0415
+    from recommend.model.training import artifact_arrays  # noqa: PLC0415
 
     arrays = {k: v for k, v in artifact_arrays(trained()).items() if k not in OPTIONAL}
     old = Recommender(save_artifact(tmp_path, "old", arrays, {}), clock=lambda: NOW)

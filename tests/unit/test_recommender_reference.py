@@ -1,7 +1,7 @@
 """The recommender's fast paths (scores once per request, percentiles by counting, integer
 category codes, per-model trend and popularity terms, a read-only top-N selection) give the
 results of a straightforward reference: every score over the whole catalog with the
-``recommend.scoring`` formulas, a full sort (highest first, lower item index first among equal
+``recommend.model.scoring`` formulas, a full sort (highest first, lower item index first among equal
 scores), then the filters. Items, order, scores, reasons and sources must be equal."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from recommend import scoring
-from recommend.dataset import DAY, IDS_ONLY, PurchaseLine
-from recommend.job import save_result
-from recommend.recommender import CustomerContext, Filters, Recommender
-from recommend.training import train
+from recommend.model import scoring
+from recommend.model.dataset import DAY, IDS_ONLY, PurchaseLine
+from recommend.model.job import save_result
+from recommend.model.recommender import CustomerContext, Filters, Recommender
+from recommend.model.training import train
 from tests.recsys import CATEGORIES, END, FAST, products, synthetic, trained
 
 NOW = END + 10 * DAY
@@ -113,7 +113,7 @@ def reference(rec, ctx, strategy, filters, limit, catalog):
 
 
 def scoring_candidates(rec, ctx):
-    from recommend.repurchase import repurchase_candidates  # noqa: PLC0415
+    from recommend.model.repurchase import repurchase_candidates  # noqa: PLC0415
 
     return repurchase_candidates(ctx.purchases, NOW, rec.blend_config)
 

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from profiles.errors import ArtifactError, ModelVersionNotFound, NoPreviousModel
 from profiles.keys import Keys
-from recommend.artifact import ARRAYS
-from recommend.job import run_training, save_result
-from recommend.registry import ModelRegistry
+from recommend.errors import ArtifactError, ModelVersionNotFound, NoPreviousModel
+from recommend.model.artifact import ARRAYS
+from recommend.model.job import run_training, save_result
+from recommend.model.registry import ModelRegistry
 from tests.recsys import FAST, synthetic, trained
 
 KEYS = Keys("rp")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from profiles.errors import InvalidRule
-from recommend import rules
+from recommend.engage import rules
+from recommend.errors import InvalidRule
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

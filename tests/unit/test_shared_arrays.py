@@ -1,5 +1,5 @@
 """Model arrays shared between workers through memory-mapped .npy files
-(recommend/shared_arrays.py): same answers, one file per array, refusals fall back safely."""
+(recommend/model/shared_arrays.py): same answers, one file per array, refusals fall back safely."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommend.job import save_result
-from recommend.recommender import CustomerContext, Recommender
-from recommend.shared_arrays import SHARED, cache_dir, share_arrays, shared_array
+from recommend.model.job import save_result
+from recommend.model.recommender import CustomerContext, Recommender
+from recommend.model.shared_arrays import SHARED, cache_dir, share_arrays, shared_array
 from tests.recsys import END, products, synthetic, trained
 
 
@@ -74,8 +74,8 @@ def test_the_cache_lives_in_the_version_directory_named_by_the_manifest(artifact
 
 def test_the_model_holder_serves_from_shared_arrays_unless_told_not_to(redis_client, tmp_path):
     from profiles.keys import Keys  # noqa: PLC0415
-    from recommend.registry import ModelRegistry  # noqa: PLC0415
-    from service.models import ModelHolder  # noqa: PLC0415
+    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
+    from service.model_holder import ModelHolder  # noqa: PLC0415
 
     keys = Keys("rp")
     registry = ModelRegistry(redis_client, keys, tmp_path)

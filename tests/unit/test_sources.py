@@ -7,8 +7,8 @@ import pytest
 from profiles import activity
 from profiles.keys import Keys
 from profiles.store import ProfileStore
-from recommend.catalog import Catalog
-from recommend.dataset import load_from_redis, profile_features, purchase_lines
+from recommend.catalog.products import Catalog
+from recommend.model.dataset import load_from_redis, profile_features, purchase_lines
 from tests.recsys import products, purchase
 
 KEYS = Keys("rp")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommend.categories import derive_category
-from recommend.dataset import (
+from recommend.catalog.categories import derive_category
+from recommend.model.dataset import (
     DAY,
     FeatureConfig,
     PurchaseLine,
@@ -19,7 +19,7 @@ from recommend.dataset import (
     load_online_retail,
     split_holdout,
 )
-from recommend.training import (
+from recommend.model.training import (
     TrainConfig,
     evaluate,
     format_report,
@@ -167,7 +167,7 @@ def test_warp_kos_trains_without_sample_weights():
     """LightFM refuses sample weights for WARP-kOS: fit_epochs must not pass them."""
     from dataclasses import replace  # noqa: PLC0415
 
-    from recommend.training import fit_weights  # noqa: PLC0415
+    from recommend.model.training import fit_weights  # noqa: PLC0415
 
     data = synthetic(n_customers=40)
     config = replace(FAST, loss="warp-kos", epochs=2, refit=False)
@@ -180,8 +180,8 @@ def test_warp_kos_trains_without_sample_weights():
 
 
 def test_artifact_arrays_carry_trend_descriptions_and_cold_start_tables():
-    from recommend.dataset import IDS_ONLY  # noqa: PLC0415
-    from recommend.training import artifact_arrays  # noqa: PLC0415
+    from recommend.model.dataset import IDS_ONLY  # noqa: PLC0415
+    from recommend.model.training import artifact_arrays  # noqa: PLC0415
 
     data = synthetic(n_customers=40)
     result = train(data, FAST, IDS_ONLY, progress=False)

@@ -1,0 +1,1 @@
+"""The product catalog: products, categories and catalog import."""

@@ -1,0 +1,1 @@
+"""Engagement: greetings, next-best actions, their rules and the contact policy."""

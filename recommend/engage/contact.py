@@ -1,0 +1,285 @@
+"""The contact policy: feedback on suggestions, cooldowns, a shared daily budget, statistics.
+
+The rule (what makes suggestions respectful rather than pushy):
+
+1. **Offers.** Feedback ``accepted`` or ``dismissed`` means the agent offered the suggestion
+   to the customer. ``completed`` means it was carried out: right after an ``accepted`` offer
+   of the same action (within the action's cooldown) it is a follow-up, not a new offer;
+   otherwise (the agent just did it) it counts as an offer that was accepted.
+2. **Cooldown per action and customer.** After any feedback on an action, that action is not
+   suggested to that customer again for the action's ``cooldown_days``.
+3. **Daily contact budget per customer and channel** (default 3), shared by actions and
+   product suggestions: every offer on a channel that is not a pure ``service`` action (a
+   sales, retention or feedback action, or any offer that names a product) uses one unit of
+   that channel's budget for the customer's local calendar day (their profile's timezone,
+   else UTC). With the budget used up, nothing more is offered on that channel today; with
+   one unit left, at most one offer is listed. Service actions (resolving the customer's own
+   open issue) are never rationed.
+4. **Offered products rest.** A product that was offered (accepted or declined) is not
+   suggested again for ``product_rest_days`` (default 30), on any channel.
+
+Feedback is idempotent by the client's feedback id: the same id with the same body answers
+the stored record again; with a different body it is a conflict. The per-customer writes (the
+feedback record, the action state, the contact log, offered products) are one Lua script in
+the customer's hash-tag slot; the global statistics are incremented only when the script
+reports a new record. (A crash between the two leaves the statistics one short, never double.)
+
+Statistics per action (global): ``shown`` (offers), ``accepted`` (accepted, or completed as a
+new offer), ``dismissed``, ``completed``; ``acceptance_rate = accepted / shown``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from core.channels import CHANNELS, zone
+from core.errors import InvalidInput
+from profiles.keys import Keys
+from recommend.errors import FeedbackConflict
+
+OUTCOMES = ("accepted", "dismissed", "completed")
+# Feedback on a product suggested outside the actions (the recommendations panel) is recorded
+# as an offer of this built-in action, so it shares the budget and the resting rule.
+PRODUCT_SUGGESTION: dict[str, Any] = {
+    "id": "product-suggestion",
+    "title": "A product from the recommendations",
+    "category": "sales",
+    "cooldown_days": 0,
+}
+COUNTERS = ("shown", "accepted", "dismissed", "completed")
+DAY = 86400.0
+RETAIN_DAYS = 400  # contact log and offered products older than this are trimmed
+
+# KEYS: feedback hash, action state hash, contacts zset, offered products zset
+# ARGV: feedback id, record JSON, fingerprint, action id, outcome, now, channel,
+#       product id ('' for none), rationed (0/1), cooldown seconds, trim before
+_FEEDBACK_LUA = """
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then
+  return {'duplicate', existing, '0'}
+end
+local now = tonumber(ARGV[6])
+local outcome = ARGV[5]
+local new_offer = 1
+if outcome == 'completed' then
+  local prev = redis.call('HGET', KEYS[2], ARGV[4])
+  if prev then
+    local p = cjson.decode(prev)
+    if p['outcome'] == 'accepted' and (now - tonumber(p['at'])) <= tonumber(ARGV[10]) then
+      new_offer = 0
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[4], cjson.encode({at = now, outcome = outcome}))
+if new_offer == 1 and ARGV[9] == '1' then
+  redis.call('ZADD', KEYS[3], now, ARGV[7] .. '|' .. ARGV[4] .. '|' .. ARGV[1])
+end
+if ARGV[8] ~= '' and new_offer == 1 then
+  redis.call('ZADD', KEYS[4], now, ARGV[8])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[11])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[11])
+return {'created', ARGV[2], tostring(new_offer)}
+"""
+
+
+def start_of_local_day(now: float, timezone: str | None) -> float:
+    """Epoch seconds of the customer's local midnight (UTC when the zone is unknown)."""
+    tz = zone(timezone) or UTC
+    local = datetime.fromtimestamp(now, tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+class ContactPolicy:
+    """Feedback, cooldowns, the shared daily contact budget and per-action statistics."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        clock: Callable[[], float],
+        *,
+        daily_budget: int = 3,
+        product_rest_days: int = 30,
+    ):
+        self.redis = client
+        self.keys = keys
+        self.clock = clock
+        self.daily_budget = daily_budget
+        self.product_rest_days = product_rest_days
+        self._script = client.register_script(_FEEDBACK_LUA)
+
+    # -- writes -------------------------------------------------------------------------------
+    def record_feedback(
+        self,
+        customer_id: str,
+        action: dict,
+        *,
+        feedback_id: str,
+        outcome: str,
+        agent_id: str,
+        channel: str = "chat",
+        note: str | None = None,
+        product_id: str | None = None,
+    ) -> tuple[dict, bool]:
+        """Record feedback on ``action`` for a customer; returns (record, created?)."""
+        if outcome not in OUTCOMES:
+            raise InvalidInput(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
+        now = self.clock()
+        body = {
+            "action_id": action["id"],
+            "outcome": outcome,
+            "agent_id": agent_id,
+            "channel": channel,
+            "note": note,
+            "product_id": product_id,
+        }
+        fingerprint = json.dumps(body, sort_keys=True)
+        record = {"feedback_id": feedback_id, **body, "at": now, "fingerprint": fingerprint}
+        rationed = action.get("category") != "service" or bool(product_id)
+        cooldown = float(action.get("cooldown_days") or 0) * DAY
+        status, stored, new_offer = self._script(
+            keys=[
+                self.keys.action_feedback(customer_id),
+                self.keys.action_state(customer_id),
+                self.keys.contacts(customer_id),
+                self.keys.offered_products(customer_id),
+            ],
+            args=[
+                feedback_id,
+                json.dumps(record),
+                fingerprint,
+                action["id"],
+                outcome,
+                repr(now),
+                channel,
+                product_id or "",
+                "1" if rationed else "0",
+                repr(max(cooldown, DAY)),
+                repr(now - RETAIN_DAYS * DAY),
+            ],
+        )
+        stored_record = json.loads(stored)
+        if status == "duplicate":
+            if stored_record.get("fingerprint") != fingerprint:
+                raise FeedbackConflict(
+                    f"feedback id {feedback_id} was already used with a different body",
+                    field="feedback_id",
+                )
+            return _public(stored_record), False
+        self._count(action["id"], outcome, new_offer == "1")
+        return _public(stored_record), True
+
+    def _count(self, action_id: str, outcome: str, new_offer: bool) -> None:
+        key = self.keys.action_stats()
+        pipe = self.redis.pipeline(transaction=False)
+        if new_offer:
+            pipe.hincrby(key, f"{action_id}:shown", 1)
+        if outcome == "accepted" or (outcome == "completed" and new_offer):
+            pipe.hincrby(key, f"{action_id}:accepted", 1)
+        if outcome in ("dismissed", "completed"):
+            pipe.hincrby(key, f"{action_id}:{outcome}", 1)
+        pipe.execute()
+
+    # -- reads --------------------------------------------------------------------------------
+    def customer_state(self, customer_id: str, timezone: str | None) -> dict[str, Any]:
+        """What the ranking needs, in one round trip: last feedback per action, offers per
+        channel today, and products resting since their offer."""
+        pipe = self.redis.pipeline(transaction=False)
+        read = self.queue_customer_state(pipe, customer_id, timezone)
+        return read(pipe.execute())
+
+    def queue_customer_state(
+        self, pipe: Any, customer_id: str, timezone: str | None
+    ) -> Callable[[list[Any]], dict[str, Any]]:
+        """Queue the reads of :meth:`customer_state` on ``pipe`` (three commands, one slot);
+        returns the function that turns those three results into the state."""
+        now = self.clock()
+        day_start = start_of_local_day(now, timezone)
+        rest_since = self.rest_start(now)
+        pipe.hgetall(self.keys.action_state(customer_id))
+        pipe.zrangebyscore(self.keys.contacts(customer_id), day_start, "+inf")
+        pipe.zrangebyscore(self.keys.offered_products(customer_id), rest_since, "+inf")
+        return _customer_state
+
+    def rest_start(self, now: float | None = None) -> float:
+        """Epoch seconds since when an offered product still rests (rule 4)."""
+        return (self.clock() if now is None else now) - self.product_rest_days * DAY
+
+    def budget(self, customer_id: str, channel: str, timezone: str | None) -> dict[str, int]:
+        used = self.customer_state(customer_id, timezone)["used_today"].get(channel, 0)
+        return self.budget_view(channel, used)
+
+    def budget_view(self, channel: str, used: int) -> dict[str, Any]:
+        return {
+            "channel": channel,
+            "limit": self.daily_budget,
+            "used": used,
+            "remaining": max(0, self.daily_budget - used),
+        }
+
+    def in_cooldown(self, action: dict, last: dict | None, now: float) -> float | None:
+        """When the cooldown ends (epoch s), or None if the action may be suggested."""
+        if not last:
+            return None
+        ends = float(last.get("at", 0)) + float(action.get("cooldown_days") or 0) * DAY
+        return ends if ends > now else None
+
+    def filter_products(self, customer_id: str, product_ids: Iterable[str]) -> list[str]:
+        """``product_ids`` without those resting after a recent offer (for recommendation
+        endpoints that want to honour the same rule)."""
+        resting = self.customer_state(customer_id, None)["resting_products"]
+        return [p for p in product_ids if p not in resting]
+
+    def stats(self, action_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """``{action id: {shown, accepted, dismissed, completed, acceptance_rate}}``."""
+        return parse_stats(self.redis.hgetall(self.keys.action_stats()), action_ids)
+
+    def feedback_history(self, customer_id: str) -> list[dict]:
+        """Every feedback record of a customer, oldest first (export)."""
+        raw = self.redis.hgetall(self.keys.action_feedback(customer_id))
+        records = [_public(json.loads(v)) for v in raw.values()]
+        return sorted(records, key=lambda r: (r.get("at", 0), r.get("feedback_id", "")))
+
+
+def parse_stats(raw: dict[str, str], action_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """The statistics from the raw counters hash (see :meth:`ContactPolicy.stats`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for aid in action_ids or ():
+        out[aid] = dict.fromkeys(COUNTERS, 0)
+    for field, value in raw.items():
+        aid, _, counter = field.rpartition(":")
+        if counter in COUNTERS:
+            out.setdefault(aid, dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+    for entry in out.values():
+        shown = entry["shown"]
+        entry["acceptance_rate"] = round(entry["accepted"] / shown, 4) if shown else None
+    return out
+
+
+def _customer_state(results: list[Any]) -> dict[str, Any]:
+    states, contacts, products = results
+    used = dict.fromkeys(CHANNELS, 0)
+    for member in contacts:
+        channel = member.split("|", 1)[0]
+        if channel in used:
+            used[channel] += 1
+    last: dict[str, dict] = {}
+    for action_id, raw in states.items():
+        try:
+            last[action_id] = json.loads(raw)
+        except ValueError:
+            continue
+    return {"last_feedback": last, "used_today": used, "resting_products": set(products)}
+
+
+def _public(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "fingerprint"}

@@ -1,0 +1,411 @@
+"""Personalised greetings: templates per locale and channel, rendered in a Jinja2 sandbox.
+
+Templates are data: shipped defaults (``recommend/engage/greeting_defaults.py``) overridden per
+``(locale, channel)`` by admins (Redis hash ``Keys.greeting_templates()``). The locale chain is
+the exact locale, then its language, then English (``de-AT`` → ``de`` → ``en``); at each step an
+admin override wins over a default.
+
+Safety (``recommend/engage/sandbox.py``): a template is validated on save (syntax, length, only the
+documented ``VARIABLES``, no calls or underscore attributes: ``{{ ''.__class__ }}`` is refused)
+and rendered in Jinja2's ``ImmutableSandboxedEnvironment`` with autoescaping. A stored
+template that still misbehaves (``SecurityError`` or any other error, or output too long) is
+logged and the shipped default for that locale and channel is used instead; the caller never
+sees a 500.
+
+The result carries ``text`` (plain, for speech and chat), ``html`` (the autoescaped render,
+safe to put in a page), the template used and the facts the template can see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import babel
+import redis
+from babel.dates import format_date
+from babel.numbers import format_currency
+from markupsafe import Markup
+
+from core.channels import CHANNELS, zone
+from core.errors import InvalidInput
+from profiles.keys import Keys
+from recommend.engage import sandbox
+from recommend.engage.greeting_defaults import (
+    DEFAULT_TEMPLATES,
+    HONORIFICS,
+    LAST_RESORT,
+    TITLE_GENDER,
+)
+from recommend.engage.sandbox import render, template_version, used_variables
+from recommend.errors import TemplateNotFound
+
+log = logging.getLogger("rapport.greetings")
+
+DEFAULT_LOCALE = "en"
+LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:-[A-Z]{2}|-[0-9]{3})?$")
+
+# The documented template variables (every one is always defined; unknown ones are None).
+VARIABLES: dict[str, str] = {
+    "name": "the form of address for the channel: given name in chat; honorific and family "
+    "name (Frau Schmidt, Ms Smith) or full name on the phone and in email",
+    "given_name": "given name",
+    "family_name": "family name",
+    "full_name": "given and family name",
+    "formal_name": "honorific and family name, else the full name",
+    "honorific": "Ms/Mr, Frau/Herr, Madame/Monsieur, Sra./Sr. when the profile has a title",
+    "time_of_day": "morning, afternoon, evening or night in the customer's timezone",
+    "local_date": "today's date in the customer's timezone, formatted for the locale",
+    "tier": "loyalty tier",
+    "is_known": "the caller was identified",
+    "is_returning": "the customer has bought before",
+    "is_first_time": "an identified customer without purchases",
+    "order_count": "number of orders",
+    "recent_product": "name of the latest purchase's main product (never empty)",
+    "recent_purchase_date": "date of the latest purchase, formatted for the locale",
+    "recent_purchase_amount": "total of the latest purchase, formatted for the locale",
+    "recent_purchase_days": "whole days since the latest purchase",
+    "has_open_issue": "the customer has an open support contact",
+    "open_support_contacts": "number of open support contacts",
+    "locale": "the locale used",
+    "channel": "chat, email or phone",
+}
+
+
+# -- locales and time of day ----------------------------------------------------------------
+def normalise_locale(value: str | None) -> str | None:
+    """``de_at`` / ``DE-at`` → ``de-AT``; None when it is not a locale tag."""
+    if not value:
+        return None
+    lang, _, region = value.strip().replace("_", "-").partition("-")
+    tag = lang.lower() + (f"-{region.upper()}" if region else "")
+    return tag if LOCALE_PATTERN.match(tag) else None
+
+
+def locale_chain(locale: str | None) -> list[str]:
+    """``de-AT`` → ``[de-AT, de, en]``."""
+    chain: list[str] = []
+    tag = normalise_locale(locale)
+    if tag:
+        chain.append(tag)
+        lang = tag.split("-", 1)[0]
+        if lang not in chain:
+            chain.append(lang)
+    if DEFAULT_LOCALE not in chain:
+        chain.append(DEFAULT_LOCALE)
+    return chain
+
+
+def babel_locale(tag: str) -> babel.Locale:
+    try:
+        return babel.Locale.parse(tag.replace("-", "_"))
+    except (ValueError, babel.UnknownLocaleError):
+        try:
+            return babel.Locale.parse(tag.split("-", 1)[0])
+        except (ValueError, babel.UnknownLocaleError):
+            return babel.Locale.parse(DEFAULT_LOCALE)
+
+
+def time_of_day(hour: int) -> str:
+    """morning 05-12, afternoon 12-18, evening 18-22, night 22-05 (local hours)."""
+    if 5 <= hour < 12:
+        return "morning"
+    if 12 <= hour < 18:
+        return "afternoon"
+    if 18 <= hour < 22:
+        return "evening"
+    return "night"
+
+
+# -- variables from facts -------------------------------------------------------------------
+def variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str, Any]:
+    """The template variables for a facts document (``recommend/engage/facts.py``)."""
+    profile = facts.get("profile") or {}
+    traits = facts.get("traits") or {}
+    lang = locale.split("-", 1)[0]
+    loc = babel_locale(locale)
+    given, family = profile.get("given_name"), profile.get("family_name")
+    full = profile.get("full_name")
+    honorific = _honorific(profile.get("title"), lang)
+    formal = f"{honorific} {family}" if honorific and family else full or given
+    name = (given or full) if channel == "chat" else formal
+
+    tz = zone(profile.get("timezone"))
+    tod = local_date = None
+    if tz is not None:
+        local = datetime.fromtimestamp(now, tz)
+        tod = time_of_day(local.hour)
+        local_date = format_date(local.date(), format="long", locale=loc)
+
+    order_count = _int(traits.get("order_count"))
+    known = bool(facts.get("known"))
+    purchase = facts.get("recent_purchase") or {}
+    if purchase and order_count == 0:
+        order_count = 1
+    product = purchase.get("product_name") or None
+    p_date = p_amount = p_days = None
+    if purchase.get("at") is not None:
+        at = datetime.fromtimestamp(purchase["at"], tz or UTC)
+        p_date = format_date(at.date(), format="long", locale=loc)
+        p_days = int(max(0.0, now - purchase["at"]) // 86400)
+    if purchase.get("total") is not None and purchase.get("currency"):
+        try:
+            p_amount = format_currency(purchase["total"], purchase["currency"], locale=loc)
+        except (ValueError, TypeError, babel.UnknownLocaleError):
+            p_amount = None
+    open_contacts = _int(traits.get("open_support_contacts"))
+    return {
+        "name": name,
+        "given_name": given,
+        "family_name": family,
+        "full_name": full,
+        "formal_name": formal,
+        "honorific": honorific,
+        "time_of_day": tod,
+        "local_date": local_date,
+        "tier": profile.get("tier"),
+        "is_known": known,
+        "is_returning": known and order_count > 0,
+        "is_first_time": known and order_count == 0,
+        "order_count": order_count if known else None,
+        "recent_product": product,
+        "recent_purchase_date": p_date,
+        "recent_purchase_amount": p_amount,
+        "recent_purchase_days": p_days,
+        "has_open_issue": open_contacts > 0,
+        "open_support_contacts": open_contacts if known else None,
+        "locale": locale,
+        "channel": channel,
+    }
+
+
+def _honorific(title: str | None, lang: str) -> str | None:
+    if not title:
+        return None
+    gender = TITLE_GENDER.get(title.strip().rstrip(".").casefold())
+    forms = HONORIFICS.get(lang, HONORIFICS[DEFAULT_LOCALE])
+    if gender:
+        return forms[gender]
+    return title.strip()  # Dr, Prof. ...: used as recorded
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(float(value)))
+    except (TypeError, ValueError):
+        return 0
+
+
+# Typed values for the test render on save (numbers where templates may compare numbers).
+SAMPLE_VALUES: dict[str, Any] = {
+    **dict.fromkeys(VARIABLES, "x" * 40),
+    "is_known": True,
+    "is_returning": True,
+    "is_first_time": False,
+    "has_open_issue": True,
+    "order_count": 99,
+    "open_support_contacts": 2,
+    "recent_purchase_days": 3,
+}
+
+
+def validate_template(source: Any, field: str = "source") -> None:
+    """Validate a greeting template (see ``recommend/engage/sandbox.py``)."""
+    sandbox.validate(source, field, VARIABLES, SAMPLE_VALUES)
+
+
+# -- storage --------------------------------------------------------------------------------
+class GreetingTemplates:
+    """Admin overrides in one Redis hash (field ``<locale>:<channel>``) over shipped defaults."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float]):
+        self.redis = client
+        self.keys = keys
+        self.clock = clock
+
+    @staticmethod
+    def check(locale: str, channel: str) -> str:
+        tag = normalise_locale(locale)
+        if tag is None:
+            raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
+        return tag
+
+    def _entry(self, locale: str, channel: str, raw: str | None) -> dict | None:
+        if raw:
+            try:
+                data = json.loads(raw)
+                source = data["source"]
+            except (ValueError, KeyError, TypeError):
+                data, source = None, None
+            if isinstance(source, str):
+                return {
+                    "locale": locale,
+                    "channel": channel,
+                    "source": source,
+                    "origin": "custom",
+                    "version": template_version(source),
+                    "updated_at": data.get("updated_at"),
+                }
+        source = DEFAULT_TEMPLATES.get((locale, channel))
+        if source is None:
+            return None
+        return {
+            "locale": locale,
+            "channel": channel,
+            "source": source,
+            "origin": "default",
+            "version": template_version(source),
+            "updated_at": None,
+        }
+
+    def get(self, locale: str, channel: str) -> dict:
+        tag = self.check(locale, channel)
+        raw = self.redis.hget(self.keys.greeting_templates(), f"{tag}:{channel}")
+        entry = self._entry(tag, channel, raw)
+        if entry is None:
+            raise TemplateNotFound(f"no greeting template for {tag}/{channel}")
+        return entry
+
+    def list(self) -> list[dict]:
+        custom = self.redis.hgetall(self.keys.greeting_templates())
+        pairs = set(DEFAULT_TEMPLATES)
+        for field in custom:
+            locale, _, channel = field.rpartition(":")
+            pairs.add((locale, channel))
+        out = []
+        for locale, channel in sorted(pairs):
+            entry = self._entry(locale, channel, custom.get(f"{locale}:{channel}"))
+            if entry:
+                out.append(entry)
+        return out
+
+    def put(self, locale: str, channel: str, source: str) -> tuple[dict, bool]:
+        """Validate and store an override; returns (entry, created?)."""
+        tag = self.check(locale, channel)
+        validate_template(source)
+        doc = json.dumps({"source": source, "updated_at": self.clock()})
+        created = self.redis.hset(self.keys.greeting_templates(), f"{tag}:{channel}", doc)
+        return self._entry(tag, channel, doc), bool(created)
+
+    def delete(self, locale: str, channel: str) -> None:
+        """Remove an override (back to the default); 404 when there is neither."""
+        tag = self.check(locale, channel)
+        removed = self.redis.hdel(self.keys.greeting_templates(), f"{tag}:{channel}")
+        if not removed and (tag, channel) not in DEFAULT_TEMPLATES:
+            raise TemplateNotFound(f"no greeting template for {tag}/{channel}")
+
+    def queue_overrides(self, pipe: Any, _customer_id: str = "") -> Callable[[list[Any]], dict]:
+        """Queue the read of every override (one global hash, small: a few per locale and
+        channel) on ``pipe``, e.g. beside a profile read (``ProfileStore.get(..., extra=...)``)
+        when the locale is not known yet; its value goes to :meth:`pick`."""
+        pipe.hgetall(self.keys.greeting_templates())
+        return lambda replies: replies[0]
+
+    def resolve(self, chain: list[str], channel: str) -> dict:
+        """The first template along the locale chain (one Redis round trip)."""
+        fields = [f"{t}:{channel}" for t in chain]
+        raws = self.redis.hmget(self.keys.greeting_templates(), fields)
+        return self.pick(chain, channel, dict(zip(fields, raws, strict=True)))
+
+    def pick(self, chain: list[str], channel: str, overrides: Mapping[str, str | None]) -> dict:
+        """:meth:`resolve` over overrides already read (the hash, or its fields for ``chain``)."""
+        for tag in chain:
+            entry = self._entry(tag, channel, overrides.get(f"{tag}:{channel}"))
+            if entry is not None:
+                return entry
+        return self._entry(DEFAULT_LOCALE, channel, None) or {}
+
+
+def _tidy(text: str) -> str:
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+class Greeter:
+    """Greets a customer (facts from ``recommend/engage/facts.py``) on a channel, in a locale."""
+
+    def __init__(self, templates: GreetingTemplates, clock: Callable[[], float]):
+        self.templates = templates
+        self.clock = clock
+
+    def greet(
+        self,
+        facts: Mapping,
+        channel: str,
+        locale: str | None = None,
+        *,
+        overrides: Mapping[str, str] | None = None,
+    ) -> dict:
+        """``overrides``: the template overrides hash when the caller already read it
+        (``GreetingTemplates.queue_overrides``); otherwise they are read here."""
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
+        if locale is not None and normalise_locale(locale) is None:
+            raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
+        requested = locale or (facts.get("profile") or {}).get("locale")
+        chain = locale_chain(requested)
+        if overrides is None:
+            entry = self.templates.resolve(chain, channel)
+        else:
+            entry = self.templates.pick(chain, channel, overrides)
+        now = self.clock()
+        # Format for the most specific locale we know (de-AT dates), speak the template's.
+        fmt_locale = chain[0] if normalise_locale(requested) else entry["locale"]
+        values = variables(facts, channel, fmt_locale, now)
+        fallback = False
+        try:
+            html = render(entry["source"], values)
+        except Exception as exc:  # noqa: BLE001 - a stored template must never cause a 500
+            log.warning(
+                "greeting template %s/%s (%s) failed: %s; using the default",
+                entry["locale"],
+                channel,
+                entry["origin"],
+                exc.__class__.__name__,
+            )
+            fallback = True
+            entry = self._default(entry["locale"], channel)
+            try:
+                html = render(entry["source"], values)
+            except Exception:  # noqa: BLE001
+                log.exception("default greeting template failed")
+                lang = entry["locale"].split("-", 1)[0]
+                html = LAST_RESORT.get(lang, LAST_RESORT[DEFAULT_LOCALE])
+                entry = {**entry, "origin": "builtin", "version": "last-resort"}
+        html = _tidy(html)
+        text = _tidy(Markup(html).unescape())
+        used = sorted(used_variables(entry["source"], VARIABLES))
+        return {
+            "text": text,
+            "html": html,
+            "channel": channel,
+            "locale": entry["locale"],
+            "requested_locale": normalise_locale(requested),
+            "template": {
+                "id": f"{entry['origin']}:{entry['locale']}:{channel}",
+                "origin": entry["origin"],
+                "locale": entry["locale"],
+                "version": entry["version"],
+                "fallback": fallback,
+            },
+            "facts": {k: values[k] for k in used if values.get(k) not in (None, "")},
+        }
+
+    @staticmethod
+    def _default(locale: str, channel: str) -> dict:
+        lang = locale.split("-", 1)[0]
+        for tag in (locale, lang, DEFAULT_LOCALE):
+            source = DEFAULT_TEMPLATES.get((tag, channel))
+            if source:
+                return {
+                    "locale": tag,
+                    "source": source,
+                    "origin": "default",
+                    "version": template_version(source),
+                }
+        raise AssertionError("English defaults exist for every channel")

@@ -1,0 +1,311 @@
+"""The model holder: each worker's loaded recommender, swapped in off the request path.
+
+One :class:`ModelHolder` per app lives in ``app.extensions["rapport.models"]``. A daemon
+thread (started on first use in each process, so a fork gets its own) checks the active
+version key every ``RAPPORT_MODEL_POLL_SECONDS`` (a ``GET``: cheaper and more robust than a
+pub/sub connection per worker; activations are also published for other listeners). When the
+version changed it loads and verifies the artifact and builds a :class:`Recommender` in that
+thread, then swaps it in with one reference assignment, so a request sees either the old
+model or the new one, never half of one, and never waits for a load.
+
+A corrupt or missing artifact is refused: the old model keeps serving, the error is logged
+and shown by ``/readyz``, and the same version is retried only after ``RETRY_FAILED_S``. With
+no active model, serving falls back to popularity (``Keys.popular_products``, written by
+every training run) or, before any training, to catalog order.
+
+Products added to the catalog after training are recommendable too: at load, and then every
+``NEW_ITEMS_EVERY_S``, the holder reads the catalog's ids and extends the loaded model with
+the active products it lacks, placed by their features (``Recommender.with_new_items``),
+swapping the extended copy in the same way.
+
+While Redis is unreachable, recommendations are served from an in-memory popular list: every
+``SNAPSHOT_EVERY_S`` the poller copies the top ``SNAPSHOT_SIZE`` popular products (ids and
+catalog documents) into the worker (:meth:`ModelHolder.offline_fallback`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from flask import Flask, current_app
+
+from profiles.keys import Keys
+from recommend.catalog.products import Catalog
+from recommend.errors import ArtifactError, ModelVersionNotFound
+from recommend.model.recommender import PopularityFallback, Recommender
+from recommend.model.registry import ModelRegistry
+from recommend.model.shared_arrays import cache_dir, release_free_memory, share_arrays
+
+log = logging.getLogger("rapport.models")
+EXTENSION = "rapport.models"
+RETRY_FAILED_S = 60.0
+FALLBACK_SIZE = 500
+NEW_ITEMS_EVERY_S = 30.0  # how often a worker looks for catalog products the model lacks
+SNAPSHOT_EVERY_S = 30.0  # how often a worker copies the popular list for serving without Redis
+SNAPSHOT_SIZE = 200
+
+
+@dataclass(frozen=True)
+class PopularSnapshot:
+    """The popular list and its catalog documents, held in memory for serving without Redis."""
+
+    fallback: PopularityFallback
+    docs: dict[str, dict]
+    taken_at: float
+
+    def lookup(self, product_ids) -> dict[str, dict]:
+        return {p: self.docs[p] for p in product_ids if p in self.docs}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    recommender: Recommender | PopularityFallback
+    version: str | None  # None: the popularity fallback
+    loaded_at: float
+
+
+class ModelHolder:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        model_dir: str | Path,
+        *,
+        poll_seconds: float = 2.0,
+        tolerance: float = 0.02,
+        keep: int = 5,
+        clock: Callable[[], float] = time.time,
+        share_arrays: bool = True,
+    ):
+        self.redis = client
+        self.keys = keys
+        self.share_arrays = share_arrays
+        self.registry = ModelRegistry(
+            client, keys, model_dir, clock=clock, tolerance=tolerance, keep=keep
+        )
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self._current = Loaded(PopularityFallback([], "catalog"), None, 0.0)
+        self.last_error: str | None = None
+        self._failed: tuple[str, float] | None = None
+        self._refresh_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._checked = False
+        self._base: Recommender | None = None  # the loaded model without new catalog items
+        self._new_ids: frozenset[str] = frozenset()
+        self._catalog_checked_at = 0.0
+        self._catalog_seen: tuple[str | None, str | None] | None = None  # (catalog, model)
+        self._snapshot: PopularSnapshot | None = None
+
+    # -- what requests use --------------------------------------------------------------------
+    @property
+    def current(self) -> Loaded:
+        """The loaded model (or fallback). Read it once per request and use that reference."""
+        self.ensure_started()
+        return self._current
+
+    def status(self) -> dict[str, object]:
+        loaded = self._current
+        out: dict[str, object] = {
+            "state": f"loaded: {loaded.version}" if loaded.version else "fallback: popularity",
+            "version": loaded.version,
+            "loaded_at": loaded.loaded_at or None,
+        }
+        if self.last_error:
+            out["last_error"] = self.last_error
+        return out
+
+    # -- loading ------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Check the active version; load and swap when it changed. True when swapped.
+        Never raises for a bad artifact (it is logged and kept out)."""
+        with self._refresh_lock:
+            self._checked = True
+            active = self.registry.active_version()
+            current = self._current
+            if active is None:
+                if current.version is not None:
+                    log.warning("no active model any more; serving popularity")
+                self._current = Loaded(self._fallback(), None, self.clock())
+                return current.version is not None
+            if active == current.version:
+                if self.clock() - self._catalog_checked_at >= NEW_ITEMS_EVERY_S:
+                    self._add_new_items()
+                return False
+            if self._failed and self._failed[0] == active:
+                if self.clock() - self._failed[1] < RETRY_FAILED_S:
+                    return False
+            try:
+                artifact = self.registry.load(active)
+                recommender = Recommender(artifact)
+                if self.share_arrays:  # one copy of the big arrays for all workers
+                    share_arrays(recommender, cache_dir(artifact.path, artifact.manifest_sha256))
+            except (ArtifactError, ModelVersionNotFound) as exc:
+                self._failed = (active, self.clock())
+                self.last_error = f"version {active} refused: {exc}"
+                log.error(
+                    "model %s refused; still serving %s: %s",
+                    active,
+                    current.version or "popularity",
+                    exc,
+                    extra={"version": active},
+                )
+                return False
+            self._base = recommender
+            self._new_ids = frozenset()
+            recommender = self._with_new_items(recommender)
+            self._current = Loaded(recommender, active, self.clock())  # the swap: one assignment
+            self._failed = None
+            self.last_error = None
+            log.info("model %s loaded", active, extra={"version": active})
+            if self.share_arrays:
+                del artifact, current  # the raw arrays and the old model: back to the OS
+                release_free_memory()
+            return True
+
+    def refresh_new_items(self) -> int:
+        """Make catalog products the model has not seen recommendable (placed by their
+        features); runs every ``NEW_ITEMS_EVERY_S`` in the poller. Returns how many there are."""
+        with self._refresh_lock:
+            self._add_new_items()
+            rec = self._current.recommender
+            return rec.new_items if isinstance(rec, Recommender) else 0
+
+    def _add_new_items(self) -> None:
+        current = self._current
+        if self._base is None or current.version is None:
+            return
+        recommender = self._with_new_items(self._base)
+        if recommender is not current.recommender:
+            self._current = Loaded(recommender, current.version, current.loaded_at)
+
+    def _with_new_items(self, base: Recommender) -> Recommender:
+        """``base`` extended with the active catalog products it does not know (or the
+        current extension when that set has not changed)."""
+        self._catalog_checked_at = self.clock()
+        try:
+            # every product write moves the catalog version: unchanged since the last scan for
+            # this model, skip reading every product id (100k ids hold the GIL for ~50 ms)
+            seen = (self.redis.get(self.keys.catalog_version()), base.version)
+            if seen[0] is not None and seen == self._catalog_seen:
+                current = self._current.recommender
+                return current if getattr(current, "version", None) == base.version else base
+            ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+")
+            new_ids = frozenset(p for p in ids if p not in base.item_index)
+            if new_ids == self._new_ids:
+                self._catalog_seen = seen
+                current = self._current.recommender
+                return current if getattr(current, "version", None) == base.version else base
+            docs = Catalog(self.redis, self.keys).get_many(sorted(new_ids))
+        except redis.RedisError as exc:
+            log.warning("catalog read for new products failed: %s", exc.__class__.__name__)
+            return base if self._current.version != base.version else self._current.recommender
+        self._new_ids = new_ids
+        self._catalog_seen = seen
+        products = [d for d in docs.values() if d.get("active", True)]
+        return base.with_new_items(products)
+
+    def offline_fallback(self) -> PopularSnapshot | None:
+        """The in-memory popular list (None before the first successful copy)."""
+        return self._snapshot
+
+    def refresh_popular_snapshot(self) -> PopularSnapshot:
+        """Copy the popular list and its catalog documents into memory (raises RedisError)."""
+        fallback = self._fallback(SNAPSHOT_SIZE)
+        docs = Catalog(self.redis, self.keys).get_many(fallback.ranked)
+        self._snapshot = PopularSnapshot(fallback, docs, self.clock())
+        return self._snapshot
+
+    def _fallback(self, size: int = FALLBACK_SIZE) -> PopularityFallback:
+        ranked = self.redis.zrevrange(self.keys.popular_products(), 0, size - 1)
+        if ranked:
+            return PopularityFallback(list(ranked), "popularity")
+        ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+", start=0, num=size)
+        return PopularityFallback(list(ids), "catalog")
+
+    # -- the background thread ----------------------------------------------------------------
+    def ensure_started(self) -> None:
+        """Start the polling thread in this process (once; again after a fork)."""
+        if self.poll_seconds <= 0:
+            if not self._checked:
+                self._safe_refresh()
+            return
+        pid = os.getpid()
+        thread = self._thread
+        if thread is not None and self._pid == pid and thread.is_alive():
+            return
+        with self._refresh_lock:
+            if self._thread is not None and self._pid == pid and self._thread.is_alive():
+                return
+            self._pid = pid
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="rapport-model-holder", daemon=True
+            )
+            self._thread.start()
+
+    def _safe_refresh(self) -> None:
+        try:
+            self.refresh()
+        except redis.RedisError as exc:
+            log.warning("model check failed: %s", exc.__class__.__name__)
+        except Exception:  # noqa: BLE001 - the poller must survive anything
+            log.exception("model check failed")
+        snapshot = self._snapshot
+        if snapshot is None or self.clock() - snapshot.taken_at >= SNAPSHOT_EVERY_S:
+            try:
+                self.refresh_popular_snapshot()
+            except redis.RedisError as exc:
+                log.warning("popular list copy failed: %s", exc.__class__.__name__)
+            except Exception:  # noqa: BLE001 - the poller must survive anything
+                log.exception("popular list copy failed")
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.is_set():
+            self._safe_refresh()
+            stop.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+
+def init_app(app: Flask) -> ModelHolder:
+    st = app.extensions["rapport"]
+    config = st.config
+    holder = ModelHolder(
+        st.redis,
+        st.keys,
+        config.models_path,
+        poll_seconds=0.0 if config.testing else config.model_poll_seconds,
+        tolerance=config.promote_tolerance,
+        keep=config.models_keep,
+        share_arrays=bool(config.share_model_arrays),
+    )
+    app.extensions[EXTENSION] = holder
+    return holder
+
+
+def warm_up(app: Flask) -> None:
+    """In a fresh worker (gunicorn ``post_worker_init``): load the active model now, before
+    the first request, and start the polling thread."""
+    holder = app.extensions.get(EXTENSION)
+    if holder is None:
+        return
+    holder._safe_refresh()
+    holder.ensure_started()
+
+
+def model_holder() -> ModelHolder:
+    return current_app.extensions[EXTENSION]
