@@ -2,7 +2,7 @@
 
 Keys (all in the customer's ``{c:ID}`` slot; see ``profiles.keys``)::
 
-    orders        hash    order id -> canonical purchase JSON (activity_input.normalize_purchase)
+    orders        hash    order id -> canonical purchase JSON (activity_input.normalise_purchase)
     order_times   zset    order id -> purchase time (epoch ms); newest-first paging
     traits        hash    counters kept current on write (below)
     categories    zset    category -> items bought (favourite categories)
@@ -45,8 +45,8 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import redis
 from redis.cluster import ClusterPipeline
@@ -55,8 +55,8 @@ from core.errors import InvalidInput, RapportError
 from profiles import activity_lua as lua
 from profiles.activity_input import (
     canonical_json,
-    normalize_event,
-    normalize_purchase,
+    normalise_event,
+    normalise_purchase,
     to_epoch_ms,
     total_units,
     units_to_money,
@@ -122,7 +122,7 @@ class ActivityStore:
         return result
 
     def record_purchases(
-        self, items: list[tuple[str, Mapping[str, Any]]]
+        self, items: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> list[tuple[dict[str, Any], bool] | RapportError]:
         """Many purchases in one round trip (:meth:`_run_script`), the catalog's categories read
         once for all. Per item ``(stored, created?)`` or the domain error (invalid input, order
@@ -131,7 +131,7 @@ class ActivityStore:
         queued: dict[int, dict[str, Any]] = {}  # index -> normalised purchase
         for i, (_, purchase) in enumerate(items):
             try:
-                queued[i] = normalize_purchase(purchase, self.clock())
+                queued[i] = normalise_purchase(purchase, self.clock())
             except RapportError as exc:
                 out[i] = exc
         cats = self._categories(list(queued.values()))
@@ -216,9 +216,12 @@ class ActivityStore:
         found: list[tuple[str, float]] = []
         offset = 0
         while len(found) <= limit:
-            batch = self.redis.zrange(
-                key, top, "-inf", desc=True, byscore=True, offset=offset, num=limit + 1,
-                withscores=True,
+            batch = cast(  # (member, score) pairs; the client decodes responses
+                "list[tuple[str, float]]",
+                self.redis.zrange(
+                    key, top, "-inf", desc=True, byscore=True, offset=offset, num=limit + 1,
+                    withscores=True,
+                ),
             )  # fmt: skip
             if not batch:
                 break
@@ -256,7 +259,7 @@ class ActivityStore:
 
         Items are raw events (``{message_id, type, at, ...payload}``; invalid ones raise
         :class:`InvalidInput` before anything is written) or the output of
-        :func:`profiles.activity_input.normalize_event`. A ``purchase`` event records its
+        :func:`profiles.activity_input.normalise_event`. A ``purchase`` event records its
         purchase through :meth:`record_purchase` first; ``conflict`` means its order id holds
         another purchase, ``invalid`` that the purchase cannot be stored (the customer's total
         would overflow); such events are not recorded."""
@@ -273,7 +276,7 @@ class ActivityStore:
         one script call per customer). Each customer's steps run in the same order as alone."""
         now = self.clock()
         items = {
-            cid: [e if "at_ms" in e else normalize_event(e, now) for e in events]
+            cid: [e if "at_ms" in e else normalise_event(e, now) for e in events]
             for cid, events in batches.items()
         }
         results: dict[str, list[str | None]] = {cid: [None] * len(e) for cid, e in items.items()}
@@ -290,7 +293,7 @@ class ActivityStore:
         return {cid: [r or "duplicate" for r in rs] for cid, rs in results.items()}
 
     def _record_event_purchases(
-        self, items: dict[str, list[dict[str, Any]]], results: dict[str, list[str | None]]
+        self, items: dict[str, list[Mapping[str, Any]]], results: dict[str, list[str | None]]
     ) -> None:
         """Store the purchases of ``purchase`` events whose message id is new: the result is
         set to ``conflict``/``invalid`` when it cannot be stored, else the event carries the
@@ -317,7 +320,7 @@ class ActivityStore:
                 items[cid][i] = {**items[cid][i], "payload": {"purchase": outcome[0]}}
 
     @staticmethod
-    def _events_args(now: float, events: list[dict[str, Any]]) -> list[Any]:
+    def _events_args(now: float, events: list[Mapping[str, Any]]) -> list[Any]:
         """The events script's arguments for one customer's (normalised) events."""
         args: list[Any] = [
             str(int(now * 1000)),
@@ -339,7 +342,10 @@ class ActivityStore:
 
     def list_events(self, customer_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest events, newest first (by arrival)."""
-        entries = self.redis.xrevrange(self.keys.events(customer_id), count=limit)
+        entries = cast(  # the client decodes responses (service.redis_connect builds it so)
+            "list[tuple[str, dict[str, str]]]",
+            self.redis.xrevrange(self.keys.events(customer_id), count=limit),
+        )
         return [_event(entry_id, fields) for entry_id, fields in entries]
 
     def open_support_contacts(self, customer_id: str) -> list[dict[str, Any]]:

@@ -41,14 +41,14 @@ SUPPORT_CHANNELS = ("chat", "email", "phone", "web", "store", "social", "other")
 @cache
 def currencies() -> frozenset[str]:
     """ISO 4217 codes Babel knows (current and historical)."""
-    from babel.numbers import list_currencies  # noqa: PLC0415 - a heavy import, only when needed
+    from babel.numbers import list_currencies  # a heavy import, only when needed
 
     return frozenset(list_currencies())
 
 
 @cache
 def currency_places(code: str) -> int:
-    from babel.numbers import get_currency_precision  # noqa: PLC0415
+    from babel.numbers import get_currency_precision
 
     return get_currency_precision(code)
 
@@ -88,9 +88,16 @@ def parse_decimal(value: Any, field: str) -> Decimal:
     return number
 
 
+def decimal_places(number: Decimal) -> int:
+    """Digits after the point of a finite ``number``, trailing zeros not counted (2.50: 1).
+    (A finite Decimal's exponent is an int; only NaN and infinity have a letter there.)"""
+    exponent = number.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def money_str(amount: Decimal, currency: str) -> str:
     """``amount`` with at least the currency's minor-unit digits and no float drift."""
-    places = max(currency_places(currency), -min(0, amount.normalize().as_tuple().exponent))
+    places = max(currency_places(currency), decimal_places(amount))
     return str(amount.quantize(Decimal(1).scaleb(-places)))
 
 
@@ -140,7 +147,7 @@ def to_epoch_ms(iso: str) -> int:
 PURCHASE_FIELDS = ("order_id", "lines", "currency", "purchased_at", "channel")
 
 
-def normalize_purchase(raw: Mapping[str, Any], now: float, *, prefix: str = "") -> dict[str, Any]:
+def normalise_purchase(raw: Mapping[str, Any], now: float, *, prefix: str = "") -> dict[str, Any]:
     """The canonical stored purchase (raises :class:`InvalidInput`).
 
     Shape: ``{order_id, lines: [{product_id, quantity, unit_price}], currency, purchased_at
@@ -184,7 +191,7 @@ def normalize_purchase(raw: Mapping[str, Any], now: float, *, prefix: str = "") 
         price = parse_decimal(line["unit_price"], where + "unit_price")
         if price < 0 or price > MAX_UNIT_PRICE:
             raise InvalidInput(f"must be 0 to {MAX_UNIT_PRICE}", field=where + "unit_price")
-        if -price.normalize().as_tuple().exponent > PRICE_PLACES:
+        if decimal_places(price) > PRICE_PLACES:
             raise InvalidInput(
                 f"has more than {PRICE_PLACES} decimal places", field=where + "unit_price"
             )
@@ -227,7 +234,7 @@ def _payload(raw: Mapping[str, Any], etype: str, now: float, at: str) -> dict[st
     """The documented payload of each event type (everything but message_id/type/at)."""
     body = {k: v for k, v in raw.items() if k not in EVENT_COMMON}
     if etype == "purchase":
-        purchase = normalize_purchase({**body, "purchased_at": at}, now)
+        purchase = normalise_purchase({**body, "purchased_at": at}, now)
         return {"purchase": purchase}
     if etype in ("view", "add_to_cart"):
         allowed = {"product_id", "source"} | ({"quantity"} if etype == "add_to_cart" else set())
@@ -257,7 +264,7 @@ def _payload(raw: Mapping[str, Any], etype: str, now: float, at: str) -> dict[st
     return out
 
 
-def normalize_event(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
+def normalise_event(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
     """``{message_id, type, at, ...payload}`` -> ``{message_id, type, at, at_ms, payload}``.
 
     Payloads: ``view`` {product_id, source?}; ``add_to_cart`` {product_id, quantity=1,

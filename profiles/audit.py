@@ -10,11 +10,13 @@ Reads are audited write-behind when ``flush_seconds`` > 0: ``record(..., defer=T
 entry in this process's buffer and a background thread appends the buffer in one pipeline at
 most ``flush_seconds`` later, so a read costs no round trip of its own (one ``XADD`` was a
 third of a profile read's Redis work). Every other entry is written at once, in the same
-pipeline as whatever is buffered before it, so a process's entries keep their order; reading
-the log (:meth:`read`) flushes first. What can be lost: on ``kill -9`` of a worker, the reads of
-the last ``flush_seconds``; a normal exit flushes. If Redis refuses the flush, the entries stay
-buffered (up to ``_BUFFER_MAX``, then the oldest are dropped and counted in ``dropped``) and go
-with the next flush.
+pipeline as whatever is buffered before it, and a process sends one such pipeline at a time
+(taking the buffer and running the pipeline under one lock, so the flusher's held-back reads
+cannot land after a newer change a request wrote meanwhile): a process's entries reach the
+stream in the order they were logged. Reading the log (:meth:`read`) flushes first. What can
+be lost: on ``kill -9`` of a worker, the reads of the last ``flush_seconds``; a normal exit
+flushes. If Redis refuses the flush, the entries stay buffered (up to ``_BUFFER_MAX``, then
+the oldest are dropped and counted in ``dropped``) and go with the next flush.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from profiles.keys import Keys
 
@@ -41,6 +44,10 @@ _BUFFER_MAX = 100_000  # deferred entries held while Redis refuses them
 log = logging.getLogger("rapport.audit")
 _HOLDING: weakref.WeakSet[AuditLog] = weakref.WeakSet()  # logs that may hold entries back
 _FIRST_USE = threading.Lock()  # a log's buffer is set up once per process
+
+# One entry's fields as XADD takes them (ours are all str -> str; redis-py's parameter is a
+# dict of its wider field/value types, and a dict[str, str] is not one: dict is invariant).
+Fields = dict[FieldT, EncodableT]
 
 
 @atexit.register
@@ -65,8 +72,9 @@ class AuditLog:
         self.flush_seconds = flush_seconds
         self.dropped = 0
         self._pid = -1  # the buffer and its thread belong to one process (gunicorn forks)
-        self._buffer: deque[dict[str, str]] = deque()
-        self._lock = threading.Lock()
+        self._buffer: deque[Fields] = deque()
+        self._lock = threading.Lock()  # guards the buffer
+        self._send = threading.Lock()  # one writer at a time, held while its pipeline runs
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
 
@@ -87,7 +95,7 @@ class AuditLog:
         if action not in ACTIONS:
             raise ValueError(f"unknown audit action {action}")
         now = self.clock()
-        entries = [
+        entries: list[Fields] = [
             {
                 "at": f"{now:.3f}",
                 "action": action,
@@ -110,38 +118,53 @@ class AuditLog:
         refuses; the entries then stay buffered)."""
         self._write([])
 
-    def _write(self, entries: list[dict[str, str]]) -> None:
-        with self._lock:
-            held = list(self._buffer) if self._pid == os.getpid() else []
-            self._buffer.clear()
-        if not held and not entries:
-            return
-        min_id = max(0, int((self.clock() - self.retention_seconds) * 1000))
-        pipe = self.redis.pipeline(transaction=False)
-        for fields in (*held, *entries):
-            pipe.xadd(self.keys.audit_log(), fields, minid=min_id, approximate=True)
-        try:
-            pipe.execute()
-        except redis.RedisError:
-            with self._lock:  # keep what was held back, in order, ahead of newer entries
-                self._buffer.extendleft(reversed(held))
-                self._cap()
-            raise
+    def _write(self, entries: list[Fields]) -> None:
+        # ``_send`` is held from taking the buffer until the pipeline has run: one writer at a
+        # time, so entries reach the stream in the order they were logged. (Taking the buffer
+        # and sending it after letting go let the flusher's reads land after a newer change
+        # another thread wrote at once.) ``_lock`` only guards the buffer, so deferring a read
+        # never waits for a round trip.
+        self._own_process()
+        with self._send:
+            with self._lock:
+                held = list(self._buffer)
+                self._buffer.clear()
+            if not held and not entries:
+                return
+            min_id = max(0, int((self.clock() - self.retention_seconds) * 1000))
+            pipe = self.redis.pipeline(transaction=False)
+            for fields in (*held, *entries):
+                pipe.xadd(self.keys.audit_log(), fields, minid=min_id, approximate=True)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                with self._lock:  # keep what was held back, in order, ahead of newer entries
+                    self._buffer.extendleft(reversed(held))
+                    self._cap()
+                raise
 
     def _cap(self) -> None:
         while len(self._buffer) > _BUFFER_MAX:
             self._buffer.popleft()
             self.dropped += 1
 
-    def _hold(self, entries: list[dict[str, str]]) -> None:
-        if self._pid != os.getpid():  # first use in this process (or a forked child)
-            with _FIRST_USE:
-                if self._pid != os.getpid():
-                    self._buffer = deque()  # a child does not write its parent's entries
-                    self._lock = threading.Lock()
-                    self._flusher = None
-                    _HOLDING.add(self)
-                    self._pid = os.getpid()
+    def _own_process(self) -> None:
+        """Set up the buffer and locks on first use in this process (or a forked child: a
+        child does not write its parent's entries, and a lock another parent thread held at
+        the fork would stay held in the child)."""
+        if self._pid == os.getpid():
+            return
+        with _FIRST_USE:
+            if self._pid != os.getpid():
+                self._buffer = deque()
+                self._lock = threading.Lock()
+                self._send = threading.Lock()
+                self._flusher = None
+                _HOLDING.add(self)
+                self._pid = os.getpid()
+
+    def _hold(self, entries: list[Fields]) -> None:
+        self._own_process()
         with self._lock:
             self._buffer.extend(entries)
             self._cap()
@@ -181,7 +204,10 @@ class AuditLog:
         out: list[dict[str, Any]] = []
         end, seen = "+", 0
         while len(out) < limit and seen < _SCAN_MAX:
-            batch = self.redis.xrevrange(self.keys.audit_log(), max=end, count=_SCAN_BATCH)
+            batch = cast(  # the client decodes responses (service.redis_connect builds it so)
+                "list[tuple[str, dict[str, str]]]",
+                self.redis.xrevrange(self.keys.audit_log(), max=end, count=_SCAN_BATCH),
+            )
             if not batch:
                 break
             for entry_id, fields in batch:

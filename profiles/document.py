@@ -29,7 +29,7 @@ import re
 import secrets
 import string
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import phonenumbers
@@ -54,20 +54,27 @@ MAX_PHONES = 10
 MAX_SOURCE_LEN = 64
 MAX_EMAIL_LEN = 254
 
-PROFILE_INPUT_FIELDS: tuple[str, ...] = (
-    "email",
-    "phone",
-    "external_ids",
-    "first_name",
-    "last_name",
-    "display_name",
-    "locale",
-    "timezone",
-    "country",
-    "loyalty_tier",
-    "preferences",
-    "consent",
-)
+# The profile's fields as input names them, each with how ``apply_changes`` treats it: the one
+# list of them (``PROFILE_INPUT_FIELDS``, ``SCALAR_FIELDS`` and ``merge_rules.FILL_FIELDS``
+# derive from it). "identity": the primary one of a list (``email`` -> ``emails``);
+# "identities": a list that replaces; "scalar": a value that replaces; "preferences" and
+# "consent": objects merged key by key.
+PROFILE_FIELDS: dict[str, str] = {
+    "email": "identity",
+    "phone": "identity",
+    "external_ids": "identities",
+    "first_name": "scalar",
+    "last_name": "scalar",
+    "display_name": "scalar",
+    "locale": "scalar",
+    "timezone": "scalar",
+    "country": "scalar",
+    "loyalty_tier": "scalar",
+    "preferences": "preferences",
+    "consent": "consent",
+}
+PROFILE_INPUT_FIELDS: tuple[str, ...] = tuple(PROFILE_FIELDS)
+SCALAR_FIELDS: tuple[str, ...] = tuple(k for k, how in PROFILE_FIELDS.items() if how == "scalar")
 PREFERENCE_FIELDS: tuple[str, ...] = ("categories", "channels", "language", "custom")
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -232,7 +239,9 @@ def normalise_timezone(value: Any, field: str = "timezone") -> str:
 def _countries() -> frozenset[str]:
     territories = Locale("en").territories
     return frozenset(
-        c for c in territories if len(c) == 2 and c.isalpha() and c not in _NOT_COUNTRIES
+        c
+        for c in territories
+        if isinstance(c, str) and len(c) == 2 and c.isalpha() and c not in _NOT_COUNTRIES
     )
 
 
@@ -408,9 +417,6 @@ def normalise_changes(
     return out
 
 
-_SCALARS = ("first_name", "last_name", "display_name", "locale", "timezone", "country")
-
-
 def apply_changes(doc: Mapping[str, Any], changes: Mapping[str, Any], now: float) -> dict[str, Any]:
     """Merge-patch normalised ``changes`` into a copy of ``doc``.
 
@@ -420,63 +426,90 @@ def apply_changes(doc: Mapping[str, Any], changes: Mapping[str, Any], now: float
     """
     new = copy.deepcopy(dict(doc))
     for key, value in changes.items():
-        if key in ("email", "phone"):
-            plural = key + "s"
-            current = list(new.get(plural, []))
-            rest = current[1:]
-            new[plural] = rest if value is None else [value] + [v for v in rest if v != value]
-            if len(new[plural]) > (MAX_EMAILS if key == "email" else MAX_PHONES):
-                raise _bad(key, f"a profile holds at most {MAX_EMAILS} of these")
-        elif key == "external_ids":
-            new["external_ids"] = list(value or [])
-        elif key in _SCALARS or key == "loyalty_tier":
-            if value is None:
-                new.pop(key, None)
-            else:
-                new[key] = value
-        elif key == "preferences":
-            prefs = new.get("preferences", {})
-            if value is None:
-                prefs = {}
-            else:
-                for pkey, pval in value.items():
-                    if pval is None:
-                        prefs.pop(pkey, None)
-                    elif pkey == "custom":
-                        custom = prefs.get("custom", {})
-                        for ckey, cval in pval.items():
-                            if cval is None:
-                                custom.pop(ckey, None)
-                            else:
-                                custom[ckey] = cval
-                        if len(custom) > MAX_CUSTOM_KEYS:
-                            raise _bad("preferences.custom", f"at most {MAX_CUSTOM_KEYS} keys")
-                        if custom:
-                            prefs["custom"] = custom
-                        else:
-                            prefs.pop("custom", None)
-                    else:
-                        prefs[pkey] = pval
-            if prefs:
-                new["preferences"] = prefs
-            else:
-                new.pop("preferences", None)
-        elif key == "consent":
-            consent = new.get("consent", {})
-            if value is None:
-                consent = {}
-            else:
-                for purpose, entry in value.items():
-                    if entry is None:
-                        consent.pop(purpose, None)
-                    else:
-                        consent[purpose] = entry
-            if consent:
-                new["consent"] = consent
-            else:
-                new.pop("consent", None)
+        apply = _APPLY.get(PROFILE_FIELDS.get(key, ""))
+        if apply is not None:
+            apply(new, key, value)
     new["updated_at"] = now
     return new
+
+
+def _identity_limit(key: str) -> int:
+    return MAX_EMAILS if key == "email" else MAX_PHONES
+
+
+def _apply_primary(doc: dict[str, Any], key: str, value: Any) -> None:
+    """``email``/``phone``: ``value`` becomes ``emails[0]``/``phones[0]`` in place of the old
+    primary one; ``None`` drops the primary one."""
+    plural = key + "s"
+    rest = list(doc.get(plural, []))[1:]
+    doc[plural] = rest if value is None else [value] + [v for v in rest if v != value]
+    limit = _identity_limit(key)
+    if len(doc[plural]) > limit:
+        raise _bad(key, f"a profile holds at most {limit} of these")
+
+
+def _apply_list(doc: dict[str, Any], key: str, value: Any) -> None:
+    doc[key] = list(value or [])
+
+
+def _apply_scalar(doc: dict[str, Any], key: str, value: Any) -> None:
+    if value is None:
+        doc.pop(key, None)
+    else:
+        doc[key] = value
+
+
+def _apply_preferences(doc: dict[str, Any], key: str, value: Any) -> None:
+    prefs = {} if value is None else doc.get(key, {})
+    for pkey, pval in (value or {}).items():
+        if pval is None:
+            prefs.pop(pkey, None)
+        elif pkey == "custom":
+            _apply_custom(prefs, pval)
+        else:
+            prefs[pkey] = pval
+    _keep_if_any(doc, key, prefs)
+
+
+def _apply_custom(prefs: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    custom = prefs.get("custom", {})
+    _merge_keys(custom, changes)
+    if len(custom) > MAX_CUSTOM_KEYS:
+        raise _bad("preferences.custom", f"at most {MAX_CUSTOM_KEYS} keys")
+    _keep_if_any(prefs, "custom", custom)
+
+
+def _apply_consent(doc: dict[str, Any], key: str, value: Any) -> None:
+    consent = {} if value is None else doc.get(key, {})
+    _merge_keys(consent, value or {})
+    _keep_if_any(doc, key, consent)
+
+
+def _merge_keys(target: dict[str, Any], changes: Mapping[str, Any]) -> None:
+    """Set each key of ``changes`` in ``target``; a ``None`` value deletes the key."""
+    for key, value in changes.items():
+        if value is None:
+            target.pop(key, None)
+        else:
+            target[key] = value
+
+
+def _keep_if_any(doc: dict[str, Any], key: str, value: dict[str, Any]) -> None:
+    """``doc[key] = value``, or no ``key`` at all when ``value`` is empty."""
+    if value:
+        doc[key] = value
+    else:
+        doc.pop(key, None)
+
+
+# How apply_changes treats each kind of field (PROFILE_FIELDS).
+_APPLY: dict[str, Callable[[dict[str, Any], str, Any], None]] = {
+    "identity": _apply_primary,
+    "identities": _apply_list,
+    "scalar": _apply_scalar,
+    "preferences": _apply_preferences,
+    "consent": _apply_consent,
+}
 
 
 def new_document(customer_id: str, changes: Mapping[str, Any], now: float) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def identify(
                 profile = store.create(data)
             except IdentityTaken:
                 continue  # someone claimed one of them just now: look again
-            attached = [document.identity_key(i) for i in wanted]
+            attached: list[str] = [document.identity_key(i) for i in wanted]
             return profile, {"outcome": "created", "attached": attached, "merges": merges}
         survivor = _oldest(store, owners)
         try:
@@ -76,7 +76,7 @@ def identify(
                     )
         except MergeConflict:
             continue  # a concurrent identify is merging these profiles: look again
-        attached: list[str] = []
+        attached = []
 
         def mutate(
             doc: dict[str, Any], _stored: Stored, attached: list[str] = attached

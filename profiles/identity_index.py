@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import redis
 
@@ -92,7 +93,7 @@ class IdentityIndex:
 
     def raw_owner(self, identity: Identity) -> str | None:
         """The customer id the claim names, unverified (None when unclaimed)."""
-        raw = self.redis.get(self.claim_key(identity))
+        raw = self._get(self.claim_key(identity))
         return _parse(raw)[0] if raw else None
 
     def owner(self, identity: Identity) -> str | None:
@@ -116,7 +117,7 @@ class IdentityIndex:
         for _ in range(5):
             if self.redis.set(key, value, nx=True):
                 return None
-            raw = self.redis.get(key)
+            raw = self._get(key)
             if raw is None:
                 continue
             holder = _parse(raw)[0]
@@ -150,6 +151,11 @@ class IdentityIndex:
         return self.raw_owner(identity) == to_id
 
     # -- internals -----------------------------------------------------------------------------
+    def _get(self, key: str) -> str | None:
+        """A claim's value; the client decodes responses (``decode_responses=True``, as
+        ``service.redis_connect`` builds it), so it is a ``str``, not redis-py's ``bytes | str``."""
+        return cast("str | None", self.redis.get(key))
+
     def _value(self, customer_id: str) -> str:
         return f"{customer_id}|{self.clock():.3f}"
 
@@ -166,7 +172,7 @@ class IdentityIndex:
         """("owned", id) | ("pending", holder) | ("stale", None) | ("free", None)."""
         key = self.claim_key(identity)
         if raw is None:
-            raw = self.redis.get(key)
+            raw = self._get(key)
         if raw is None:
             return "free", None
         holder, claimed_at = _parse(raw)

@@ -159,7 +159,7 @@ def read_rows(source: str | Path | Iterable[dict[str, str]]) -> Iterator[dict[st
         yield from source
         return
     path = Path(source)
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     with raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
         yield from csv.DictReader(text)
 
@@ -430,12 +430,14 @@ def run_import(
     """Import a customers file and/or an orders file; returns the summary."""
     summary = Summary()
     started = time.perf_counter()
-    factory = None
+    factory: Callable[..., Any] | None = None  # makes a progress bar
     if progress:
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
-        def factory(**kw):
+        def progress_bar(**kw: Any) -> Any:
             return tqdm(mininterval=0.5, **kw)
+
+        factory = progress_bar
 
     importer = Importer(profiles, activity, batch_size=batch_size)
     known: dict[str, str] = {}

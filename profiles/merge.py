@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from core.errors import InvalidInput
 from profiles import document
@@ -111,7 +111,9 @@ class Merges:
 
     def history(self, customer_id: str) -> list[dict[str, Any]]:
         """Merge records this customer took part in, oldest first."""
-        ids = self.redis.lrange(self.keys.customer_merges(customer_id), 0, -1)
+        ids = cast(  # the client decodes responses (service.redis_connect builds it so)
+            "list[str]", self.redis.lrange(self.keys.customer_merges(customer_id), 0, -1)
+        )
         pipe = self.redis.pipeline(transaction=False)
         for merge_id in ids:
             pipe.get(self.keys.merge_record(merge_id))
@@ -125,7 +127,9 @@ class Merges:
             current = queue.pop()
             for record in self.history(current):
                 source = record.get("source_id")
-                if record.get("target_id") != current or source in out or source == customer_id:
+                if not isinstance(source, str) or record.get("target_id") != current:
+                    continue
+                if source in out or source == customer_id:
                     continue
                 if self.store.load(source).merged_into == current:
                     out.append(source)
@@ -274,7 +278,7 @@ class Merges:
             self._step(record, "target")
         if "claims" not in steps:
             for identity in document.identities_of(record["source"]["profile"]):
-                store.identities.transfer(tuple(identity), sid, tid)
+                store.identities.transfer(identity, sid, tid)
             self._step(record, "claims")
         if "alias" not in steps:
             while True:
@@ -381,7 +385,7 @@ class Merges:
         returned = document.identities_of(restored_doc)
         if "claims" not in steps:
             for identity in returned:
-                store.identities.transfer(tuple(identity), tid, sid)
+                store.identities.transfer(identity, tid, sid)
             record["unmerge_steps"].append("claims")
             self._save(record)
         if "target" not in steps:

@@ -16,15 +16,7 @@ from typing import Any
 
 from profiles import document
 
-FILL_FIELDS = (
-    "first_name",
-    "last_name",
-    "display_name",
-    "locale",
-    "timezone",
-    "country",
-    "loyalty_tier",
-)
+FILL_FIELDS = document.SCALAR_FIELDS  # filled from the source when the target lacks them
 MISSING = object()
 
 

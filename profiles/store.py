@@ -33,7 +33,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -141,7 +141,7 @@ class ProfileStore:
         *,
         identity_grace: float = 60.0,
     ):
-        from profiles.merge import Merges  # noqa: PLC0415 - merge.py builds on this module
+        from profiles.merge import Merges  # here: merge.py builds on this module
 
         self.redis = client
         self.keys = keys
@@ -153,7 +153,8 @@ class ProfileStore:
 
     # -- low level (also used by profiles/merge.py) ----------------------------------------------
     def load(self, customer_id: str) -> Stored:
-        return Stored(customer_id, self.redis.hgetall(self.keys.profile(customer_id)))
+        fields = self.redis.hgetall(self.keys.profile(customer_id))
+        return Stored(customer_id, cast("dict[str, str]", fields))  # the client decodes
 
     def write(
         self,
@@ -247,7 +248,10 @@ class ProfileStore:
         for _ in range(_MAX_ALIAS_HOPS):
             if not document.is_customer_id(current):
                 break
-            fields = self.redis.hmget(self.keys.profile(current), ["merged_into", "version"])
+            fields = cast(  # the client decodes responses (service.redis_connect builds it so)
+                "list[str | None]",
+                self.redis.hmget(self.keys.profile(current), ["merged_into", "version"]),
+            )
             if fields[0]:
                 current = fields[0]
                 continue
@@ -400,7 +404,7 @@ class ProfileStore:
     ) -> tuple[Profile, dict[str, Any]]:
         """Upsert by any known identity (create / attach / merge into the oldest); see
         :func:`profiles.identify.identify`."""
-        from profiles.identify import identify  # noqa: PLC0415 - identify.py builds on this
+        from profiles.identify import identify  # here: identify.py builds on this
 
         return identify(self, identities, attributes, actor=actor)
 
@@ -444,7 +448,7 @@ class ProfileStore:
         target = profile.id
         activity = self.activity.snapshot(target) if self.activity else {}
         ids = [target, *self.merges.aliases_of(target)]
-        history = []
+        history: list[dict[str, Any]] = []
         for cid in ids:
             for record in self.merges.history(cid):
                 if record["id"] not in {r["id"] for r in history}:
