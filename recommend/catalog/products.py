@@ -24,7 +24,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -88,7 +88,7 @@ return {1, ''}
 """
 
 
-def normalize_product(data: dict[str, Any], product_id: str | None = None) -> dict[str, Any]:
+def normalise_product(data: dict[str, Any], product_id: str | None = None) -> dict[str, Any]:
     """Validate a product body and return the stored form; raise :class:`InvalidInput`."""
     if not isinstance(data, dict):
         raise InvalidInput("a product must be an object")
@@ -177,13 +177,17 @@ def _price(value: object) -> str:
         raise InvalidInput('price: a decimal string such as "2.55"', field="price") from None
     if not dec.is_finite() or dec < 0 or dec > Decimal("1e9"):
         raise InvalidInput("price must be between 0 and 1e9", field="price")
-    if -dec.as_tuple().exponent > 4:
+    exponent = dec.as_tuple().exponent  # an int: a finite Decimal has no 'n'/'N'/'F' marker
+    if isinstance(exponent, int) and -exponent > 4:
         raise InvalidInput("price has more than 4 decimal places", field="price")
     return str(dec)
 
 
 class Catalog:
-    """Products: upsert (one or a batch), get, list with filters, delete, category lookup."""
+    """Products: upsert (one or a batch), get, list with filters, delete, category lookup.
+
+    ``client`` decodes responses (``decode_responses=True``, as ``service.redis_connect``
+    builds it); redis-py types replies as ``bytes | str``, hence the casts to ``str``."""
 
     def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.time):
         self.redis = client
@@ -195,7 +199,7 @@ class Catalog:
     # -- writes -------------------------------------------------------------------------------
     def upsert(self, product: dict[str, Any], product_id: str | None = None) -> tuple[dict, bool]:
         """Store a product; return it and whether it was created (False: replaced)."""
-        doc = normalize_product(product, product_id)
+        doc = normalise_product(product, product_id)
         doc["updated_at"] = self.clock()
         old = self.redis.get(self.keys.product(doc["product_id"]))
         expected = json.loads(old).get("category", "") if old else ""
@@ -212,7 +216,7 @@ class Catalog:
         for i, item in enumerate(products):
             pid = item.get("product_id") if isinstance(item, dict) else None
             try:
-                doc = normalize_product(item)
+                doc = normalise_product(item)
             except InvalidInput as exc:
                 results.append(
                     {
@@ -334,7 +338,10 @@ class Catalog:
         start = f"({cursor}" if cursor else "-"
         last = cursor
         while len(items) < limit:
-            batch = self.redis.zrangebylex(index, start, "+", start=0, num=max(limit * 2, 50))
+            batch = cast(
+                "list[str]",
+                self.redis.zrangebylex(index, start, "+", start=0, num=max(limit * 2, 50)),
+            )
             if not batch:
                 return items, None
             docs = self.get_many(batch)
@@ -358,7 +365,10 @@ class Catalog:
         """Every product, in id order (training reads the catalog this way)."""
         start = "-"
         while True:
-            ids = self.redis.zrangebylex(self.keys.product_index(), start, "+", start=0, num=batch)
+            ids = cast(
+                "list[str]",
+                self.redis.zrangebylex(self.keys.product_index(), start, "+", start=0, num=batch),
+            )
             if not ids:
                 return
             docs = self.get_many(ids)
@@ -372,7 +382,10 @@ class Catalog:
 
     def categories(self) -> dict[str, int]:
         """category -> number of products."""
-        pairs = self.redis.zrange(self.keys.categories_index(), 0, -1, withscores=True)
+        pairs = cast(
+            "list[tuple[str, float]]",
+            self.redis.zrange(self.keys.categories_index(), 0, -1, withscores=True),
+        )
         return {c: int(n) for c, n in pairs}
 
 
@@ -405,7 +418,7 @@ class CachedCatalog:
         now = self.monotonic()
         if self.check_seconds > 0 and now - self._checked < self.check_seconds:
             return self._docs
-        version = self.catalog.redis.get(self.catalog.keys.catalog_version())
+        version = cast("str | None", self.catalog.redis.get(self.catalog.keys.catalog_version()))
         if version != self._version or len(self._docs) > self.MAX_DOCS:
             self._docs = {}  # a new dict: requests holding the old one finish with it
             self._version = version

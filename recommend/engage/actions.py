@@ -30,13 +30,14 @@ the reason, so a console can say why. Ties order by value, then id.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis
 from babel.numbers import format_currency
@@ -95,7 +96,7 @@ _FIELDS = {
 
 
 # -- validation ---------------------------------------------------------------------------
-def normalize_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
+def normalise_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
     """Validate an action body and return the stored form; raise :class:`InvalidAction` (or
     :class:`InvalidRule`/``InvalidTemplate``) naming the field at fault."""
     if not isinstance(data, Mapping):
@@ -204,16 +205,16 @@ class ActionCatalog:
 
     def _seed(self) -> None:
         if self.redis.set(self.keys.action_catalog_seeded(), "1", nx=True):
-            docs = {a["id"]: json.dumps(normalize_action(a)) for a in DEFAULT_ACTIONS}
+            docs = {a["id"]: json.dumps(normalise_action(a)) for a in DEFAULT_ACTIONS}
             self.redis.hset(self.keys.action_catalog(), mapping=docs)
 
     def list(self, raw: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Every action, by id. ``raw``: the catalogue hash when the caller already read it."""
         if raw is None:
-            raw = self.redis.hgetall(self.keys.action_catalog())
+            raw = self._read_all()
         if not raw and not self.redis.exists(self.keys.action_catalog_seeded()):
             self._seed()
-            raw = self.redis.hgetall(self.keys.action_catalog())
+            raw = self._read_all()
         out = []
         for value in raw.values():
             try:
@@ -221,6 +222,10 @@ class ActionCatalog:
             except ValueError:
                 log.warning("skipping an unreadable action document")
         return sorted(out, key=lambda a: a["id"])
+
+    def _read_all(self) -> dict[str, str]:
+        # the client decodes responses (decode_responses=True): fields and values are str
+        return cast("dict[str, str]", self.redis.hgetall(self.keys.action_catalog()))
 
     def get(self, action_id: str) -> dict[str, Any]:
         raw = self.redis.hget(self.keys.action_catalog(), action_id)
@@ -232,7 +237,7 @@ class ActionCatalog:
         return json.loads(raw)
 
     def put(self, action_id: str, data: Mapping) -> tuple[dict[str, Any], bool]:
-        doc = normalize_action(data, action_id)
+        doc = normalise_action(data, action_id)
         self._seed()
         if len(self.redis.hkeys(self.keys.action_catalog())) >= MAX_ACTIONS and not (
             self.redis.hexists(self.keys.action_catalog(), action_id)
@@ -246,14 +251,15 @@ class ActionCatalog:
         if not self.redis.hdel(self.keys.action_catalog(), action_id):
             raise ActionNotFound(f"no action with id {action_id}")
 
-    def replace_all(self, items: list[Any]) -> list[dict[str, Any]]:
+    # ``builtins.list`` below: inside this class, ``list`` is the method above
+    def replace_all(self, items: builtins.list[Any]) -> builtins.list[dict[str, Any]]:
         """Replace the whole catalogue (validated first; errors name ``items.<i>.<field>``)."""
         if not isinstance(items, list) or len(items) > MAX_ACTIONS:
             raise InvalidAction(f"items is a list of at most {MAX_ACTIONS} actions", field="items")
         docs: dict[str, dict] = {}
         for i, item in enumerate(items):
             try:
-                doc = normalize_action(item)
+                doc = normalise_action(item)
             except RapportError as exc:
                 exc.field = f"items.{i}.{exc.field}" if exc.field else f"items.{i}"
                 raise
@@ -265,7 +271,7 @@ class ActionCatalog:
         self._replace(keys=[self.keys.action_catalog()], args=pairs)  # atomic, no MULTI
         return sorted(docs.values(), key=lambda a: a["id"])
 
-    def reset(self) -> list[dict[str, Any]]:
+    def reset(self) -> builtins.list[dict[str, Any]]:
         """Back to the shipped defaults."""
         return self.replace_all(DEFAULT_ACTIONS)
 
@@ -320,15 +326,42 @@ class NextBestActions:
         customer_id = facts.get("customer_id")
         profile = facts.get("profile") or {}
         facts = {**facts, "context": {"name": context, "channel": channel}}
-        # one round trip for the catalogue, the statistics and the customer's contact state
+        actions, stats, state = self._read(customer_id, profile.get("timezone"))
+        candidates, withheld = self._candidates(
+            actions, stats, state["last_feedback"], facts, channel, context, now
+        )
+        used = state["used_today"].get(channel, 0)
+        say_locale = locale_chain(locale or profile.get("locale"))[0]
+        items, held_back = self._fill(
+            candidates,
+            facts,
+            resting=state["resting_products"],
+            budget=max(0, self.policy.daily_budget - used),
+            limit=limit,
+            channel=channel,
+            locale=say_locale,
+            now=now,
+        )
+        return {
+            "customer_id": customer_id,
+            "channel": channel,
+            "context": context,
+            "items": items,
+            "withheld": withheld + held_back,
+            "budget": self.policy.budget_view(channel, used),
+        }
+
+    def _read(
+        self, customer_id: str | None, timezone: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+        """The catalogue, the statistics and the customer's contact state, in one round trip
+        (no customer: an empty state)."""
         pipe = self.catalog.redis.pipeline(transaction=False)
         pipe.hgetall(self.catalog.keys.action_catalog())
         pipe.hgetall(self.policy.keys.action_stats())
         read_state = None
         if customer_id:
-            read_state = self.policy.queue_customer_state(
-                pipe, customer_id, profile.get("timezone")
-            )
+            read_state = self.policy.queue_customer_state(pipe, customer_id, timezone)
         results = pipe.execute()
         actions = self.catalog.list(results[0])
         stats = parse_stats(results[1], [a["id"] for a in actions])
@@ -336,6 +369,20 @@ class NextBestActions:
             state = read_state(results[2:5])
         else:
             state = {"last_feedback": {}, "used_today": {}, "resting_products": set()}
+        return actions, stats, state
+
+    def _candidates(
+        self,
+        actions: list[dict[str, Any]],
+        stats: Mapping[str, Any],
+        last_feedback: Mapping[str, Any],
+        facts: Mapping,
+        channel: str,
+        context: str | None,
+        now: float,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(candidates, withheld): the actions that apply on this channel and context and
+        whose rules hold; those without consent or in their cooldown are withheld."""
         consent = facts.get("consent") or {}
         candidates: list[dict[str, Any]] = []
         withheld: list[dict[str, Any]] = []
@@ -346,7 +393,7 @@ class NextBestActions:
                 continue
             try:
                 ok, reasons = rules.evaluate(action.get("rules"), facts, now)
-            except Exception:  # noqa: BLE001 - a stored rule must never cause a 500
+            except Exception:  # a stored rule must never cause a 500
                 log.warning("rule of action %s failed to evaluate", action["id"])
                 continue
             if not ok:
@@ -355,70 +402,65 @@ class NextBestActions:
             if missing:
                 withheld.append(_held(action, "no_consent", consent=missing[0]))
                 continue
-            ends = self.policy.in_cooldown(action, state["last_feedback"].get(action["id"]), now)
+            ends = self.policy.in_cooldown(action, last_feedback.get(action["id"]), now)
             if ends is not None:
                 withheld.append(_held(action, "cooldown", until=ends))
                 continue
-            if action.get("product"):
-                # resolved lazily below: the recommender is asked only when the action
-                # could still make the list (its score is at most value x 1.0)
-                candidates.append(_candidate(action, None, 1.0, reasons, pending=True))
-                continue
-            propensity = smoothed_rate(stats.get(action["id"]))
-            shown = stats.get(action["id"], {}).get("shown", 0)
-            if shown:
-                rate = stats[action["id"]]["acceptance_rate"]
-                reasons = [*reasons, f"accepted {rate:.0%} of {shown} times offered"]
-            candidates.append(_candidate(action, None, propensity, reasons))
+            candidates.append(_scored(action, stats.get(action["id"]), reasons))
+        return candidates, withheld
+
+    def _fill(
+        self,
+        candidates: list[dict[str, Any]],
+        facts: Mapping,
+        *,
+        resting: set[str],
+        budget: int,
+        limit: int,
+        channel: str,
+        locale: str,
+        now: float,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(items, withheld): the best ``limit`` candidates within the daily ``budget`` (service
+        actions without a product are not rationed); a product action gets the top
+        recommendation not ``resting``, looked up once when the first one could still make the
+        list. ``channel``, ``locale`` and ``now`` are for the say lines' variables."""
         heap = [(_order(c), i, c) for i, c in enumerate(candidates)]
         heapq.heapify(heap)
-        used = state["used_today"].get(channel, 0)
-        remaining = max(0, self.policy.daily_budget - used)
-        items = []
-        say_locale = locale_chain(locale or profile.get("locale"))[0]
+        items: list[dict[str, Any]] = []
+        withheld: list[dict[str, Any]] = []
         base_vars: dict[str, Any] | None = None
-        top_product: dict | None | bool = False  # False: not looked up yet
+        top_product: dict[str, Any] | None = None
+        looked_up = False
         while heap and len(items) < limit:
             _, i, cand = heapq.heappop(heap)
             action = cand["action"]
             rationed = action["category"] != "service" or bool(action.get("product"))
-            if rationed and remaining <= 0:
+            if rationed and budget <= 0:
                 withheld.append(_held(action, "budget"))
                 continue
             if cand["pending"]:
-                if top_product is False:
-                    top_product = self._top_product(facts, state["resting_products"])
+                if not looked_up:
+                    top_product, looked_up = self._top_product(facts, resting), True
                 if not top_product:
                     withheld.append(_held(action, "no_product"))
                     continue
-                propensity = float(top_product.get("propensity") or 0.0)
-                reasons = [*cand["reasons"], f"top recommendation: {top_product['name']}"]
-                cand = _candidate(action, top_product, propensity, reasons)
+                cand = _with_product(cand, top_product)
                 heapq.heappush(heap, (_order(cand), i, cand))
                 continue
             if rationed:
-                remaining -= 1
+                budget -= 1
             if base_vars is None:
-                base_vars = variables(facts, channel, say_locale, now)
-                traits = facts.get("traits") or {}
-                base_vars["days_since_last_purchase"] = traits.get("days_since_last_purchase")
-                base_vars.update(product_name=None, product_price=None, product_category=None)
+                base_vars = _say_variables(facts, channel, locale, now)
             items.append(self._item(cand, base_vars))
-        return {
-            "customer_id": customer_id,
-            "channel": channel,
-            "context": context,
-            "items": items,
-            "withheld": withheld,
-            "budget": self.policy.budget_view(channel, used),
-        }
+        return items, withheld
 
     def _top_product(self, facts: Mapping, resting: set[str]) -> dict | None:
         if not facts.get("customer_id") or self.pick_products is None:
             return None
         try:
             picks = self.pick_products(facts, 1 + len(resting), set(resting))
-        except Exception:  # noqa: BLE001 - no recommendation must not fail the actions
+        except Exception:  # no recommendation must not fail the actions
             log.warning("product picker failed", exc_info=True)
             return None
         for pick in picks:
@@ -440,7 +482,7 @@ class NextBestActions:
         if action.get("say"):
             try:
                 say = sandbox.plain(sandbox.render(action["say"], values)) or None
-            except Exception:  # noqa: BLE001 - a stored template must never cause a 500
+            except Exception:  # a stored template must never cause a 500
                 log.warning("say line of action %s failed to render", action["id"])
         return {
             "action_id": action["id"],
@@ -483,6 +525,37 @@ def _candidate(
         "reasons": reasons,
         "pending": pending,
     }
+
+
+def _scored(action: Mapping, stats: Mapping[str, Any] | None, reasons: list[str]) -> dict[str, Any]:
+    """The candidate for an applicable action: scored by its smoothed acceptance rate, or
+    pending (score at most value x 1.0) when it links a product, which is resolved lazily
+    (the recommender is asked only when the action could still make the list)."""
+    if action.get("product"):
+        return _candidate(action, None, 1.0, reasons, pending=True)
+    counters = stats or {}
+    shown = counters.get("shown", 0)
+    if shown:
+        rate = counters["acceptance_rate"]
+        reasons = [*reasons, f"accepted {rate:.0%} of {shown} times offered"]
+    return _candidate(action, None, smoothed_rate(stats), reasons)
+
+
+def _with_product(cand: Mapping, product: Mapping) -> dict[str, Any]:
+    """A pending candidate scored with the product found for it."""
+    propensity = float(product.get("propensity") or 0.0)
+    reasons = [*cand["reasons"], f"top recommendation: {product['name']}"]
+    return _candidate(cand["action"], product, propensity, reasons)
+
+
+def _say_variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str, Any]:
+    """The variables of the say lines (without a product; :meth:`NextBestActions._item`
+    adds the product's)."""
+    values = variables(facts, channel, locale, now)
+    traits = facts.get("traits") or {}
+    values["days_since_last_purchase"] = traits.get("days_since_last_purchase")
+    values.update(product_name=None, product_price=None, product_category=None)
+    return values
 
 
 def _order(cand: Mapping) -> tuple[float, float, str]:

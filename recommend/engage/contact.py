@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -144,29 +144,7 @@ class ContactPolicy:
         }
         fingerprint = json.dumps(body, sort_keys=True)
         record = {"feedback_id": feedback_id, **body, "at": now, "fingerprint": fingerprint}
-        rationed = action.get("category") != "service" or bool(product_id)
-        cooldown = float(action.get("cooldown_days") or 0) * DAY
-        status, stored, new_offer = self._script(
-            keys=[
-                self.keys.action_feedback(customer_id),
-                self.keys.action_state(customer_id),
-                self.keys.contacts(customer_id),
-                self.keys.offered_products(customer_id),
-            ],
-            args=[
-                feedback_id,
-                json.dumps(record),
-                fingerprint,
-                action["id"],
-                outcome,
-                repr(now),
-                channel,
-                product_id or "",
-                "1" if rationed else "0",
-                repr(max(cooldown, DAY)),
-                repr(now - RETAIN_DAYS * DAY),
-            ],
-        )
+        status, stored, new_offer = self._store_feedback(customer_id, action, record, now)
         stored_record = json.loads(stored)
         if status == "duplicate":
             if stored_record.get("fingerprint") != fingerprint:
@@ -177,6 +155,35 @@ class ContactPolicy:
             return _public(stored_record), False
         self._count(action["id"], outcome, new_offer == "1")
         return _public(stored_record), True
+
+    def _store_feedback(
+        self, customer_id: str, action: dict, record: dict[str, Any], now: float
+    ) -> Any:
+        """Run the feedback script for ``record``: (status, stored record JSON, new offer flag)."""
+        product_id = record["product_id"]
+        rationed = action.get("category") != "service" or bool(product_id)
+        cooldown = float(action.get("cooldown_days") or 0) * DAY
+        return self._script(
+            keys=[
+                self.keys.action_feedback(customer_id),
+                self.keys.action_state(customer_id),
+                self.keys.contacts(customer_id),
+                self.keys.offered_products(customer_id),
+            ],
+            args=[
+                record["feedback_id"],
+                json.dumps(record),
+                record["fingerprint"],
+                action["id"],
+                record["outcome"],
+                repr(now),
+                record["channel"],
+                product_id or "",
+                "1" if rationed else "0",
+                repr(max(cooldown, DAY)),
+                repr(now - RETAIN_DAYS * DAY),
+            ],
+        )
 
     def _count(self, action_id: str, outcome: str, new_offer: bool) -> None:
         key = self.keys.action_stats()
@@ -241,7 +248,9 @@ class ContactPolicy:
 
     def stats(self, action_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """``{action id: {shown, accepted, dismissed, completed, acceptance_rate}}``."""
-        return parse_stats(self.redis.hgetall(self.keys.action_stats()), action_ids)
+        # The client decodes responses (decode_responses=True): every field and value is a str.
+        raw = cast("dict[str, str]", self.redis.hgetall(self.keys.action_stats()))
+        return parse_stats(raw, action_ids)
 
     def feedback_history(self, customer_id: str) -> list[dict]:
         """Every feedback record of a customer, oldest first (export)."""

@@ -31,7 +31,7 @@ in ``preferences.custom``; without one the formal form is the full name.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 from recommend.engage.rules import to_epoch
 
@@ -207,6 +207,10 @@ def recent_purchase(purchase: Mapping | None, products: Mapping[str, Mapping]) -
     }
 
 
+@overload
+def _number(value: Any, default: float = 0.0) -> float: ...
+@overload
+def _number(value: Any, default: None) -> float | None: ...
 def _number(value: Any, default: float | None = 0.0) -> float | None:
     try:
         out = float(value)

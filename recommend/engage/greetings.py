@@ -18,12 +18,13 @@ safe to put in a page), the template used and the facts the template can see.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import babel
 import redis
@@ -237,6 +238,8 @@ class GreetingTemplates:
         return tag
 
     def _entry(self, locale: str, channel: str, raw: str | None) -> dict | None:
+        """The override stored as ``raw`` if it is a valid one, else the shipped default
+        (None when there is neither)."""
         if raw:
             try:
                 data = json.loads(raw)
@@ -244,36 +247,25 @@ class GreetingTemplates:
             except (ValueError, KeyError, TypeError):
                 data, source = None, None
             if isinstance(source, str):
-                return {
-                    "locale": locale,
-                    "channel": channel,
-                    "source": source,
-                    "origin": "custom",
-                    "version": template_version(source),
-                    "updated_at": data.get("updated_at"),
-                }
+                return _template_entry(locale, channel, source, "custom", data.get("updated_at"))
         source = DEFAULT_TEMPLATES.get((locale, channel))
         if source is None:
             return None
-        return {
-            "locale": locale,
-            "channel": channel,
-            "source": source,
-            "origin": "default",
-            "version": template_version(source),
-            "updated_at": None,
-        }
+        return _template_entry(locale, channel, source, "default", None)
 
     def get(self, locale: str, channel: str) -> dict:
         tag = self.check(locale, channel)
-        raw = self.redis.hget(self.keys.greeting_templates(), f"{tag}:{channel}")
+        raw = cast(
+            "str | None", self.redis.hget(self.keys.greeting_templates(), f"{tag}:{channel}")
+        )
         entry = self._entry(tag, channel, raw)
         if entry is None:
             raise TemplateNotFound(f"no greeting template for {tag}/{channel}")
         return entry
 
     def list(self) -> list[dict]:
-        custom = self.redis.hgetall(self.keys.greeting_templates())
+        # the client decodes responses (decode_responses=True): fields and values are str
+        custom = cast("dict[str, str]", self.redis.hgetall(self.keys.greeting_templates()))
         pairs = set(DEFAULT_TEMPLATES)
         for field in custom:
             locale, _, channel = field.rpartition(":")
@@ -289,9 +281,10 @@ class GreetingTemplates:
         """Validate and store an override; returns (entry, created?)."""
         tag = self.check(locale, channel)
         validate_template(source)
-        doc = json.dumps({"source": source, "updated_at": self.clock()})
+        updated_at = self.clock()
+        doc = json.dumps({"source": source, "updated_at": updated_at})
         created = self.redis.hset(self.keys.greeting_templates(), f"{tag}:{channel}", doc)
-        return self._entry(tag, channel, doc), bool(created)
+        return _template_entry(tag, channel, source, "custom", updated_at), bool(created)
 
     def delete(self, locale: str, channel: str) -> None:
         """Remove an override (back to the default); 404 when there is neither."""
@@ -300,26 +293,46 @@ class GreetingTemplates:
         if not removed and (tag, channel) not in DEFAULT_TEMPLATES:
             raise TemplateNotFound(f"no greeting template for {tag}/{channel}")
 
-    def queue_overrides(self, pipe: Any, _customer_id: str = "") -> Callable[[list[Any]], dict]:
+    # ``builtins.list`` below: inside this class, ``list`` is the method above
+    def queue_overrides(
+        self, pipe: Any, _customer_id: str = ""
+    ) -> Callable[[builtins.list[Any]], dict]:
         """Queue the read of every override (one global hash, small: a few per locale and
         channel) on ``pipe``, e.g. beside a profile read (``ProfileStore.get(..., extra=...)``)
         when the locale is not known yet; its value goes to :meth:`pick`."""
         pipe.hgetall(self.keys.greeting_templates())
         return lambda replies: replies[0]
 
-    def resolve(self, chain: list[str], channel: str) -> dict:
+    def resolve(self, chain: builtins.list[str], channel: str) -> dict:
         """The first template along the locale chain (one Redis round trip)."""
         fields = [f"{t}:{channel}" for t in chain]
-        raws = self.redis.hmget(self.keys.greeting_templates(), fields)
+        raws = cast(
+            "builtins.list[str | None]", self.redis.hmget(self.keys.greeting_templates(), fields)
+        )
         return self.pick(chain, channel, dict(zip(fields, raws, strict=True)))
 
-    def pick(self, chain: list[str], channel: str, overrides: Mapping[str, str | None]) -> dict:
+    def pick(
+        self, chain: builtins.list[str], channel: str, overrides: Mapping[str, str | None]
+    ) -> dict:
         """:meth:`resolve` over overrides already read (the hash, or its fields for ``chain``)."""
         for tag in chain:
             entry = self._entry(tag, channel, overrides.get(f"{tag}:{channel}"))
             if entry is not None:
                 return entry
         return self._entry(DEFAULT_LOCALE, channel, None) or {}
+
+
+def _template_entry(
+    locale: str, channel: str, source: str, origin: str, updated_at: float | None
+) -> dict[str, Any]:
+    return {
+        "locale": locale,
+        "channel": channel,
+        "source": source,
+        "origin": origin,
+        "version": template_version(source),
+        "updated_at": updated_at,
+    }
 
 
 def _tidy(text: str) -> str:
@@ -357,26 +370,7 @@ class Greeter:
         # Format for the most specific locale we know (de-AT dates), speak the template's.
         fmt_locale = chain[0] if normalise_locale(requested) else entry["locale"]
         values = variables(facts, channel, fmt_locale, now)
-        fallback = False
-        try:
-            html = render(entry["source"], values)
-        except Exception as exc:  # noqa: BLE001 - a stored template must never cause a 500
-            log.warning(
-                "greeting template %s/%s (%s) failed: %s; using the default",
-                entry["locale"],
-                channel,
-                entry["origin"],
-                exc.__class__.__name__,
-            )
-            fallback = True
-            entry = self._default(entry["locale"], channel)
-            try:
-                html = render(entry["source"], values)
-            except Exception:  # noqa: BLE001
-                log.exception("default greeting template failed")
-                lang = entry["locale"].split("-", 1)[0]
-                html = LAST_RESORT.get(lang, LAST_RESORT[DEFAULT_LOCALE])
-                entry = {**entry, "origin": "builtin", "version": "last-resort"}
+        html, entry, fallback = self._render(entry, channel, values)
         html = _tidy(html)
         text = _tidy(Markup(html).unescape())
         used = sorted(used_variables(entry["source"], VARIABLES))
@@ -395,6 +389,28 @@ class Greeter:
             },
             "facts": {k: values[k] for k in used if values.get(k) not in (None, "")},
         }
+
+    def _render(self, entry: dict, channel: str, values: dict[str, Any]) -> tuple[str, dict, bool]:
+        """Render ``entry``; a failing template falls back to the default, then to the last
+        resort text. Returns (html, the entry rendered, whether it fell back)."""
+        try:
+            return render(entry["source"], values), entry, False
+        except Exception as exc:  # a stored template must never cause a 500
+            log.warning(
+                "greeting template %s/%s (%s) failed: %s; using the default",
+                entry["locale"],
+                channel,
+                entry["origin"],
+                exc.__class__.__name__,
+            )
+            entry = self._default(entry["locale"], channel)
+            try:
+                return render(entry["source"], values), entry, True
+            except Exception:
+                log.exception("default greeting template failed")
+                lang = entry["locale"].split("-", 1)[0]
+                html = LAST_RESORT.get(lang, LAST_RESORT[DEFAULT_LOCALE])
+                return html, {**entry, "origin": "builtin", "version": "last-resort"}, True
 
     @staticmethod
     def _default(locale: str, channel: str) -> dict:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from recommend.errors import InvalidRule
 
@@ -155,7 +155,8 @@ def _check_scalar(value: Any, path: str) -> None:
         _fail(path, "values are strings, numbers, booleans or null")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    """A finite int or float, not a bool (TypeGuard, not TypeIs: inf is a float too)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -61,17 +61,6 @@ def _environment() -> ImmutableSandboxedEnvironment:
 ENV = _environment()
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
-    )
-    env.globals.clear()
-    return env
-
-
-ENV = _environment()
-
-
 # -- validation -----------------------------------------------------------------------------
 def validate(
     source: Any,
@@ -107,7 +96,7 @@ def validate(
     for sample in (full, empty):
         try:
             out = ENV.from_string(source).render(sample)
-        except Exception as exc:  # noqa: BLE001 - any failure refuses the template
+        except Exception as exc:  # any failure refuses the template
             raise InvalidTemplate(f"template fails to render: {exc}", field=field) from None
         if len(out) > MAX_OUTPUT_CHARS:
             raise InvalidTemplate(

@@ -95,8 +95,8 @@ def sha256_file(path: Path) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    import lightfm  # noqa: PLC0415
-    import scipy  # noqa: PLC0415
+    import lightfm
+    import scipy
 
     return {
         "python": platform.python_version(),
@@ -106,11 +106,26 @@ def library_versions() -> dict[str, str]:
     }
 
 
+_Checks = list[tuple[bool, str]]  # (condition holds, message when it does not)
+
+
 def check_arrays(arrays: dict[str, np.ndarray]) -> None:
     """Raise :class:`ArtifactError` unless ``arrays`` has every array with a consistent shape."""
     missing = [n for n in SPEC if n not in arrays]
     if missing:
         raise ArtifactError(f"artifact arrays missing: {', '.join(missing)}")
+    _check_kinds(arrays)
+    checks = _size_checks(arrays)
+    checks += _feature_csr_checks(arrays)
+    checks += _optional_checks(arrays)
+    for ok, message in checks:
+        if not ok:
+            raise ArtifactError(f"artifact arrays inconsistent: {message}")
+    _check_finite(arrays)
+
+
+def _check_kinds(arrays: dict[str, np.ndarray]) -> None:
+    """Every required (and present optional) array has its dtype kind and rank."""
     specs = {**SPEC, **{k: v for k, v in OPTIONAL.items() if k in arrays}}
     for name, (kind, rank) in specs.items():
         a = arrays[name]
@@ -119,10 +134,14 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
         ok = a.dtype.kind == kind or (kind == "i" and a.dtype.kind == "u")
         if not ok or a.ndim != rank:
             raise ArtifactError(f"array {name} has dtype {a.dtype} and {a.ndim} dimensions")
-    n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+
+
+def _size_checks(arrays: dict[str, np.ndarray]) -> _Checks:
+    """Embeddings, biases and per-item arrays agree with the id and feature-name lists."""
+    n_items = len(arrays["item_ids"])
     fu, fi = len(arrays["user_feature_names"]), len(arrays["item_feature_names"])
     ue, ie = arrays["user_embeddings"], arrays["item_embeddings"]
-    checks = [
+    return [
         (ue.shape[0] == fu, "user_embeddings rows != user features"),
         (ie.shape[0] == fi, "item_embeddings rows != item features"),
         (ue.shape[1] == ie.shape[1], "user and item embeddings differ in dimension"),
@@ -136,6 +155,13 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
         ),
         (n_items > 0, "no items"),
     ]
+
+
+def _feature_csr_checks(arrays: dict[str, np.ndarray]) -> _Checks:
+    """The user and item feature CSR parts are well formed for their row and column counts."""
+    n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+    fu, fi = len(arrays["user_feature_names"]), len(arrays["item_feature_names"])
+    checks: _Checks = []
     for side, rows, cols in (("user", n_users, fu), ("item", n_items, fi)):
         indptr = arrays[f"{side}_features_indptr"]
         indices = arrays[f"{side}_features_indices"]
@@ -150,7 +176,14 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
                 f"{side}_features_indices out of range",
             ),
         ]
-    d = ue.shape[1]
+    return checks
+
+
+def _optional_checks(arrays: dict[str, np.ndarray]) -> _Checks:
+    """Cold-start tables, trend and descriptions (when present) match their names and items."""
+    n_items = len(arrays["item_ids"])
+    d = arrays["user_embeddings"].shape[1]
+    checks: _Checks = []
     for side in ("user", "item"):
         names = arrays.get(f"cold_{side}_feature_names")
         if names is None:
@@ -159,16 +192,20 @@ def check_arrays(arrays: dict[str, np.ndarray]) -> None:
         if side == "item":
             parts.append("cold_item_feature_biases")
         for part in parts:
-            a = arrays.get(part)
-            checks.append((a is not None and len(a) == len(names), f"{part} length != names"))
+            column = arrays.get(part)
+            checks.append(
+                (column is not None and len(column) == len(names), f"{part} length != names")
+            )
         v = arrays.get(f"cold_{side}_feature_vectors")
         checks.append((v is None or v.shape[1] == d, f"cold_{side}_feature_vectors dimension"))
     for name in ("item_trend", "item_descriptions"):
         if name in arrays:
             checks.append((len(arrays[name]) == n_items, f"{name} length != items"))
-    for ok, message in checks:
-        if not ok:
-            raise ArtifactError(f"artifact arrays inconsistent: {message}")
+    return checks
+
+
+def _check_finite(arrays: dict[str, np.ndarray]) -> None:
+    """The float arrays hold no NaN or infinite value."""
     floats = ["user_embeddings", "item_embeddings", "user_biases", "item_biases"]
     floats += [k for k, (kind, _) in OPTIONAL.items() if kind == "f" and k in arrays]
     for name in floats:
@@ -191,7 +228,9 @@ def save_artifact(
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
     try:
         names = [*SPEC, *(k for k in OPTIONAL if k in arrays)]
-        np.savez(tmp / ARRAYS, **{k: np.ascontiguousarray(arrays[k]) for k in names})
+        # allow_pickle=False as load_artifact reads it (check_arrays has refused object arrays)
+        contiguous = {k: np.ascontiguousarray(arrays[k]) for k in names}
+        np.savez(tmp / ARRAYS, allow_pickle=False, **contiguous)
         meta = {
             "format": FORMAT,
             "version": version,

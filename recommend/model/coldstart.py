@@ -45,8 +45,8 @@ def _table(
     over rows having each feature (rows: row index -> {feature name: membership})."""
     index: dict[str, int] = {}
     r, c, w = [], [], []
-    for row, names in rows.items():
-        for n, weight in names.items():
+    for row, memberships in rows.items():
+        for n, weight in memberships.items():
             r.append(row)
             c.append(index.setdefault(n, len(index)))
             w.append(weight)

@@ -8,7 +8,7 @@ the ``profiles.activity`` contract), so ``discover`` excludes purchases made aft
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -48,8 +48,8 @@ def read_customer(
     to the customer since then (``Keys.offered_products``, the contact policy's resting
     products) read by the same script. That set is None when it was not read: no
     ``offered_since``, or the id is a merge alias (ask the policy about the target)."""
-    from profiles.document import is_customer_id  # noqa: PLC0415
-    from profiles.store import Stored  # noqa: PLC0415
+    from profiles.document import is_customer_id
+    from profiles.store import Stored
 
     if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
         return CustomerContext(customer_id=None), set()
@@ -72,7 +72,7 @@ def read_customer(
 
 def _resolved_context(client: redis.Redis, keys: Keys, customer_id: str) -> CustomerContext:
     """The slow path: follow a merge alias through the profile store."""
-    from profiles.store import ProfileStore  # noqa: PLC0415
+    from profiles.store import ProfileStore
 
     doc: dict[str, Any] | None = None
     cid = customer_id
@@ -112,9 +112,11 @@ def _lines(customer_id: str, raws: list[str | None]) -> list[PurchaseLine]:
 
 
 def read_purchases(client: redis.Redis, keys: Keys, customer_id: str) -> list[PurchaseLine]:
+    # the client decodes responses (decode_responses=True): replies are str
+    raws: list[str | None]
     if client.hlen(keys.orders(customer_id)) > MAX_ORDERS:
-        ids = client.zrevrange(keys.order_times(customer_id), 0, MAX_ORDERS - 1)
-        raws = client.hmget(keys.orders(customer_id), ids) if ids else []
+        ids = cast("list[str]", client.zrevrange(keys.order_times(customer_id), 0, MAX_ORDERS - 1))
+        raws = cast("list[str | None]", client.hmget(keys.orders(customer_id), ids)) if ids else []
     else:
-        raws = client.hvals(keys.orders(customer_id))
+        raws = cast("list[str | None]", client.hvals(keys.orders(customer_id)))
     return _lines(customer_id, raws)

@@ -183,7 +183,8 @@ def split_holdout(
         if len(by_order) >= max(min_orders, holdout_orders + 1):
             newest = sorted(by_order, key=lambda o: (by_order[o], o))[-holdout_orders:]
             held[cid] = set(newest)
-    train, test = [], []
+    train: list[PurchaseLine] = []
+    test: list[PurchaseLine] = []
     for ln in lines:
         key = ln.order_id or repr(ln.purchased_at)
         (test if key in held.get(ln.customer_id, ()) else train).append(ln)
@@ -281,18 +282,7 @@ def build_matrices(
     item_ids = list(dict.fromkeys([*data.products, *(ln.product_id for ln in train)]))
     products = {pid: data.products.get(pid, {"product_id": pid}) for pid in item_ids}
     vocab = word_vocabulary(products.values(), config.min_word_items) if config.item_words else None
-
-    # customers' categories from their training history, for those whose profile has none
-    history_cats: dict[str, Counter[str]] = defaultdict(Counter)
-    for ln in train:
-        history_cats[ln.customer_id][products[ln.product_id].get("category") or "other"] += 1
-    user_meta: dict[str, list[str]] = {}
-    for cid in user_ids:
-        customer = dict(data.customers.get(cid) or {})
-        if not customer.get("preferred_categories") and config.history_categories:
-            top = history_cats[cid].most_common(config.history_categories)
-            customer["preferred_categories"] = [c for c, _ in top]
-        user_meta[cid] = user_feature_names(customer, config)
+    user_meta = _user_meta(data, train, products, user_ids, config)
     item_meta = {pid: item_feature_names(p, config, vocab) for pid, p in products.items()}
 
     ds = Dataset(
@@ -304,6 +294,53 @@ def build_matrices(
         user_features=sorted({f for fs in user_meta.values() for f in fs}),
         item_features=sorted({f for fs in item_meta.values() for f in fs}),
     )
+    interactions, weights = _build_interactions(ds, train, reference, config)
+    uf, itf = _build_features(ds, user_meta, item_meta, config)
+
+    umap, ufmap, imap, ifmap = ds.mapping()
+    return Matrices(
+        dataset=ds,
+        user_ids=_inverse(umap),
+        item_ids=_inverse(imap),
+        user_feature_names=_inverse(ufmap),
+        item_feature_names=_inverse(ifmap),
+        interactions=interactions,
+        weights=weights,
+        user_features=uf,
+        item_features=itf,
+        test=_test_matrix(test, umap, imap),
+        reference_time=reference,
+        item_categories=[products[p].get("category") or "other" for p in _inverse(imap)],
+        user_countries=[(data.customers.get(c) or {}).get("country") or "" for c in _inverse(umap)],
+    )
+
+
+def _user_meta(
+    data: TrainingData,
+    train: list[PurchaseLine],
+    products: dict[str, dict[str, Any]],
+    user_ids: list[str],
+    config: FeatureConfig,
+) -> dict[str, list[str]]:
+    """Each user's feature names; customers whose profile has no preferred categories get
+    their top categories from their training history."""
+    history_cats: dict[str, Counter[str]] = defaultdict(Counter)
+    for ln in train:
+        history_cats[ln.customer_id][products[ln.product_id].get("category") or "other"] += 1
+    user_meta: dict[str, list[str]] = {}
+    for cid in user_ids:
+        customer = dict(data.customers.get(cid) or {})
+        if not customer.get("preferred_categories") and config.history_categories:
+            top = history_cats[cid].most_common(config.history_categories)
+            customer["preferred_categories"] = [c for c, _ in top]
+        user_meta[cid] = user_feature_names(customer, config)
+    return user_meta
+
+
+def _build_interactions(
+    ds: Dataset, train: list[PurchaseLine], reference: float, config: FeatureConfig
+) -> tuple[sp.coo_matrix, sp.coo_matrix]:
+    """Interactions and weights (summed per pair, decayed, scaled to mean 1)."""
     pair_weight: dict[tuple[str, str], float] = defaultdict(float)
     for ln in train:
         age = (reference - ln.purchased_at) / DAY
@@ -315,6 +352,16 @@ def build_matrices(
     interactions, weights = ds.build_interactions(
         (u, i, max(w * scale, 1e-6)) for (u, i), w in pair_weight.items()
     )
+    return interactions, weights
+
+
+def _build_features(
+    ds: Dataset,
+    user_meta: dict[str, list[str]],
+    item_meta: dict[str, list[str]],
+    config: FeatureConfig,
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """User and item feature matrices (normalised, metadata weighted)."""
     uf = (
         ds.build_user_features(
             ((cid, _weighted(fs, config.metadata_weight)) for cid, fs in user_meta.items() if fs),
@@ -333,35 +380,26 @@ def build_matrices(
     )
     if uf is None or itf is None:
         raise ValueError("without identity features every user and item needs a feature")
+    return uf, itf
 
-    umap, ufmap, imap, ifmap = ds.mapping()
-    test_csr = None
-    if test is not None:
-        rows, cols = [], []
-        for ln in test:
-            u, i = umap.get(ln.customer_id), imap.get(ln.product_id)
-            if u is not None and i is not None:
-                rows.append(u)
-                cols.append(i)
-        test_csr = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(umap), len(imap))
-        )
-        test_csr.data[:] = 1.0  # duplicates summed: keep it binary
-    return Matrices(
-        dataset=ds,
-        user_ids=_inverse(umap),
-        item_ids=_inverse(imap),
-        user_feature_names=_inverse(ufmap),
-        item_feature_names=_inverse(ifmap),
-        interactions=interactions,
-        weights=weights,
-        user_features=uf,
-        item_features=itf,
-        test=test_csr,
-        reference_time=reference,
-        item_categories=[products[p].get("category") or "other" for p in _inverse(imap)],
-        user_countries=[(data.customers.get(c) or {}).get("country") or "" for c in _inverse(umap)],
+
+def _test_matrix(
+    test: list[PurchaseLine] | None, umap: dict[str, int], imap: dict[str, int]
+) -> sp.csr_matrix | None:
+    """Binary (n_users, n_items) matrix of the ``test`` pairs of known users and items."""
+    if test is None:
+        return None
+    rows, cols = [], []
+    for ln in test:
+        u, i = umap.get(ln.customer_id), imap.get(ln.product_id)
+        if u is not None and i is not None:
+            rows.append(u)
+            cols.append(i)
+    test_csr = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(umap), len(imap))
     )
+    test_csr.data[:] = 1.0  # duplicates summed: keep it binary
+    return test_csr
 
 
 def _inverse(mapping: dict[str, int]) -> list[str]:

@@ -10,7 +10,8 @@ from recommend.model.serving import MAX_LIMIT, CustomerContext, Filters, Lookup,
 class PopularityFallback:
     """Serving without a model: the popularity list training last wrote
     (``Keys.popular_products``) or, when there is none, catalog products in id order
-    (``source="catalog"``). Same ``popular``/``recommend`` methods as :class:`Recommender`."""
+    (``source="catalog"``). Same ``popular``/``recommend`` methods as :class:`Recommender`:
+    both are a :class:`~recommend.model.serving.RecommendationSource`."""
 
     version = None
 

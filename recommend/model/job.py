@@ -61,7 +61,7 @@ def write_popularity(client: redis.Redis, keys: Keys, result: TrainResult) -> No
     pop = result.popularity
     top = np.argsort(-pop, kind="stable")[:POPULAR_KEPT]
     mapping = {result.matrices.item_ids[i]: float(pop[i]) for i in top if pop[i] > 0}
-    args: list[object] = []
+    args: list[str | float] = []
     for pid, count in mapping.items():
         args += [count, pid]
     client.register_script(_REPLACE_ZSET)(keys=[keys.popular_products()], args=args)

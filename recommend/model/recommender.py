@@ -106,6 +106,7 @@ from recommend.model.serving import (
     CustomerContext,
     Filters,
     Lookup,
+    RecommendationSource,
     product_view,
 )
 
@@ -117,6 +118,7 @@ __all__ = [
     "CustomerContext",
     "Filters",
     "PopularityFallback",
+    "RecommendationSource",
     "Recommender",
 ]
 
@@ -138,9 +140,10 @@ class Recommender:
         self.clock = clock
         feats = (artifact.metadata.get("params") or {}).get("features") or {}
         known = {f for f in FeatureConfig.__dataclass_fields__}
-        self.features = FeatureConfig(
-            **{k: (tuple(v) if k == "price_bands" else v) for k, v in feats.items() if k in known}
-        )
+        options: dict[str, Any] = {
+            k: (tuple(v) if k == "price_bands" else v) for k, v in feats.items() if k in known
+        }
+        self.features = FeatureConfig(**options)
         self.item_ids = [str(x) for x in a["item_ids"]]
         self.item_index = {p: i for i, p in enumerate(self.item_ids)}
         self.user_index = {str(u): i for i, u in enumerate(a["user_ids"])}
@@ -364,7 +367,7 @@ class Recommender:
             for i, score in picked:
                 pid = self.item_ids[i]
                 doc = docs.get(pid)
-                if filters.accepts(doc):
+                if doc is not None and filters.accepts(doc):
                     out.append((pid, score, doc))
                     if len(out) == limit:
                         break
@@ -639,7 +642,11 @@ class Recommender:
             else f"shares category and features with {name}"
         )
         picked = self._select(
-            sims, exclude={pid}, filters=filters or Filters(), limit=limit, lookup=lookup
+            sims,
+            exclude={pid} if isinstance(pid, str) else set(),
+            filters=filters or Filters(),
+            limit=limit,
+            lookup=lookup,
         )
         return [self._item(p, doc, s, reason, "similar") for p, s, doc in picked]
 

@@ -23,6 +23,7 @@ before any worker is told about it.
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import time
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -123,7 +124,7 @@ class ModelRegistry:
 
     def list(self) -> list[dict[str, Any]]:
         """Every registered version, newest first, with ``active``/``previous`` flags."""
-        versions = self.redis.zrevrange(self.keys.model_versions(), 0, -1)
+        versions = cast("list[str]", self.redis.zrevrange(self.keys.model_versions(), 0, -1))
         if not versions:
             return []
         raws = self.redis.mget([self.keys.model_version(v) for v in versions])
@@ -139,7 +140,7 @@ class ModelRegistry:
         return out
 
     def active_version(self) -> str | None:
-        return self.redis.get(self.keys.model_active())
+        return cast("str | None", self.redis.get(self.keys.model_active()))
 
     def active(self) -> dict[str, Any] | None:
         version = self.active_version()
@@ -150,7 +151,8 @@ class ModelRegistry:
         except ModelVersionNotFound:
             return None
 
-    def history(self, limit: int = 20) -> list[dict[str, Any]]:
+    # ``builtins.list``: inside the class, ``list`` is the method above
+    def history(self, limit: int = 20) -> builtins.list[dict[str, Any]]:
         return [json.loads(r) for r in self.redis.lrange(self.keys.model_history(), 0, limit - 1)]
 
     def previous_version(self) -> str | None:
@@ -241,10 +243,10 @@ class ModelRegistry:
         )
 
     # -- pruning ------------------------------------------------------------------------------
-    def prune(self, keep: int | None = None) -> list[str]:
+    def prune(self, keep: int | None = None) -> builtins.list[str]:
         """Delete artifacts and records beyond the ``keep`` newest (never active or previous)."""
         keep = self.keep if keep is None else keep
-        versions = self.redis.zrevrange(self.keys.model_versions(), 0, -1)
+        versions = cast("list[str]", self.redis.zrevrange(self.keys.model_versions(), 0, -1))
         protected = {self.active_version(), self.previous_version()}
         removed = []
         for version in versions[max(keep, 0) :]:

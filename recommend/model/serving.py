@@ -1,12 +1,13 @@
 """What serving takes and gives, shared by the recommender and the fallback: the customer
-context read at request time, filters on the live catalog, blend settings, the item shape."""
+context read at request time, filters on the live catalog, blend settings, the item shape, and
+:class:`RecommendationSource`, the interface both serve through."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from recommend.model.dataset import PurchaseLine
 
@@ -56,6 +57,43 @@ class Filters:
             if self.max_price is not None and price > self.max_price:
                 return False
         return True
+
+
+class RecommendationSource(Protocol):
+    """What serving asks of whatever answers recommendations: a loaded
+    :class:`~recommend.model.recommender.Recommender` or the
+    :class:`~recommend.model.fallback.PopularityFallback` (both satisfy this structurally).
+    ``similar`` and the model's indexes are the recommender's alone: narrow with
+    ``isinstance(source, Recommender)`` for those."""
+
+    @property
+    def version(self) -> str | None:
+        """The model version serving, None for the fallback."""
+        ...
+
+    def popular(
+        self,
+        country: str | None = None,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        exclude: set[str] | None = None,
+        lookup: Lookup,
+    ) -> list[dict[str, Any]]:
+        """Popular products (in ``country`` where known), best first."""
+        ...
+
+    def recommend(
+        self,
+        ctx: CustomerContext,
+        *,
+        strategy: str = "blend",
+        limit: int = 10,
+        filters: Filters | None = None,
+        lookup: Lookup,
+    ) -> dict[str, Any]:
+        """``{"items": [...], "basis": ..., "strategy": ...}`` for one customer."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,9 @@ def profile_features(profile: dict[str, Any] | None) -> dict[str, Any]:
     Tolerates the shapes a profile document may take (top level or nested under
     ``address``/``preferences``/``traits``)."""
     p = profile or {}
-    address = p.get("address") if isinstance(p.get("address"), dict) else {}
-    prefs = p.get("preferences") if isinstance(p.get("preferences"), dict) else {}
-    traits = p.get("traits") if isinstance(p.get("traits"), dict) else {}
+    address = _section(p, "address")
+    prefs = _section(p, "preferences")
+    traits = _section(p, "traits")
     cats = (
         p.get("preferred_categories")
         or prefs.get("categories")
@@ -124,6 +124,12 @@ def profile_features(profile: dict[str, Any] | None) -> dict[str, Any]:
         "tier": p.get("loyalty_tier") or p.get("tier") or traits.get("tier"),
         "preferred_categories": [c for c in cats if isinstance(c, str)][:5],
     }
+
+
+def _section(profile: dict[str, Any], name: str) -> dict[str, Any]:
+    """``profile[name]`` when it is a dict, else an empty one."""
+    value = profile.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def purchase_lines(customer_id: str, purchase: dict[str, Any]) -> list[PurchaseLine]:
@@ -151,8 +157,8 @@ def purchase_lines(customer_id: str, purchase: dict[str, Any]) -> list[PurchaseL
 
 def load_from_redis(client, keys, *, clock=None) -> TrainingData:
     """Production source: every purchase, the profiles of their customers, the catalog."""
-    from profiles.activity import ActivityStore  # noqa: PLC0415 - P2's store
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
+    from profiles.activity import ActivityStore  # P2's store
+    from recommend.catalog.products import Catalog
 
     catalog = Catalog(client, keys)
     activity = ActivityStore(client, keys)

@@ -50,6 +50,7 @@ from recommend.model import coldstart, scoring
 from recommend.model.dataset import (
     FeatureConfig,
     Matrices,
+    PurchaseLine,
     TrainingData,
     build_matrices,
     split_holdout,
@@ -266,16 +267,47 @@ def train(
     train_csr = m.train_csr
     model = config.model()
 
-    def on_epoch(epoch: int) -> dict[str, float] | None:
-        if epoch % eval_every and epoch != config.epochs:
-            return None
+    def evaluate_model() -> dict[str, float]:
         return evaluate(
             model_scores(model, m), train_csr, m.test, k=config.k, exclude_seen=config.exclude_seen
         )
 
+    def on_epoch(epoch: int) -> dict[str, float] | None:
+        if epoch % eval_every and epoch != config.epochs:
+            return None
+        return evaluate_model()
+
     history = fit_epochs(model, m, config, progress=progress, on_epoch=on_epoch)
-    final = history[-1] if history else on_epoch(config.epochs)
+    final = history[-1] if history else evaluate_model()
     final = {k: v for k, v in final.items() if k != "epoch"}
+    metrics = _holdout_metrics(model, m, train_csr, final, config)
+    counts = _train_counts(data, train_lines, test_lines, final, m)
+    if config.refit:
+        m = build_matrices(data, data.lines, None, features)
+        model = config.model()
+        fit_epochs(model, m, config, progress=progress, desc="refit on all data")
+    return TrainResult(
+        model=model,
+        matrices=m,
+        metrics=metrics,
+        history=history,
+        counts=counts,
+        config=config,
+        features=features,
+        train_seconds=time.perf_counter() - started,
+        popularity=item_popularity(m),
+        data=data,  # every purchase: the trend is as recent as the data, refit or not
+    )
+
+
+def _holdout_metrics(
+    model: LightFM,
+    m: Matrices,
+    train_csr: sp.csr_matrix,
+    final: dict[str, float],
+    config: TrainConfig,
+) -> dict[str, dict[str, float]]:
+    """The model's final holdout metrics beside popularity's, with and without seen items."""
     pop = popularity_scores(m)
     metrics = {
         "model": final,
@@ -296,31 +328,26 @@ def train(
     if not config.exclude_seen:  # keep the keys meaning what they say
         metrics["model_new_items"] = metrics.pop("model_all_items")
         metrics["popularity_new_items"] = metrics.pop("popularity_all_items")
-    counts = {
+    return metrics
+
+
+def _train_counts(
+    data: TrainingData,
+    train_lines: list[PurchaseLine],
+    test_lines: list[PurchaseLine],
+    final: dict[str, float],
+    m: Matrices,
+) -> dict[str, int]:
+    """Data, split and matrix sizes of a training run (before any refit)."""
+    return {
         **data.counts(),
         "train_lines": len(train_lines),
         "holdout_lines": len(test_lines),
-        "holdout_users": final.get("users", 0),
+        "holdout_users": int(final.get("users", 0)),  # a count (evaluate's "users" is an int)
         "users": len(m.user_ids),
         "items": len(m.item_ids),
         "interactions": int(m.interactions.nnz),
     }
-    if config.refit:
-        m = build_matrices(data, data.lines, None, features)
-        model = config.model()
-        fit_epochs(model, m, config, progress=progress, desc="refit on all data")
-    return TrainResult(
-        model=model,
-        matrices=m,
-        metrics=metrics,
-        history=history,
-        counts=counts,
-        config=config,
-        features=features,
-        train_seconds=time.perf_counter() - started,
-        popularity=item_popularity(m),
-        data=data,  # every purchase: the trend is as recent as the data, refit or not
-    )
 
 
 # -- artifact arrays and report -----------------------------------------------------------------
@@ -430,10 +457,10 @@ def plot_learning_curve(history: list[dict[str, float]], path: Path, *, k: int =
     """A PNG of the holdout metrics per epoch (needs matplotlib: ``pip install
     rapport-service[plot]``)."""
     try:
-        import matplotlib  # noqa: PLC0415 - optional dependency
+        import matplotlib  # optional dependency
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError as exc:
         raise RuntimeError(
             "the learning-curve plot needs matplotlib: pip install matplotlib"
