@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import uuid
 from collections.abc import Mapping
 
 import redis as redis_lib
@@ -14,18 +12,18 @@ from profiles.activity import ActivityStore
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 from recommend.catalog.products import Catalog
-from service import errors, metrics
+from service import errors, hardening, metrics
 from service.auth import ApiKeyStore
 from service.config import Config
-from service.extensions import RapportApi, RapportState
-from service.logs import configure_logging
+from service.extensions import RapportApi
+from service.logs import configure_logging, request_id
 from service.redis_connect import connect as connect_redis
+from service.state import EXTENSION, RapportState
 from service.wsgi import ChunkedBodyLimit
 
 __all__ = ["create_app", "Config"]
 
 API_VERSION = "1.0.0"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -37,7 +35,7 @@ def create_app(
     if config is None:
         config = Config.from_env()
     elif not isinstance(config, Config):
-        config = Config.from_env(**dict(config))
+        config = Config.from_env(None, **dict(config))
     configure_logging(config.log_level)
 
     app = Flask(__name__)
@@ -70,7 +68,7 @@ def create_app(
     client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
     keys = Keys(config.key_prefix)
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
-    app.extensions["rapport"] = RapportState(
+    app.extensions[EXTENSION] = RapportState(
         config=config,
         redis=client,
         keys=keys,
@@ -84,14 +82,13 @@ def create_app(
     errors.register_error_handlers(app)
     _register_request_hooks(app)
 
-    from service.api import register_blueprints  # noqa: PLC0415 - views import the app's helpers
+    # The views and the model holder pull in recommend.model (numpy, scipy, LightFM: about half a
+    # second): imported when an app is built, so `import service` (every CLI command) stays quick.
+    from service.api import register_blueprints
+    from service.model_holder import init_app as init_models
 
     register_blueprints(app, api)
-    from service import hardening  # noqa: PLC0415
-
     hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
-    from service.model_holder import init_app as init_models  # noqa: PLC0415
-
     init_models(app)  # the model holder: loads in a background thread, on first use
     return app
 
@@ -100,8 +97,7 @@ def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def start_request():
         g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-ID", ""))
         if request.method in _BODY_METHODS and _has_body() and not request.is_json:
             return errors.problem(
                 415,

@@ -19,7 +19,6 @@ that can be served without Redis (recommendations from the in-memory popular lis
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import secrets
@@ -29,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
-from flask import g, request
 
 from core.errors import InvalidInput, NotFound
 from profiles.keys import Keys
@@ -50,11 +48,11 @@ class ApiKeyNotFound(NotFound):
 
 
 class Unauthenticated(Exception):
-    """No key, or a key we do not know: 401."""
+    """No key, or a key we do not know: 401 (raised by ``service/access.py``)."""
 
 
 class Forbidden(Exception):
-    """A known key without the scope the route needs: 403."""
+    """A known key without the scope the route needs: 403 (raised by ``service/access.py``)."""
 
     def __init__(self, scope: str):
         super().__init__(scope)
@@ -213,10 +211,10 @@ class ApiKeyStore:
         key_id, sep, secret = token[len(TOKEN_PREFIX) :].partition("_")
         if not sep or not secret or not all(c in "0123456789abcdef" for c in key_id):
             return None
-        data = self.redis.hgetall(self.keys.api_key(key_id))
-        if not data:
+        raw = self.redis.hgetall(self.keys.api_key(key_id))
+        if not raw:
             return None
-        data = {_s(k): _s(v) for k, v in data.items()}
+        data = {_s(k): _s(v) for k, v in raw.items()}
         expected = data.get("hash", "")
         actual = _digest(bytes.fromhex(data.get("salt", "")), secret)
         if not hmac.compare_digest(expected.encode(), actual.encode()):
@@ -236,40 +234,3 @@ class ApiKeyStore:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def current_key() -> ApiKey:
-    """Authenticate the request's bearer token (cached on ``g``); raise on failure."""
-    cached = g.get("api_key")
-    if cached is not None:
-        return cached
-    from service.extensions import state  # noqa: PLC0415 - avoids an import cycle
-
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("missing bearer token")
-    key = state().api_keys.verify(token.strip())
-    if key is None:
-        raise Unauthenticated("unknown API key")
-    g.api_key = key
-    return key
-
-
-def require_scope(scope: str):
-    """Decorator for a view function: authenticate, then check ``scope``."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope}")
-
-    def decorator(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            key = current_key()
-            if not key.allows(scope):
-                raise Forbidden(scope)
-            return view(*args, **kwargs)
-
-        wrapper.required_scope = scope  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorator

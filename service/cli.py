@@ -7,6 +7,7 @@ Commands other tools drive (keep them stable): ``serve``, ``demo``, ``keys creat
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -22,22 +23,28 @@ import yaml
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from core.errors import InvalidInput
+from profiles.activity import ActivityStore
+from profiles.importer import DEMO_DIR, catalog_products, load_demo, load_mapping, run_import
+from profiles.keys import Keys
+from profiles.store import ProfileStore
+from recommend.catalog.importing import load_catalog, retail_products
+from recommend.catalog.products import Catalog
+from service import create_app
+from service.auth import ApiKeyNotFound, ApiKeyStore
+from service.cli_models import models_group, train_command
+from service.cli_store import app_state, use_store
 from service.config import Config, ConfigError
 from service.logs import configure_logging
-from service.redis_server import EmbeddedRedis
+from service.redis_connect import connect as connect_redis
 
 log = logging.getLogger("rapport.cli")
 ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "api_spec" / "openapi.yaml"
 
 
-def _create_app():
-    from service import create_app  # noqa: PLC0415 - the app is built only when a command needs it
-
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+# the app is built only when a command needs it (FlaskGroup calls create_app then)
+@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
 def cli() -> None:
     """Rapport: customer profiles, greetings, next-best actions and recommendations."""
 
@@ -48,25 +55,6 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-
-
-# -- Redis for commands -----------------------------------------------------------------------
-def use_store(config: Config) -> str:
-    """Make sure a Redis is there for this command; return its URL.
-
-    With no ``REDIS_URL``, join or start the embedded server and, if this command started it,
-    stop it when the command ends.
-    """
-    if config.redis_url or config.redis_cluster_nodes:
-        return config.effective_redis_url()
-    embedded = EmbeddedRedis(config.data_dir)
-    if embedded.ensure_running():
-        click.get_current_context().call_on_close(embedded.stop)
-    return embedded.url
-
-
-def _store_for_app() -> None:
-    use_store(current_app.extensions["rapport"].config)
 
 
 # -- serve / demo -----------------------------------------------------------------------------
@@ -153,10 +141,6 @@ def serve(bind, workers, threads, timeout, gunicorn_config) -> None:
 @_gunicorn_options
 def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
     """Serve with a fresh admin key printed (and, once built, demo data loaded)."""
-    from profiles.keys import Keys  # noqa: PLC0415
-    from service.auth import ApiKeyStore  # noqa: PLC0415
-    from service.redis_connect import connect as connect_redis  # noqa: PLC0415
-
     config = Config.from_env()
     configure_logging(config.log_level)
     url = use_store(config)
@@ -192,27 +176,16 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
 
 # -- import (profiles/importer.py) --------------------------------------------------------------
 def _import_stores(client, keys):
-    from profiles.activity import ActivityStore  # noqa: PLC0415
-    from profiles.store import ProfileStore  # noqa: PLC0415
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     return ProfileStore(client, keys, activity=activity), activity
 
 
 def _demo_example_email() -> str:
-    import csv  # noqa: PLC0415
-
-    from profiles.importer import DEMO_DIR  # noqa: PLC0415
-
     with open(DEMO_DIR / "customers.csv", newline="") as f:
         return next(csv.DictReader(f)).get("email", "")
 
 
 def _load_demo_in_background(url: str, config: Config) -> None:
-    from profiles.keys import Keys  # noqa: PLC0415
-    from service.redis_connect import connect as connect_redis  # noqa: PLC0415
-
     client = connect_redis(url, timeout=max(config.redis_timeout, 30.0))
     try:
         _load_demo_data(client, Keys(config.key_prefix), config)
@@ -227,10 +200,8 @@ def _load_demo_data(client, keys, config: Config) -> None:
     """First start: the demo catalog, customers and orders, then a first model.
 
     Each step runs only when its data is missing, so later starts are quick."""
-    from profiles.importer import DEMO_DIR, catalog_products, load_demo  # noqa: PLC0415
-    from recommend.catalog.importing import load_catalog, retail_products  # noqa: PLC0415
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
+    # recommend.model (numpy, scipy, LightFM) is imported by the commands that use it only
+    from recommend.model.registry import ModelRegistry
 
     catalog = Catalog(client, keys)
     if not catalog.list(limit=1)[0]:
@@ -244,8 +215,8 @@ def _load_demo_data(client, keys, config: Config) -> None:
     else:
         click.echo(f"demo data loaded: {json.dumps(summary.as_dict())}", err=True)
     if ModelRegistry(client, keys, config.models_path).active_version() is None:
-        from recommend.model.job import run_training  # noqa: PLC0415
-        from recommend.model.sources import load_from_redis  # noqa: PLC0415
+        from recommend.model.job import run_training
+        from recommend.model.sources import load_from_redis
 
         click.echo("training a first model on the demo data ...", err=True)
         run = run_training(
@@ -255,10 +226,6 @@ def _load_demo_data(client, keys, config: Config) -> None:
 
 
 def _import_retail_catalog(client, keys, orders) -> None:
-    from profiles.importer import catalog_products  # noqa: PLC0415
-    from recommend.catalog.importing import load_catalog, retail_products  # noqa: PLC0415
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-
     counts = load_catalog(Catalog(client, keys), retail_products(catalog_products(orders)))
     click.echo(f"catalog: {json.dumps(counts)}", err=True)
 
@@ -293,18 +260,13 @@ def import_command(
     orders, customers, layout, mapping_file, batch_size, progress, as_json, with_catalog
 ):
     """Import customers and orders from CSV (.gz ok); re-running changes nothing."""
-    from core.errors import InvalidInput  # noqa: PLC0415
-    from profiles.importer import load_mapping, run_import  # noqa: PLC0415
-    from service.extensions import state  # noqa: PLC0415
-
     if not orders and not customers:
         raise click.UsageError("give an orders file and/or --customers")
     if bool(layout) == bool(mapping_file):
         raise click.UsageError("give exactly one of --layout and --mapping")
-    _store_for_app()
+    st = app_state()
     try:
         mapping = load_mapping(layout, mapping_file)
-        st = state()
         if orders and layout == "online-retail" and with_catalog:
             _import_retail_catalog(st.redis, st.keys, orders)
         summary = run_import(
@@ -347,12 +309,8 @@ def keys_group() -> None:
 @with_appcontext
 def keys_create(name: str, scopes: str) -> None:
     """Create a key; its token is printed once, on stdout, and never stored."""
-    from core.errors import InvalidInput  # noqa: PLC0415
-    from service.extensions import state  # noqa: PLC0415
-
-    _store_for_app()
     try:
-        key, token = state().api_keys.create(name, scopes)
+        key, token = app_state().api_keys.create(name, scopes)
     except InvalidInput as exc:
         raise click.BadParameter(exc.detail, param_hint=f"--{exc.field}") from exc
     click.echo(
@@ -368,10 +326,7 @@ def keys_create(name: str, scopes: str) -> None:
 @with_appcontext
 def keys_list(as_json: bool) -> None:
     """List keys (ids, names, scopes; never secrets)."""
-    from service.extensions import state  # noqa: PLC0415
-
-    _store_for_app()
-    keys = state().api_keys.list()
+    keys = app_state().api_keys.list()
     if as_json:
         click.echo(json.dumps([k.public() for k in keys], indent=2))
         return
@@ -385,12 +340,8 @@ def keys_list(as_json: bool) -> None:
 @with_appcontext
 def keys_revoke(key_id: str) -> None:
     """Revoke a key by id; requests with it get 401 from then on."""
-    from service.auth import ApiKeyNotFound  # noqa: PLC0415
-    from service.extensions import state  # noqa: PLC0415
-
-    _store_for_app()
     try:
-        state().api_keys.revoke(key_id)
+        app_state().api_keys.revoke(key_id)
     except ApiKeyNotFound as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"revoked {key_id}", err=True)
@@ -423,8 +374,6 @@ def spec(write: bool, check: bool) -> None:
 
 
 # -- train / models (service/cli_models.py) ---------------------------------------------------
-from service.cli_models import models_group, train_command  # noqa: E402
-
 cli.add_command(train_command)
 cli.add_command(models_group)
 

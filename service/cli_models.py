@@ -20,17 +20,17 @@ from datetime import UTC, datetime
 import click
 from flask.cli import with_appcontext
 
+from core.errors import RapportError
+from recommend.catalog.products import Catalog
+from service.cli_store import app_state
+from service.state import RapportState
 
-def _state():
-    from service.cli import _store_for_app  # noqa: PLC0415 - cli imports this module
-    from service.extensions import state  # noqa: PLC0415
-
-    _store_for_app()
-    return state()
+# recommend.model (numpy, scipy, LightFM: about a second) is imported inside the commands that
+# use it, so that the other commands and `rapport --help` start at once.
 
 
-def _registry(st):
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
+def _registry(st: RapportState):
+    from recommend.model.registry import ModelRegistry
 
     return ModelRegistry(
         st.redis,
@@ -125,17 +125,16 @@ def train_command(
     quiet,
 ) -> None:
     """Train a model, report it against popularity, register it, promote it if not worse."""
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-    from recommend.model.dataset import (  # noqa: PLC0415
+    from recommend.model.dataset import (
         IDS_ONLY,
         FeatureConfig,
         load_from_redis,
         load_online_retail,
     )
-    from recommend.model.job import run_training  # noqa: PLC0415
-    from recommend.model.training import TrainConfig, format_report  # noqa: PLC0415
+    from recommend.model.job import run_training
+    from recommend.model.training import TrainConfig, format_report
 
-    st = _state()
+    st = app_state()
     if csv_path:
         click.echo(f"reading {csv_path} ({layout})", err=True)
         data = load_online_retail(csv_path, limit=limit)
@@ -228,7 +227,7 @@ def _when(ts: float | None) -> str:
 @with_appcontext
 def models_list(as_json: bool) -> None:
     """Versions, newest first, with holdout metrics (model and popularity)."""
-    registry = _registry(_state())
+    registry = _registry(app_state())
     items = registry.list()
     if as_json:
         click.echo(json.dumps({"active": registry.active_version(), "items": items}, indent=2))
@@ -254,10 +253,8 @@ def models_list(as_json: bool) -> None:
 @with_appcontext
 def models_activate(version: str) -> None:
     """Activate VERSION (after verifying its artifact); workers swap within seconds."""
-    from core.errors import RapportError  # noqa: PLC0415
-
     try:
-        record = _registry(_state()).activate(version, action="activate", reason="cli")
+        record = _registry(app_state()).activate(version, action="activate", reason="cli")
     except RapportError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"activated {version} (was {record['previous'] or 'none'})")
@@ -267,10 +264,8 @@ def models_activate(version: str) -> None:
 @with_appcontext
 def models_rollback() -> None:
     """Activate the version that was active before the current one."""
-    from core.errors import RapportError  # noqa: PLC0415
-
     try:
-        record = _registry(_state()).rollback()
+        record = _registry(app_state()).rollback()
     except RapportError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"rolled back to {record['version']} (from {record['previous']})")
@@ -281,5 +276,5 @@ def models_rollback() -> None:
 @with_appcontext
 def models_prune(keep: int | None) -> None:
     """Delete old versions beyond --keep (never the active or the previous one)."""
-    removed = _registry(_state()).prune(keep)
+    removed = _registry(app_state()).prune(keep)
     click.echo(f"removed {len(removed)} version(s){': ' + ', '.join(removed) if removed else ''}")

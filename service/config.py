@@ -11,6 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from limits import parse_many
+
+from service.redis_connect import RedisUrlError, parse_redis_url
 
 
 class ConfigError(ValueError):
@@ -216,15 +221,11 @@ class Config:
             raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
         limit = self.rate_limit.strip()
         if limit and limit.lower() != "off":
-            from limits import parse_many  # noqa: PLC0415
-
             try:
                 parse_many(limit)
             except ValueError as exc:
                 raise ConfigError(f"RAPPORT_RATE_LIMIT: {exc}") from None
         if self.redis_url or self.redis_cluster_nodes:
-            from service.redis_connect import RedisUrlError, parse_redis_url  # noqa: PLC0415
-
             try:
                 parse_redis_url(self.effective_redis_url())
             except RedisUrlError as exc:
@@ -239,7 +240,8 @@ class Config:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
         """Build a config from ``environ`` (default ``os.environ``), then apply ``overrides``."""
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        # field name -> value; each value has its field's type (Setting.kind, or the caller's)
+        values: dict[str, Any] = {}
         for s in SETTINGS:
             raw = environ.get(s.env)
             if raw is None or raw == "":

@@ -1,5 +1,9 @@
 """One error path: every error leaves as ``application/problem+json`` (RFC 9457).
 
+:func:`problem_document` builds the document for every answer: the Flask handlers here (through
+:func:`problem`) and the WSGI guards that answer before Flask (through :func:`wsgi_problem`:
+``service/wsgi.py``, ``service/hardening.py``), all encoded by :func:`problem_bytes`.
+
 Domain exceptions are plain classes raised by ``profiles``/``recommend``; ``DOMAIN_STATUS`` is the
 one table that maps them to HTTP status codes. Validation errors carry a list of field errors
 ``{"field": "email", "location": "json", "message": "Not a valid email address."}``.
@@ -8,7 +12,7 @@ one table that maps them to HTTP status codes. Validation errors carry a list of
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,9 +20,11 @@ import marshmallow as ma
 import redis
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from core import errors as domain
 from service.auth import Forbidden, Unauthenticated
+from service.state import state
 
 PROBLEM_MIME = "application/problem+json"
 log = logging.getLogger("rapport.errors")
@@ -56,6 +62,45 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.List(ma.fields.Nested(FieldErrorSchema))
 
 
+def problem_document(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    type_: str | None = None,
+    instance: str | None = None,
+    request_id: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    extensions: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """The problem document (RFC 9457) every error answer carries, Flask's or the WSGI guards'.
+
+    ``title`` defaults to the status phrase and ``detail`` to the title; ``request_id`` and
+    ``errors`` are left out when empty, and so is any member of ``extensions`` (RFC 9457 3.2,
+    e.g. ``required_scope``) whose value is None.
+    """
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": type_ or "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or title or phrase,
+        "instance": instance,
+    }
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = errors
+    body.update({k: v for k, v in (extensions or {}).items() if v is not None})
+    return body
+
+
+def problem_bytes(document: Mapping[str, Any]) -> bytes:
+    """``document`` as the body bytes: the same encoding inside and outside a Flask app (the
+    default JSON provider's: sorted keys, ASCII)."""
+    return json.dumps(document, sort_keys=True).encode()
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -64,26 +109,39 @@ def problem(
     type_: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
-    **extra: Any,
+    extensions: Mapping[str, object] | None = None,
 ) -> Response:
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    body: dict[str, Any] = {
-        "type": type_ or "about:blank",
-        "title": title or phrase,
-        "status": status,
-        "detail": detail or title or phrase,
-        "instance": request.path if request else None,
-    }
-    rid = g.get("request_id") if g else None
-    if rid:
-        body["request_id"] = rid
-    if errors:
-        body["errors"] = errors
-    body.update({k: v for k, v in extra.items() if v is not None})
-    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    """A problem response for the current request (its path and request id filled in)."""
+    document = problem_document(
+        status,
+        detail,
+        title=title,
+        type_=type_,
+        instance=request.path if request else None,
+        request_id=g.get("request_id") if g else None,
+        errors=errors,
+        extensions=extensions,
+    )
+    resp = Response(problem_bytes(document), status=status, mimetype=PROBLEM_MIME)
     for name, value in (headers or {}).items():
         resp.headers[name] = value
     return resp
+
+
+def wsgi_problem(
+    start_response: Callable[..., Any],
+    document: Mapping[str, Any],
+    headers: Iterable[tuple[str, str]] = (),
+) -> list[bytes]:
+    """Answer ``document`` from WSGI middleware, before Flask: its status, ``Content-Type``
+    and ``Content-Length``, then ``headers``. Returns the WSGI body."""
+    body = problem_bytes(document)
+    status = int(document["status"])
+    start_response(
+        f"{status} {HTTP_STATUS_CODES.get(status, 'Unknown Error')}",
+        [("Content-Type", PROBLEM_MIME), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
 
 
 def field_errors(messages: Any, location: str = "json", prefix: str = "") -> list[dict[str, str]]:
@@ -153,13 +211,11 @@ def handle_domain_error(error: domain.RapportError) -> Response:
         title=error.title,
         type_=f"urn:rapport:problem:{slug}",
         errors=errors,
-        **{k: v for k, v in error.extra.items() if _jsonable(v)},
+        extensions={k: v for k, v in error.extra.items() if _jsonable(v)},
     )
 
 
 def handle_redis_unavailable(error: redis.RedisError) -> Response:
-    from service.extensions import state  # noqa: PLC0415 - avoids an import cycle
-
     log.warning("redis unavailable: %s", error.__class__.__name__)
     return problem(
         503,
@@ -199,7 +255,7 @@ def handle_forbidden(error: Forbidden) -> Response:
         f"this API key lacks the scope {error.scope!r}",
         title="Forbidden",
         type_="urn:rapport:problem:missing-scope",
-        required_scope=error.scope,
+        extensions={"required_scope": error.scope},
     )
 
 

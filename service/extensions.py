@@ -1,44 +1,22 @@
-"""Extension state: the Redis client and stores live in ``app.extensions["rapport"]``.
+"""flask-smorest glue: the :class:`RapportApi` (errors documented as problem+json), the
+:class:`Blueprint` with :meth:`Blueprint.auth`, and this process's product cache for serving.
 
-Views reach them through :func:`state`; nothing here connects at import time.
+The app's state (config, Redis, stores) is ``service/state.py``'s.
 """
 
 from __future__ import annotations
 
 import http
-from dataclasses import dataclass
+from typing import Any
 
 import flask_smorest
-import redis
 from flask import current_app
 from flask_smorest.utils import prepare_response
 
-from profiles.activity import ActivityStore
-from profiles.audit import AuditLog
-from profiles.keys import Keys
-from profiles.store import ProfileStore
-from service.auth import ApiKeyStore, require_scope
-from service.config import Config
+from recommend.catalog.products import CachedCatalog, Catalog
+from service.access import require_scope
 from service.errors import PROBLEM_MIME, ProblemSchema
-
-
-@dataclass
-class RapportState:
-    config: Config
-    redis: redis.Redis
-    keys: Keys
-    api_keys: ApiKeyStore
-    profiles: ProfileStore | None = None
-    activity: ActivityStore | None = None
-    audit: AuditLog | None = None  # service/hardening.py
-
-
-def state() -> RapportState:
-    return current_app.extensions["rapport"]
-
-
-def redis_client() -> redis.Redis:
-    return state().redis
+from service.state import state
 
 
 def catalog_cache():
@@ -47,8 +25,6 @@ def catalog_cache():
     app = current_app
     cache = app.extensions.get("rapport.catalog_cache")
     if cache is None:
-        from recommend.catalog.products import CachedCatalog, Catalog  # noqa: PLC0415
-
         st = state()
         cache = CachedCatalog(
             Catalog(st.redis, st.keys), check_seconds=0.0 if st.config.testing else 1.0
@@ -71,7 +47,7 @@ class RapportApi(flask_smorest.Api):
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:
-            response = {"description": status.phrase}
+            response: dict[str, Any] = {"description": status.phrase}
             if not (100 <= status < 200) and status not in (204, 304):
                 response["schema"] = self.ERROR_SCHEMA
             prepare_response(response, self.spec, PROBLEM_MIME)

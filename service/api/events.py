@@ -1,7 +1,7 @@
 """``POST /v1/events``: a batch of customer interactions with per-item results.
 
 Each item is ``{message_id, type, customer: {profile_id | email | phone | external_id}, at,
-...payload}`` (payloads in ``profiles.activity_input.normalize_event``). An item is
+...payload}`` (payloads in ``profiles.activity_input.normalise_event``). An item is
 ``accepted``, a ``duplicate`` (its message id was seen for that customer within 7 days) or
 ``rejected`` with a reason and the field at fault; one bad item never rejects the batch. The
 request is 422 only when the envelope is wrong (no ``events`` list, more than 500 items).
@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
-from flask import jsonify
+from flask import Response, jsonify
 from flask.views import MethodView
 
 from core.errors import InvalidInput, NotFound, RapportError
-from profiles.activity_input import normalize_event
-from service.extensions import Blueprint, state
+from profiles.activity_input import normalise_event
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
+from service.state import state
 
 MAX_BATCH = 500
 CUSTOMER_FIELDS = ("profile_id", "email", "phone", "external_id")
@@ -116,7 +117,7 @@ class Events(MethodView):
     @blp.auth("profiles:write")
     @blp.arguments(EventBatchSchema)
     @blp.response(200, EventBatchResultSchema)
-    def post(self, body):
+    def post(self, body: dict[str, Any]) -> Response:
         """Record a batch of events; every item gets its own result."""
         activity = state().activity
         now = activity.clock()
@@ -131,7 +132,7 @@ class Events(MethodView):
                     raise InvalidInput("an event must be an object")
                 if "customer" not in item:
                     raise InvalidInput("is required", field="customer")
-                event = normalize_event({k: v for k, v in item.items() if k != "customer"}, now)
+                event = normalise_event({k: v for k, v in item.items() if k != "customer"}, now)
                 refs[i] = _customer_ref(item["customer"])
             except (InvalidInput, NotFound) as exc:
                 results[i].update(status="rejected", reason=exc.detail, field=exc.field)

@@ -6,8 +6,9 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from service.auth import SCOPES
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "keys",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from service.api.profiles import MergeRecordSchema, actor
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint
+from service.state import state
 
 blp = Blueprint(
     "merges",

@@ -10,7 +10,9 @@ from flask.views import MethodView
 
 from service import metrics
 from service.errors import problem
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint
+from service.model_holder import model_holder
+from service.state import state
 
 blp = Blueprint("ops", __name__, description="Health, readiness and metrics (no key needed).")
 plain = FlaskBlueprint("ops_plain", __name__)
@@ -51,11 +53,9 @@ class Ready(MethodView):
                 "Redis does not answer.",
                 title="Not ready",
                 type_="urn:rapport:problem:not-ready",
-                checks=checks,
+                extensions={"checks": checks},
                 headers={"Retry-After": str(state().config.retry_after)},
             )
-        from service.model_holder import model_holder  # noqa: PLC0415
-
         holder = model_holder()
         holder.ensure_started()
         checks["model"] = holder.status()["state"]

@@ -6,8 +6,9 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from recommend.catalog.products import MAX_BATCH, MAX_PAGE, Catalog
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "products",

@@ -20,9 +20,10 @@ from core.errors import InvalidInput
 from profiles import document
 from profiles.store import Profile
 from recommend.engage.contact import ContactPolicy
-from service.auth import current_key
-from service.extensions import Blueprint, state
+from service.access import current_key
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "profiles",

@@ -15,8 +15,9 @@ from flask.views import MethodView
 
 from profiles import activity as act
 from profiles.activity_input import CHANNELS, MAX_ID, MAX_LINES, MAX_QUANTITY
-from service.extensions import Blueprint, state
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "purchases",

@@ -21,9 +21,10 @@ from recommend.engage.contact import ContactPolicy
 from recommend.errors import ProductNotFound
 from recommend.model.context import read_customer
 from recommend.model.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
-from service.extensions import Blueprint, catalog_cache, state
+from service.extensions import Blueprint, catalog_cache
 from service.model_holder import model_holder
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "recommendations",

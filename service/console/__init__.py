@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template
 
-from service.auth import SCOPES, current_key
-from service.extensions import state
+from service.access import current_key
+from service.auth import SCOPES
+from service.state import state
 
 bp = Blueprint(
     "console",
