@@ -7,11 +7,15 @@ database. Under pytest-xdist every worker has its own server (or its own databas
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -22,6 +26,86 @@ from service import create_app
 from service.redis_server import RedisServer, free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+# -- waiting on a condition, stopping a process group --------------------------------------------
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, *, what: str = ""
+) -> T:
+    """Call ``predicate`` every ``interval`` s until it returns something true, and return that;
+    after ``timeout`` s (it is asked once more at the deadline) fail with an AssertionError
+    naming ``what``. For synchronising on what a test can observe, never on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            name = what or getattr(predicate, "__name__", "a condition")
+            raise AssertionError(f"timed out after {timeout}s waiting for {name}")
+        time.sleep(interval)
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` has exited. It is not reaped (``WNOWAIT``): a zombie keeps its pid, so
+    the process group named after it cannot be a new one yet."""
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already
+        return True
+
+
+def _exits_within(proc: subprocess.Popen, timeout: float) -> bool:
+    try:
+        return wait_until(lambda: _exited(proc), timeout, 0.02)
+    except AssertionError:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):  # empty (or, its id reused, not ours)
+        return False
+    return True
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nobody left in the group
+        os.killpg(proc.pid, sig)
+
+
+def stop_process_group(
+    proc: subprocess.Popen, timeout: float = 30.0, *, leader_only: bool = False
+) -> int:
+    """Stop ``proc`` (started with ``start_new_session=True``) and everything in its process
+    group: SIGTERM to the group (to ``proc`` alone with ``leader_only``, when what is tested is
+    that it passes the signal on), up to ``timeout`` s for ``proc`` to exit, else SIGKILL to the
+    group and as long again. Whatever of the group outlived ``proc`` (a gunicorn master whose
+    parent died) is then SIGKILLed too, ``proc`` is reaped and its pipes are closed, so no
+    process and no ResourceWarning outlives the test. Returns the exit status of ``proc``."""
+    try:
+        if not _exited(proc):
+            if leader_only:
+                os.kill(proc.pid, signal.SIGTERM)
+            else:
+                _signal_group(proc, signal.SIGTERM)
+            if not _exits_within(proc, timeout):
+                _signal_group(proc, signal.SIGKILL)
+                if not _exits_within(proc, timeout):
+                    raise RuntimeError(f"pid {proc.pid} still runs {timeout}s after SIGKILL")
+        _signal_group(proc, signal.SIGKILL)  # stragglers of the group
+        status = proc.wait(timeout)
+        with contextlib.suppress(AssertionError):  # only zombies nobody reaps would be left
+            wait_until(lambda: not _group_alive(proc.pid), timeout, 0.02)
+        return status
+    finally:
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def _worker_index() -> int:
@@ -45,9 +129,10 @@ def redis_url(tmp_path_factory):
         yield _with_db(url, _worker_index())
         return
     server = RedisServer(tmp_path_factory.mktemp("redis"), binary=redis_server_binary("path"))
-    server.start()
+    server.start()  # in its own session (service/redis_server.py)
     yield server.url
-    server.stop()
+    assert server.process is not None
+    stop_process_group(server.process, 15)
 
 
 @pytest.fixture
@@ -129,17 +214,20 @@ def api_as(client, make_key):
 
 # -- end to end: the real `rapport serve` under gunicorn ---------------------------------------
 def wait_for(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
+    """Until ``url`` answers 200; RuntimeError when ``proc`` exits first or after ``timeout`` s."""
+
+    def answers() -> bool:
+        if proc is not None and _exited(proc):
+            raise RuntimeError(f"server exited with {proc.wait()}")
         try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
+            return requests.get(url, timeout=1).status_code == 200
         except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up in {timeout}s")
+            return False
+
+    try:
+        wait_until(answers, timeout, 0.1, what=f"{url} to answer 200")
+    except AssertionError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 class LiveServer:
@@ -181,23 +269,23 @@ def start_live_server(redis_url: str, data_dir: Path, *, workers: int = 2, env=N
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # `rapport serve`, gunicorn and its workers: one group
         )
     server = LiveServer(f"http://127.0.0.1:{port}", proc, log_path)
     try:
         wait_for(server.url("/healthz"), proc=proc)
-    except RuntimeError:
-        proc.kill()
-        raise RuntimeError(server.logs()) from None
+    except BaseException as exc:
+        stop_process_group(proc, 10)
+        if isinstance(exc, RuntimeError):
+            raise RuntimeError(f"{exc}\n{server.logs()}") from None
+        raise
     return server
 
 
 def stop_live_server(server: LiveServer) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    """SIGTERM to the group (gunicorn stops its workers gracefully, in up to its
+    ``graceful_timeout`` of 20 s), then SIGKILL whatever is left; waits for all of it."""
+    stop_process_group(server.proc, 30)
 
 
 @pytest.fixture

@@ -72,9 +72,9 @@ def record_purchase(client, keys, customer_id: str, purchase: dict) -> None:
     """Record a purchase through the activity store when it exists, else by its documented
     key schema (``Keys.orders`` hash + ``Keys.order_times`` zset)."""
     try:
-        from profiles.activity import ActivityStore  # noqa: PLC0415
+        from profiles.activity import ActivityStore
     except ImportError:
-        ActivityStore = None  # noqa: N806
+        ActivityStore = None
     if ActivityStore is not None:
         ActivityStore(client, keys).record_purchase(customer_id, purchase)
         return
@@ -99,9 +99,9 @@ _CACHE: dict[str, object] = {}
 
 def trained(name: str = "default", **config):
     """A TrainResult on :func:`synthetic` data, trained once per test session per name."""
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
-    from recommend.model.training import train  # noqa: PLC0415
+    from recommend.model.training import train
 
     if name not in _CACHE:
         _CACHE[name] = train(synthetic(), replace(FAST, **config), progress=False)
@@ -111,8 +111,8 @@ def trained(name: str = "default", **config):
 def install_model(app, version: str = "v1", result=None):
     """Save a trained model into the app's model dir, register and activate it, and load it
     into the app's model holder (tests do by hand what the poller does)."""
-    from recommend.model.job import save_result  # noqa: PLC0415
-    from service.model_holder import EXTENSION  # noqa: PLC0415
+    from recommend.model.job import save_result
+    from service.model_holder import EXTENSION
 
     holder = app.extensions[EXTENSION]
     artifact = save_result(result or trained(), holder.registry.model_dir, version)
@@ -123,7 +123,7 @@ def install_model(app, version: str = "v1", result=None):
 
 
 def load_catalog(app, items: dict[str, dict] | None = None) -> None:
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog
 
     st = app.extensions["rapport"]
     results = Catalog(st.redis, st.keys).upsert_many(list((items or products()).values()))

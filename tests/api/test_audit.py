@@ -7,6 +7,8 @@ import time
 from profiles.audit import AuditLog
 from profiles.keys import Keys
 
+KEYS = Keys()
+
 
 def _actions(api, profile_id):
     resp = api.get(f"/v1/admin/audit?profile_id={profile_id}&limit=50")
@@ -61,7 +63,7 @@ def test_entries_hold_ids_only_and_survive_erasure(api, redis_client):
     ).json["id"]
     assert api.get("/v1/profiles?email=zed@example.com").status_code == 200
     assert api.delete(f"/v1/profiles/{cid}").status_code == 200
-    entries = redis_client.xrange("rp:audit")
+    entries = redis_client.xrange(KEYS.audit_log())
     assert [e[1]["action"] for e in entries] == ["create", "read", "erase"]
     text = repr(entries)
     for pii in ("zed@example.com", "+436641234567", "Zed"):
@@ -71,12 +73,12 @@ def test_entries_hold_ids_only_and_survive_erasure(api, redis_client):
 
 def test_retention_trims_old_entries(redis_client):
     # Entry ids are the server's clock (XADD *), so this uses real time and a tiny retention.
-    old = AuditLog(redis_client, Keys(), retention_seconds=3600)
+    old = AuditLog(redis_client, KEYS, retention_seconds=3600)
     for i in range(300):
         old.record("read", [f"c{i}"], key_id="k", key_name="n", route="GET /x", status=200)
     time.sleep(0.05)
-    short = AuditLog(redis_client, Keys(), retention_seconds=0.02)
+    short = AuditLog(redis_client, KEYS, retention_seconds=0.02)
     short.record("read", ["fresh"], key_id="k", key_name="n", route="GET /x", status=200)
     # MINID ~ trims whole stream nodes (100 entries each): the 300 old ones go, the new one stays
-    assert redis_client.xlen("rp:audit") < 101
+    assert redis_client.xlen(KEYS.audit_log()) < 101
     assert short.read(limit=1)[0]["profile_id"] == "fresh"

@@ -7,9 +7,12 @@ import time
 
 import pytest
 
+from profiles.keys import Keys
 from service import create_app
 from service.hardening import json_shape_problem
 from tests.conftest import ApiClient
+
+KEYS = Keys()
 
 
 def test_unknown_query_parameters_are_refused(api):
@@ -82,13 +85,32 @@ def test_rate_limit_per_key_with_retry_after(limited_app, redis_client):
     assert 0 < int(over.headers["Retry-After"]) <= 60
     assert second.get("/v1/products").status_code == 200  # per key, not global
     assert client.get("/healthz").status_code == 200  # operations routes are not limited
-    assert any(k.startswith("rp:ratelimit") for k in redis_client.scan_iter("rp:ratelimit*"))
+    assert any(redis_client.scan_iter(f"{KEYS.rate_limit_prefix()}*"))  # counted in Redis
 
 
-def test_rate_limit_off(app_config, redis_client):
-    app = create_app({**app_config, "rate_limit": "off"}, redis=redis_client)
-    api = ApiClient(app.test_client(), app.extensions["rapport"].api_keys.create("k", ["admin"])[1])
-    assert all(api.get("/v1/products").status_code == 200 for _ in range(8))
+def test_rate_limit_off(app_config, redis_client, monkeypatch):
+    """``RAPPORT_RATE_LIMIT=off``: a key already over a tiny limit gets 50 answers in a row,
+    none refused and none counted."""
+
+    def app_with(limit: str):
+        monkeypatch.setenv("RAPPORT_RATE_LIMIT", limit)
+        return create_app(app_config, redis=redis_client)
+
+    limited = app_with("2 per minute")
+    token = limited.extensions["rapport"].api_keys.create("k", ["admin"])[1]
+    on = ApiClient(limited.test_client(), token)
+    assert [on.get("/v1/products").status_code for _ in range(3)] == [200, 200, 429]
+    pattern = f"{KEYS.rate_limit_prefix()}*"
+    counted = {c: redis_client.get(c) for c in redis_client.scan_iter(pattern)}
+    assert list(counted.values()) == ["3"]
+
+    unlimited = app_with("off")
+    assert unlimited.extensions["rapport"].config.rate_limit == "off"
+    off = ApiClient(unlimited.test_client(), token)  # the same key, still over "2 per minute"
+    responses = [off.get("/v1/products") for _ in range(50)]
+    assert [r.status_code for r in responses] == [200] * 50
+    assert not any("X-RateLimit-Limit" in r.headers for r in responses)
+    assert {c: redis_client.get(c) for c in redis_client.scan_iter(pattern)} == counted
 
 
 def test_no_store_on_api_responses(api):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from profiles.keys import Keys
+
+KEYS = Keys()
 PROBLEM = "application/problem+json"
 T0 = 1_790_000_000.0
 
@@ -66,7 +69,7 @@ def all_redis_text(client) -> str:
     """Every key name and every value held, as one text (SCAN; the customer data types)."""
     parts = []
     for key in client.scan_iter(count=1000):
-        if key == "rp:audit":  # the audit log keeps profile ids by design (test_audit.py)
+        if key == KEYS.audit_log():  # it keeps profile ids by design (test_audit.py)
             continue
         parts.append(key)
         kind = client.type(key)
@@ -307,7 +310,7 @@ def test_erase_scrubs_merge_records_and_blocks_their_undo(api, pair, redis_clien
     assert kept["status"] == "erased" and kept["previous_status"] == "unmerged"
     assert kept["source_id"] == "erased" and kept["target_id"] == target["id"]
     assert "source" not in kept and "moved" not in kept
-    assert "Lovelace" not in redis_client.get(f"rp:merge:{record['id']}")
+    assert "Lovelace" not in redis_client.get(KEYS.merge_record(record["id"]))
     assert api.post(f"/v1/merges/{record['id']}/unmerge").status_code == 409
     # the target is untouched and still lists the merge in its history
     exported = api.get(f"/v1/profiles/{target['id']}/export").json
@@ -348,7 +351,7 @@ def test_merge_moves_activity_and_unmerge_puts_it_back(api, pair, redis_client):
     assert traits["order_count"] == 3 and traits["total_spend"] == {"EUR": "20.00"}
     assert orders_of(api, source["id"]) == ["s-1", "s-2", "t-1"]  # the old id reads the target
     # the alias holds no activity of its own any more
-    assert redis_client.hlen(f"rp:{{c:{source['id']}}}:orders") == 0
+    assert redis_client.hlen(KEYS.orders(source["id"])) == 0
 
     # after the merge: a purchase through the old id and one on the target stay with the target
     buy(api, source["id"], "late-1", "1.00", at="2024-03-01T10:00:00Z")

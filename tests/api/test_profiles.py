@@ -7,7 +7,10 @@ import threading
 
 import pytest
 
+from profiles.keys import Keys
 from tests.conftest import ApiClient
+
+KEYS = Keys()
 
 PROBLEM = "application/problem+json"
 
@@ -316,7 +319,7 @@ def _all_redis_text(redis_client) -> str:
     """Every key name and every value of every string/hash/set/list/zset, one big text."""
     parts = []
     for key in redis_client.scan_iter(count=1000):
-        if key == "rp:audit":  # the audit log keeps profile ids by design (tests/api/test_audit.py)
+        if key == KEYS.audit_log():  # it keeps profile ids by design (tests/api/test_audit.py)
             continue
         parts.append(key)
         kind = redis_client.type(key)
@@ -360,9 +363,8 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
     report = resp.json
     assert report["customer_id"] == cid
     assert set(report["erased_ids"]) == {cid, other["id"]}
-    assert f"rp:{{c:{cid}}}:profile" in report["keys_deleted"]
-    assert f"rp:{{c:{cid}}}:orders" in report["keys_deleted"]
-    assert f"rp:{{c:{cid}}}:events" in report["keys_deleted"]
+    for key in (KEYS.profile(cid), KEYS.orders(cid), KEYS.events(cid)):
+        assert key in report["keys_deleted"]
     assert report["keys_deleted_count"] == len(report["keys_deleted"])
     assert set(report["identities_released"]) == {
         "email:ada@example.com",

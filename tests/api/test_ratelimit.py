@@ -7,10 +7,14 @@ from __future__ import annotations
 import pytest
 import redis
 
+from profiles.keys import Keys
 from service import create_app
 from service.config import Config, ConfigError
 from service.ratelimit import Blocklist
 from tests.conftest import ApiClient
+
+KEYS = Keys()
+COUNTERS = f"{KEYS.rate_limit_prefix()}*"  # SCAN MATCH: every rate-limit counter
 
 
 def _api(app, *scopes):
@@ -59,7 +63,7 @@ def test_every_window_is_counted_in_one_round_trip(app_config, redis_client, mon
     assert resp.headers["X-RateLimit-Limit"] == "100"
     assert resp.headers["X-RateLimit-Remaining"] == "98"
     assert int(resp.headers["X-RateLimit-Reset"]) > 0
-    counters = sorted(redis_client.scan_iter("rp:ratelimit*"))
+    counters = sorted(redis_client.scan_iter(COUNTERS))
     assert len(counters) == 2
     assert {redis_client.get(c) for c in counters} == {"2"}
 
@@ -93,7 +97,7 @@ def test_a_caller_over_its_limit_is_refused_without_asking_redis(app_config, red
     api = _api(app, "recommend:read")
     other = _api(app, "recommend:read")
     assert [api.get("/v1/products").status_code for _ in range(3)] == [200, 200, 429]
-    (counter,) = [c for c in redis_client.scan_iter("rp:ratelimit*")]
+    (counter,) = [c for c in redis_client.scan_iter(COUNTERS)]
     assert redis_client.get(counter) == "3"
     for _ in range(30):
         resp = api.get("/v1/products")
@@ -111,7 +115,7 @@ def test_the_windows_of_a_caller_share_one_cluster_slot(app_config, redis_client
     )
     api = _api(app, "recommend:read")
     assert api.get("/v1/products").status_code == 200
-    counters = list(redis_client.scan_iter("rp:ratelimit*"))
+    counters = list(redis_client.scan_iter(COUNTERS))
     assert len(counters) == 2
     assert len({redis.cluster.key_slot(c.encode()) for c in counters}) == 1
 

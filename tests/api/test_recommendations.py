@@ -161,7 +161,7 @@ def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
 
 
 def test_a_product_added_after_training_is_recommended(api, served):
-    from service.model_holder import EXTENSION  # noqa: PLC0415
+    from service.model_holder import EXTENSION
 
     api.put(
         "/v1/products/FRESH1",

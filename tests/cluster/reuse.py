@@ -3,8 +3,9 @@
 ``reuse("tests.api.test_auth", globals())`` copies the module's test functions, test classes,
 fixtures and ``pytestmark`` into the calling module, so pytest collects them a second time
 under ``tests/cluster/`` where ``redis_url``/``redis_client`` point at the Redis Cluster. The
-functions keep their own module globals, so their helpers still resolve. A module that does
-not exist yet (another issue still writing it) skips with a reason instead of failing.
+functions keep their own module globals, so their helpers still resolve. A module that cannot
+be imported (renamed, removed, or broken) fails the collection of its twin, naming both: a twin
+that skipped would hide that its tests no longer run on the cluster.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import pytest
-
 
 def reuse(module_name: str, namespace: dict[str, Any], *, exclude: tuple[str, ...] = ()) -> None:
     """Copy ``module_name``'s tests into ``namespace``; ``exclude``: names not to copy (tests
     that do not touch Redis gain nothing from a second run)."""
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
-            pytest.skip(f"{module_name} does not exist yet", allow_module_level=True)
-        raise
+    except ImportError as exc:
+        twin = namespace.get("__name__", "a tests/cluster module")
+        raise ImportError(
+            f"{twin} re-runs {module_name} on the cluster, which cannot be imported: {exc}",
+            name=exc.name,
+            path=exc.path,
+        ) from exc
     for name, value in vars(module).items():
         if name.startswith("_") or name in exclude:
             continue

@@ -14,6 +14,7 @@ from recommend.model.artifact import ARRAYS
 from recommend.model.job import save_result
 from recommend.model.registry import ModelRegistry
 from service.auth import ApiKeyStore
+from tests.conftest import wait_until
 from tests.recsys import products, trained
 
 pytestmark = pytest.mark.e2e
@@ -25,29 +26,31 @@ def _install(registry: ModelRegistry, version: str, result) -> None:
     registry.activate(version)
 
 
-def _wait_all_workers(session, url, auth, version, timeout=30.0) -> None:
-    """Until 20 answers in a row (spread over both workers) come from ``version``."""
-    deadline = time.monotonic() + timeout
+def _wait_all_workers(url, auth, version, timeout=30.0) -> None:
+    """Until 20 answers in a row come from ``version``: each on a new connection (gunicorn
+    keeps a connection on one worker), so they spread over both workers."""
     streak = 0
-    while time.monotonic() < deadline and streak < 20:
-        resp = session.get(url, headers=auth, timeout=5)
+
+    def twenty_in_a_row() -> bool:
+        nonlocal streak
+        resp = requests.get(url, headers={**auth, "Connection": "close"}, timeout=5)
         streak = streak + 1 if resp.json().get("model_version") == version else 0
-        time.sleep(0.05)
-    assert streak >= 20, f"workers did not all load {version}"
+        return streak >= 20
+
+    wait_until(twenty_in_a_row, timeout, 0.05, what=f"every worker to serve {version}")
 
 
 def test_hot_swap_with_zero_failed_requests(live_server, redis_client, tmp_path):
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
+    from recommend.catalog.products import Catalog
 
     Catalog(redis_client, KEYS).upsert_many(list(products().values()))
     _, token = ApiKeyStore(redis_client, KEYS).create("e2e", ["recommend:read"])
     auth = {"Authorization": f"Bearer {token}"}
     registry = ModelRegistry(redis_client, KEYS, tmp_path / "live" / "models")
     url = live_server.url("/v1/profiles/C001/recommendations?limit=10")
-    session = requests.Session()
 
     _install(registry, "v1", trained())
-    _wait_all_workers(session, url, auth, "v1")
+    _wait_all_workers(url, auth, "v1")
 
     results: list[tuple[int, str | None, float]] = []
     stop = threading.Event()
@@ -67,15 +70,24 @@ def test_hot_swap_with_zero_failed_requests(live_server, redis_client, tmp_path)
     for t in streams:
         t.start()
     try:
-        time.sleep(0.5)
+        wait_until(lambda: len(results) >= 20, what="the streams to get v1 answers")
         _install(registry, "v2", trained("other", seed=11))
-        _wait_all_workers(session, url, auth, "v2")
+        _wait_all_workers(url, auth, "v2")
         # a damaged version pointed at directly: workers refuse it and keep v2
         bad = save_result(trained(), registry.model_dir, "v3")
         registry.register(bad)
         (bad.path / ARRAYS).write_bytes(b"garbage")
         redis_client.set(KEYS.model_active(), "v3")
-        time.sleep(3.0)  # more than one poll interval
+        # each worker's poller refuses v3 once (and not again for a minute)...
+        wait_until(
+            lambda: live_server.logs().count("model v3 refused") >= 2,
+            timeout=30,
+            interval=0.1,
+            what="both workers to refuse v3",
+        )
+        # ...and the streams keep being served v2 after that
+        refused_at = len(results)
+        wait_until(lambda: len(results) >= refused_at + 30, what="answers after the refusal")
     finally:
         stop.set()
         for t in streams:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,9 +14,21 @@ import pytest
 import requests
 
 from service.redis_server import free_port
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, stop_process_group, wait_for, wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+def _access_lines(logs: str) -> list[dict]:
+    """gunicorn's access log lines (JSON) in ``logs``; a line still being written is skipped."""
+    out = []
+    for line in logs.splitlines():
+        if line.startswith("{") and '"gunicorn.access"' in line:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
 
 
 def test_serve_authenticates_and_never_logs_the_key(live_server, redis_client, redis_url, tmp_path):
@@ -67,15 +78,16 @@ def test_serve_authenticates_and_never_logs_the_key(live_server, redis_client, r
     )
     assert match and float(match.group(1)) >= 20
 
-    time.sleep(0.5)
+    def keyed_requests_logged() -> bool:
+        """gunicorn writes an access line after its response: both requests with the key."""
+        access = _access_lines(live_server.logs())
+        read = any(a["request_id"] == "e2e-req-1" and a["status"] == "200" for a in access)
+        refused = any(a["method"] == "POST" and a["status"] == "400" for a in access)
+        return read and refused
+
+    wait_until(keyed_requests_logged, what="the access lines of the requests with the key")
     logs = live_server.logs()
     assert token not in logs and token.split("_", 2)[2] not in logs
-    access = [
-        json.loads(line)
-        for line in logs.splitlines()
-        if line.startswith("{") and '"gunicorn.access"' in line
-    ]
-    assert any(a["request_id"] == "e2e-req-1" and a["status"] == "200" for a in access)
     assert not any("Authorization" in line or "Bearer" in line for line in logs.splitlines())
 
 
@@ -110,6 +122,7 @@ def test_demo_command_serves_on_embedded_redis_and_cleans_up(tmp_path):
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # the CLI and its gunicorn: one group to clean up
         )
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
@@ -126,8 +139,8 @@ def test_demo_command_serves_on_embedded_redis_and_cleans_up(tmp_path):
         assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
         assert up_after < 60
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        # SIGTERM to the CLI alone (it passes it on to gunicorn); SIGKILL to all after 60 s
+        stop_process_group(proc, 60, leader_only=True)
     assert proc.returncode == 0, log_path.read_text()[-2000:]
     assert "stopped embedded redis" in log_path.read_text()
     assert not Path(data_dir / "redis.sock").exists()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import pickle  # noqa: S403 - writes a hostile file for the loader to refuse; never loads one
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -143,7 +143,7 @@ CORRUPTIONS: dict[str, tuple] = {
 
 def make_corrupt(name: str, registry, good_result, version: str) -> Path:
     """Save ``good_result`` as ``version``, register it, then damage it as ``name`` says."""
-    from recommend.model.job import save_result  # noqa: PLC0415
+    from recommend.model.job import save_result
 
     artifact = save_result(good_result, registry.model_dir, version)
     registry.register(artifact)

@@ -486,11 +486,11 @@ def model_faults(r: Rig, *, threads: int = 3, settle: float = 0.6) -> dict:
     """Serve a good model v1, then point the active version at each corrupt artifact in turn
     (a direct SET of the active key, as a bad artifact reaching the shared volume would);
     every response must still come from v1, without a 5xx."""
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-    from recommend.model.job import save_result  # noqa: PLC0415
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
-    from tests.faults.corrupt import CORRUPTIONS, make_corrupt  # noqa: PLC0415
-    from tests.recsys import products, trained  # noqa: PLC0415
+    from recommend.catalog.products import Catalog
+    from recommend.model.job import save_result
+    from recommend.model.registry import ModelRegistry
+    from tests.faults.corrupt import CORRUPTIONS, make_corrupt
+    from tests.recsys import products, trained
 
     client = r.client()
     Catalog(client, KEYS).upsert_many(list(products().values()))

@@ -7,9 +7,11 @@ figures each test measured are printed (``pytest -s``) and summarised in docs/re
 from __future__ import annotations
 
 import pytest
+import requests
 
 from recommend.errors import ArtifactError
 from recommend.model.registry import ModelRegistry
+from tests.conftest import wait_until
 from tests.faults import scenarios
 from tests.faults.corrupt import CORRUPTIONS, make_corrupt
 from tests.recsys import trained
@@ -29,6 +31,26 @@ def _show(name: str, figures: dict) -> None:
     print(f"\n{name}: {scenarios.as_json(figures)}")
 
 
+def _wait_every_worker_ranks_first(rig, product_id: str) -> None:
+    """Until 20 popular-list answers in a row start with ``product_id``, each on a new
+    connection (gunicorn keeps a connection on one worker), so they spread over the workers."""
+    streak = 0
+
+    def twenty_in_a_row() -> bool:
+        nonlocal streak
+        resp = requests.get(
+            rig.url("/v1/recommendations/popular?limit=3"),
+            headers={**rig.auth, "Connection": "close"},
+            timeout=5,
+        )
+        items = resp.json().get("items", []) if resp.status_code == 200 else []
+        first = items[0]["product_id"] if items else None
+        streak = streak + 1 if first == product_id else 0
+        return streak >= 20
+
+    wait_until(twenty_in_a_row, 30, 0.05, what=f"every worker to rank {product_id} first")
+
+
 def test_redis_kill9_loses_no_acknowledged_write(rig):
     f = scenarios.redis_crash(rig, threads=4, before=1.0, down=0.8, after=1.2)
     _show("redis_crash", f)
@@ -43,16 +65,15 @@ def test_redis_kill9_loses_no_acknowledged_write(rig):
 
 
 def test_redis_down_503_fast_reads_fall_back_and_recovers(rig):
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-    from tests.recsys import products  # noqa: PLC0415
+    from recommend.catalog.products import Catalog
+    from tests.recsys import products
 
     client = rig.client()
     Catalog(client, scenarios.KEYS).upsert_many(list(products().values()))
     client.zadd(scenarios.KEYS.popular_products(), {"P105": 3, "P003": 2})
     client.close()
-    import time  # noqa: PLC0415
-
-    time.sleep(0.5)  # the workers copy the popular list on their next poll (0.2 s)
+    # the workers copy the popular list on their next poll (0.2 s): until every answer has it
+    _wait_every_worker_ranks_first(rig, "P105")
     f = scenarios.redis_outage(rig, threads=4, before=1.0, down=5.0, after=1.5)
     _show("redis_outage", f)
     assert f["writes_while_down"] > 10, f

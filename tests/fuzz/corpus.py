@@ -5,6 +5,8 @@ Each one must be stored and returned as plain text or refused with 422; none may
 
 from __future__ import annotations
 
+from profiles.keys import Keys
+
 TEMPLATE = [
     "{{7*7}}",
     "${7*7}",
@@ -27,7 +29,7 @@ INJECTION = [
     "*\r\n$8\r\nFLUSHALL\r\n",
     "script::Runtime.exec('id')",
     "__import__('os').system('id')",
-    "rp:{c:x}:profile",
+    Keys().profile("x"),  # a key name as data
     "*",
     "../../etc/passwd",
 ]

@@ -10,7 +10,7 @@ import pytest
 
 from profiles.keys import Keys
 from recommend.engage.action_defaults import DEFAULT_ACTIONS
-from recommend.engage.actions import ActionCatalog, NextBestActions, normalize_action, smoothed_rate
+from recommend.engage.actions import ActionCatalog, NextBestActions, normalise_action, smoothed_rate
 from recommend.engage.contact import ContactPolicy
 from recommend.engage.facts import build_facts
 from recommend.errors import (
@@ -162,7 +162,7 @@ def test_invalid_actions_name_the_field(catalog, patch, field, error):
 
 
 def test_replace_all_prefixes_the_item_index(catalog):
-    good = normalize_action(DEFAULT_ACTIONS[0])
+    good = normalise_action(DEFAULT_ACTIONS[0])
     bad = {**good, "id": "b", "rules": {"not": {"field": "traits.x", "op": "between"}}}
     with pytest.raises(InvalidRule) as info:
         catalog.replace_all([good, bad])

@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import InvalidInput
 from profiles.keys import Keys
-from recommend.catalog.products import Catalog, normalize_product
+from recommend.catalog.products import Catalog, normalise_product
 from recommend.errors import ProductNotFound
 
 KEYS = Keys("rp")
@@ -60,7 +60,7 @@ def test_category_is_derived_when_missing(catalog):
 )
 def test_invalid_products_name_the_field(body, field):
     with pytest.raises(InvalidInput) as err:
-        normalize_product(body)
+        normalise_product(body)
     assert err.value.field == field
 
 

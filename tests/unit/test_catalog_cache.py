@@ -78,10 +78,10 @@ def test_every_write_moves_the_version(redis_client, catalog):
 
 
 def test_the_holder_skips_the_catalog_scan_while_the_catalog_is_unchanged(redis_client, tmp_path):
-    from recommend.model.job import save_result  # noqa: PLC0415
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
-    from service.model_holder import ModelHolder  # noqa: PLC0415
-    from tests.recsys import products, trained  # noqa: PLC0415
+    from recommend.model.job import save_result
+    from recommend.model.registry import ModelRegistry
+    from service.model_holder import ModelHolder
+    from tests.recsys import products, trained
 
     catalog = Catalog(redis_client, KEYS)
     catalog.upsert_many(list(products().values()))

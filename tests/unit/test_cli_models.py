@@ -83,7 +83,7 @@ def test_train_from_csv_then_manage_versions(redis_client, redis_url, tmp_path):
     one = json.loads(first.stdout)
     assert one["decision"]["activated"] is True
     assert one["metrics"]["model"]["precision"] > one["metrics"]["popularity"]["precision"]
-    assert redis_client.exists("rp:{catalog}:product:10000")
+    assert redis_client.exists(Keys().product("10000"))
 
     second = invoke(
         ["train", "--from-csv", str(path), "--epochs", "2", "--quiet", "--no-activate"],

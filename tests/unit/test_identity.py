@@ -37,7 +37,7 @@ def index(store):
 
 def test_claim_lives_in_its_own_slot(redis_client, clock):
     index = IdentityIndex(redis_client, Keys("rp"), clock)
-    assert index.claim_key(EMAIL) == "rp:{i:email:ada@example.com}:owner"
+    assert index.claim_key(EMAIL) == Keys("rp").identity_owner("email", "ada@example.com")
 
 
 def test_owner_is_verified_against_the_profile(store, index):

@@ -206,9 +206,9 @@ def test_new_catalog_products_become_recommendable(rec, catalog, lookup):
 # -- the ranking rules of recommend.model.scoring and cold start on an ids-only model --------------
 @pytest.fixture(scope="module")
 def ids_rec(tmp_path_factory):
-    from recommend.model.dataset import IDS_ONLY  # noqa: PLC0415
-    from recommend.model.training import train  # noqa: PLC0415
-    from tests.recsys import FAST  # noqa: PLC0415
+    from recommend.model.dataset import IDS_ONLY
+    from recommend.model.training import train
+    from tests.recsys import FAST
 
     result = train(synthetic(), FAST, IDS_ONLY, progress=False)
     artifact = save_result(result, tmp_path_factory.mktemp("ids-models"), "ids1")
@@ -216,7 +216,7 @@ def ids_rec(tmp_path_factory):
 
 
 def test_discover_ranks_by_model_trend_and_description_words(ids_rec, lookup):
-    from recommend.model import scoring  # noqa: PLC0415
+    from recommend.model import scoring
 
     cid = "C005"
     ctx = CustomerContext(cid, purchases=history(cid))
@@ -301,8 +301,8 @@ def test_ids_only_new_product_from_derived_feature_vectors(ids_rec, catalog, loo
 
 
 def test_an_artifact_without_the_rule_arrays_still_serves(tmp_path, lookup):
-    from recommend.model.artifact import OPTIONAL, save_artifact  # noqa: PLC0415
-    from recommend.model.training import artifact_arrays  # noqa: PLC0415
+    from recommend.model.artifact import OPTIONAL, save_artifact
+    from recommend.model.training import artifact_arrays
 
     arrays = {k: v for k, v in artifact_arrays(trained()).items() if k not in OPTIONAL}
     old = Recommender(save_artifact(tmp_path, "old", arrays, {}), clock=lambda: NOW)

@@ -113,7 +113,7 @@ def reference(rec, ctx, strategy, filters, limit, catalog):
 
 
 def scoring_candidates(rec, ctx):
-    from recommend.model.repurchase import repurchase_candidates  # noqa: PLC0415
+    from recommend.model.repurchase import repurchase_candidates
 
     return repurchase_candidates(ctx.purchases, NOW, rec.blend_config)
 

@@ -49,7 +49,7 @@ def test_retries_ride_out_a_short_blip(tmp_path):
     try:
         assert client.ping()
         server.kill()
-        import threading  # noqa: PLC0415
+        import threading
 
         restart = threading.Timer(0.3, server.start)
         restart.start()

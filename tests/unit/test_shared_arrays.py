@@ -73,9 +73,9 @@ def test_the_cache_lives_in_the_version_directory_named_by_the_manifest(artifact
 
 
 def test_the_model_holder_serves_from_shared_arrays_unless_told_not_to(redis_client, tmp_path):
-    from profiles.keys import Keys  # noqa: PLC0415
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
-    from service.model_holder import ModelHolder  # noqa: PLC0415
+    from profiles.keys import Keys
+    from recommend.model.registry import ModelRegistry
+    from service.model_holder import ModelHolder
 
     keys = Keys("rp")
     registry = ModelRegistry(redis_client, keys, tmp_path)
@@ -91,7 +91,7 @@ def test_the_model_holder_serves_from_shared_arrays_unless_told_not_to(redis_cli
 
 
 def test_workers_racing_to_write_end_up_mapping_one_file(tmp_path):
-    import threading  # noqa: PLC0415
+    import threading
 
     array = np.arange(50_000, dtype=np.float32)
     results: list[np.ndarray] = []

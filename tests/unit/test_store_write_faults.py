@@ -11,6 +11,8 @@ from profiles.keys import Keys
 from profiles.store import ProfileStore
 
 KEYS = Keys("rp")
+CLAIMS = KEYS.identity_owner("*", "*")  # a pattern: every identity claim
+PROFILES = KEYS.customer_tag("*") + ":*"  # a pattern: every key of every customer
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def claims_only_client(redis_client):
     """A client that may read everything but write only identity claim keys."""
     user = "claims-only"
     redis_client.execute_command(
-        "ACL", "SETUSER", user, "reset", "on", ">pw", "%R~*", "%RW~rp:{i:*", "+@all"
+        "ACL", "SETUSER", user, "reset", "on", ">pw", "%R~*", f"%RW~{CLAIMS}", "+@all"
     )
     given = redis_client.connection_pool.connection_kwargs
     where = (
@@ -38,12 +40,12 @@ def test_failed_profile_write_releases_its_claims(redis_client, claims_only_clie
     data = {"email": "Ann@Example.com", "phone": "+44 20 7946 0018", "first_name": "Ann"}
     with pytest.raises(redis.exceptions.NoPermissionError):
         ProfileStore(claims_only_client, KEYS).create(data)
-    assert list(redis_client.scan_iter("rp:{i:*")) == []  # claims given back
-    assert list(redis_client.scan_iter("rp:{c:*")) == []  # and no profile written
+    assert list(redis_client.scan_iter(CLAIMS)) == []  # claims given back
+    assert list(redis_client.scan_iter(PROFILES)) == []  # and no profile written
 
     profile = ProfileStore(redis_client, KEYS).create(data)  # the retry: not a 409
     assert profile.doc["emails"] == ["ann@example.com"]
-    assert len(list(redis_client.scan_iter("rp:{i:*"))) == 2
+    assert len(list(redis_client.scan_iter(CLAIMS))) == 2
 
 
 def test_claims_of_a_written_profile_stay(redis_client):

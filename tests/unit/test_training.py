@@ -165,9 +165,9 @@ def test_category_keyword_table(description, category):
 
 def test_warp_kos_trains_without_sample_weights():
     """LightFM refuses sample weights for WARP-kOS: fit_epochs must not pass them."""
-    from dataclasses import replace  # noqa: PLC0415
+    from dataclasses import replace
 
-    from recommend.model.training import fit_weights  # noqa: PLC0415
+    from recommend.model.training import fit_weights
 
     data = synthetic(n_customers=40)
     config = replace(FAST, loss="warp-kos", epochs=2, refit=False)
@@ -180,8 +180,8 @@ def test_warp_kos_trains_without_sample_weights():
 
 
 def test_artifact_arrays_carry_trend_descriptions_and_cold_start_tables():
-    from recommend.model.dataset import IDS_ONLY  # noqa: PLC0415
-    from recommend.model.training import artifact_arrays  # noqa: PLC0415
+    from recommend.model.dataset import IDS_ONLY
+    from recommend.model.training import artifact_arrays
 
     data = synthetic(n_customers=40)
     result = train(data, FAST, IDS_ONLY, progress=False)
