@@ -38,8 +38,8 @@ NAMES = ("redis_crash", "redis_outage", "worker_kill", "model_faults")
 
 
 def _prepare_popular(r: scenarios.Rig) -> None:
-    from recommend.catalog.products import Catalog  # noqa: PLC0415
-    from tests.recsys import products  # noqa: PLC0415
+    from recommend.catalog.products import Catalog
+    from tests.recsys import products
 
     client = r.client()
     Catalog(client, scenarios.KEYS).upsert_many(list(products().values()))

@@ -66,7 +66,7 @@ def fuzz_operation(schema, label, mode, examples, token, session, counter) -> st
         run()
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - FailureGroup is an exception group
+    except BaseException as exc:
         return "".join(traceback.format_exception(exc))[-6000:]
     return None
 

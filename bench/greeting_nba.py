@@ -29,13 +29,13 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from profiles.store import ProfileStore  # noqa: E402
-from recommend.catalog.products import Catalog  # noqa: E402
-from service import create_app, model_holder  # noqa: E402
-from service.redis_server import RedisServer, redis_server_binary  # noqa: E402
+from profiles.store import ProfileStore
+from recommend.catalog.products import Catalog
+from service import create_app, model_holder
+from service.redis_server import RedisServer, redis_server_binary
 
 try:
-    from profiles.activity import ActivityStore  # noqa: E402
+    from profiles.activity import ActivityStore
 except ImportError:  # the activity store is being written by another change
     ActivityStore = None  # type: ignore[assignment,misc]
 
@@ -113,7 +113,7 @@ def build(client: redis.Redis, app) -> tuple[str, str]:
                     }
                 ],
             )
-        except Exception as exc:  # noqa: BLE001 - the bench runs without it too
+        except Exception as exc:
             print(f"(no support contact recorded: {exc})")
     _, token = st.api_keys.create("bench", ["profiles:read", "recommend:read", "actions:write"])
     return cid, token

@@ -137,9 +137,9 @@ def main(argv=None) -> int:
     info = machine()
     tmp = Path(tempfile.mkdtemp(prefix="rapport-ingest-"))
     server = RedisServer(tmp / "redis").start()
-    import redis  # noqa: PLC0415
+    import redis
 
-    from service.auth import ApiKeyStore  # noqa: PLC0415
+    from service.auth import ApiKeyStore
 
     client = redis.Redis.from_url(server.url, decode_responses=True)
     result: dict[str, Any] = {"started": stamp, "command": command, "machine": info}

@@ -86,7 +86,7 @@ coincidental. Regenerate both files with `python bench/make_demo_sample.py`.
 
 
 def _country(name: str) -> str | None:
-    from profiles.importer import RETAIL_COUNTRIES  # noqa: PLC0415
+    from profiles.importer import RETAIL_COUNTRIES
 
     return RETAIL_COUNTRIES.get(name)
 

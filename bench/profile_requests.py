@@ -46,11 +46,11 @@ def main() -> None:
     p.add_argument("--top", type=int, default=35)
     p.add_argument("--sort", default="tottime", help="cProfile sort key (tottime, cumulative)")
     args = p.parse_args()
-    import redis  # noqa: PLC0415
+    import redis
 
-    from service import create_app  # noqa: PLC0415
-    from service.auth import ApiKeyStore  # noqa: PLC0415
-    from service.model_holder import warm_up  # noqa: PLC0415
+    from service import create_app
+    from service.auth import ApiKeyStore
+    from service.model_holder import warm_up
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-prof-"))
     server = RedisServer(tmp / "redis").start()

@@ -35,16 +35,16 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # implicit warns (and slows) otherwise
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import retail  # noqa: E402
+import retail
 
-from recommend.model import scoring  # noqa: E402
-from recommend.model.artifact import Artifact  # noqa: E402
-from recommend.model.dataset import (  # noqa: E402
+from recommend.model import scoring
+from recommend.model.artifact import Artifact
+from recommend.model.dataset import (
     DAY,
     IDS_ONLY,
     FeatureConfig,
@@ -53,8 +53,8 @@ from recommend.model.dataset import (  # noqa: E402
     build_matrices,
     load_online_retail,
 )
-from recommend.model.recommender import BlendConfig, CustomerContext, Filters, Recommender  # noqa: E402
-from recommend.model.training import (  # noqa: E402
+from recommend.model.recommender import BlendConfig, CustomerContext, Filters, Recommender
+from recommend.model.training import (
     PRODUCTION,
     TrainConfig,
     TrainResult,

@@ -17,11 +17,11 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import retail  # noqa: E402
+import retail
 
 LOG = Path(__file__).resolve().parent / "results" / "quality_attempts.md"
 DAY = 86400.0

@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--products", type=int, default=10000)
     p.add_argument("--requests", type=int, default=500)
     args = p.parse_args(argv)
-    from bench.ceiling_app import create_app as ceiling_app  # noqa: PLC0415
-    from service import create_app  # noqa: PLC0415
-    from service.auth import ApiKeyStore  # noqa: PLC0415
-    from service.model_holder import warm_up  # noqa: PLC0415
+    from bench.ceiling_app import create_app as ceiling_app
+    from service import create_app
+    from service.auth import ApiKeyStore
+    from service.model_holder import warm_up
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-cost-"))
     server = RedisServer(tmp / "redis").start()
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["RAPPORT_KEY_PREFIX"] = PREFIX
         rows = []
         ceiling = ceiling_app().test_client()
-        from bench.serve import CEILINGS  # noqa: PLC0415
+        from bench.serve import CEILINGS
 
         for target in CEILINGS.values():
             cpu, trips, statuses = measure(ceiling, target, ids, {}, args.requests)

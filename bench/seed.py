@@ -138,7 +138,7 @@ def _chunks(start: int, stop: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def _write_products(args: tuple[Plan, int, int]) -> int:
-    from recommend.catalog.products import MAX_BATCH, Catalog  # noqa: PLC0415
+    from recommend.catalog.products import MAX_BATCH, Catalog
 
     plan, a, b = args
     catalog = Catalog(_client(plan.redis_url), Keys(plan.key_prefix))
@@ -151,8 +151,8 @@ def _write_products(args: tuple[Plan, int, int]) -> int:
 
 
 def _write_customers(args: tuple[Plan, int, int]) -> tuple[int, int]:
-    from core.errors import Conflict  # noqa: PLC0415
-    from profiles.store import ProfileStore  # noqa: PLC0415
+    from core.errors import Conflict
+    from profiles.store import ProfileStore
 
     plan, a, b = args
     client = _client(plan.redis_url)
@@ -175,7 +175,7 @@ def _write_customers(args: tuple[Plan, int, int]) -> tuple[int, int]:
 
 
 def _activity(client: redis.Redis, keys: Keys):
-    from profiles.activity import ActivityStore  # noqa: PLC0415
+    from profiles.activity import ActivityStore
 
     return ActivityStore(client, keys)
 
@@ -201,7 +201,7 @@ def seed_customers(plan: Plan, procs: int = 2) -> tuple[int, int]:
 # -- the model -------------------------------------------------------------------
 def training_data(plan: Plan):
     """The same purchases, customers and products in memory (what load_from_redis would read)."""
-    from recommend.model.dataset import PurchaseLine, TrainingData, profile_features  # noqa: PLC0415
+    from recommend.model.dataset import PurchaseLine, TrainingData, profile_features
 
     lines = []
     customers = {}
@@ -226,10 +226,10 @@ def training_data(plan: Plan):
 
 def train_and_activate(plan: Plan, model_dir: Path, *, epochs: int = 1) -> dict[str, Any]:
     """Fit LightFM on every purchase (no holdout evaluation), save, register, activate."""
-    from recommend.model.dataset import FeatureConfig, build_matrices  # noqa: PLC0415
-    from recommend.model.job import save_result, write_popularity  # noqa: PLC0415
-    from recommend.model.registry import ModelRegistry  # noqa: PLC0415
-    from recommend.model.training import (  # noqa: PLC0415
+    from recommend.model.dataset import FeatureConfig, build_matrices
+    from recommend.model.job import save_result, write_popularity
+    from recommend.model.registry import ModelRegistry
+    from recommend.model.training import (
         TrainConfig,
         TrainResult,
         fit_epochs,

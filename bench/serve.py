@@ -173,7 +173,7 @@ def start_rapport(env: dict[str, str], tmp: Path) -> Server:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,  # the access log: one JSON line per request
-        stderr=open(log, "w"),  # noqa: SIM115 - the child owns it
+        stderr=open(log, "w"),
         start_new_session=True,
     )
     return Server("rapport", proc, f"http://127.0.0.1:{port}", log)
@@ -197,7 +197,7 @@ def start_ceiling(env: dict[str, str], tmp: Path) -> Server:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=open(log, "w"),  # noqa: SIM115
+        stderr=open(log, "w"),
         start_new_session=True,
     )
     return Server("ceiling", proc, f"http://127.0.0.1:{port}", log)
@@ -490,13 +490,13 @@ def main(argv: list[str] | None = None) -> int:
             f"customers with {n_orders} orders in {t2 - t1:.1f} s",
             flush=True,
         )
-        import redis  # noqa: PLC0415
+        import redis
 
-        from service.auth import ApiKeyStore  # noqa: PLC0415
+        from service.auth import ApiKeyStore
 
         client = redis.Redis.from_url(server.url, decode_responses=True)
         _, token = ApiKeyStore(client, Keys(PREFIX)).create("bench", "admin")
-        import random  # noqa: PLC0415
+        import random
 
         ids = [seed.customer_id(i) for i in range(args.customers)]
         random.Random(7).shuffle(ids)
