@@ -4,22 +4,11 @@ At load, :class:`Recommender` precomputes every item's representation (item feat
 item embeddings, and the bias the same way), the known users' representations, and unit
 vectors for cosine similarity. A request then costs one (d,) @ (d, n_items) product.
 
-Scoring on request vs caching top-N per customer, measured with
-``python bench/recommend_latency.py`` (a model trained on the full Online Retail data: 4,334
-customers, 3,659 items, 32 components; one core of a shared 2-core machine; two runs): one
-customer's scores plus the top-50 selection take 0.02-0.03 ms; whole requests without Redis
-(catalog lookups in memory) take 0.3-0.4 ms for ``discover``, 1.1-1.9 ms for ``buy_again``
-and 1.5-2.6 ms for ``blend`` (mostly Python over the customer's history and the filters), of
-the order of the Redis round trips a request makes anyway (profile, orders, catalog). Loading
-and precomputing an artifact takes 20-35 ms. A top-N cache would have to be rebuilt after
-every purchase (``discover`` must exclude purchases made after training), could not serve
-arbitrary filters (category, price range, stock) without over-fetching, and would cost
-memory and a Redis read per customer. So we score on request and keep nothing per customer.
-With the ranking rules of ``recommend.model.scoring`` (below; measured by ``bench/quality.py`` on
-the
-128-component production model, 1,425-1,525 customers, a loaded 2-core machine, load average
-about 10): 3.8 ms per ``discover`` call, 4.7 ms ``blend``, 2.5 ms ``buy_again``; loading an
-artifact now also builds the description-word matrix (0.4 s measured under heavier load).
+We score on request and keep nothing per customer: a top-N cache would have to be rebuilt
+after every purchase (``discover`` must exclude purchases made after training), could not
+serve arbitrary filters (category, price range, stock) without over-fetching, and would cost
+memory and a Redis read per customer. What a request costs is measured in docs/benchmarks.md
+(``bench/recommend_latency.py``, ``bench/request_cost.py``), not written here.
 
 Who is scored how:
 
