@@ -1,4 +1,7 @@
-"""Every Redis key Rapport uses, in one place.
+"""The per-customer Redis keys (and the audit log): the storage only ``profiles/`` touches.
+
+The keys that are not about one customer are in ``core/keys.py`` (``SharedKeys``, which this
+``Keys`` extends, so one ``Keys`` object names every key).
 
 Per-customer keys carry the hash tag ``{c:<customer id>}`` so that all of one customer's keys
 hash to one Redis Cluster slot: a MULTI/EXEC or a Lua script over them stays on one node and is
@@ -12,8 +15,6 @@ Key schema (prefix ``rp`` by default, set with ``RAPPORT_KEY_PREFIX``):
 =================================  =========  ====================================================
 key                                type       what
 =================================  =========  ====================================================
-``rp:apikey:<key id>``             hash       one API key: name, scopes, salt, hash, created, ...
-``rp:apikeys``                     set        ids of all API keys
 ``rp:{c:ID}:profile``              hash       the profile document (see profiles/store.py)
 ``rp:{c:ID}:merges``               list       merge record ids this customer took part in
 ``rp:{i:KIND:VALUE}:owner``        string     identity claim: customer id owning the identity
@@ -26,10 +27,6 @@ key                                type       what
 ``rp:{c:ID}:message_ids``          zset       event message id -> receive time (dedup window)
 ``rp:{c:ID}:support``              hash       open support contact id -> contact JSON
 ``rp:{c:ID}:absorbed``             hash       source id -> what a merge added (for unmerge)
-``rp:greeting_templates``          hash       ``<locale>:<channel>`` -> greeting template JSON
-``rp:actions``                     hash       action id -> next-best action JSON
-``rp:actions_seeded``              string     set once the default actions were written
-``rp:action_stats``                hash       ``<action id>:<counter>`` -> count
 ``rp:{c:ID}:action_feedback``      hash       client feedback id -> feedback JSON
 ``rp:{c:ID}:action_state``         hash       action id -> last feedback (cooldown)
 ``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
@@ -45,21 +42,11 @@ stale (see ``profiles/identity_index.py``). No operation needs a cross-slot tran
 
 from __future__ import annotations
 
+from core.keys import SharedKeys
 
-class Keys:
-    """Builds key names under one prefix."""
 
-    def __init__(self, prefix: str = "rp"):
-        if not prefix or any(ch in prefix for ch in "{}: \t\r\n"):
-            raise ValueError("key prefix must be non-empty without braces, colons or spaces")
-        self.prefix = prefix
-
-    # -- API keys (global) -------------------------------------------------------------------
-    def api_key(self, key_id: str) -> str:
-        return f"{self.prefix}:apikey:{key_id}"
-
-    def api_key_index(self) -> str:
-        return f"{self.prefix}:apikeys"
+class Keys(SharedKeys):
+    """Every key name under one prefix: the shared ones and those of one customer."""
 
     # -- per customer ------------------------------------------------------------------------
     def customer_tag(self, customer_id: str) -> str:
@@ -117,23 +104,6 @@ class Keys:
             return key[len(stem) : -len(suffix)] or None
         return None
 
-    # -- greetings and next-best actions (recommend/engage/greetings.py, actions.py, contact.py)
-    def greeting_templates(self) -> str:
-        """Hash ``<locale>:<channel>`` -> template JSON (admin overrides of shipped defaults)."""
-        return f"{self.prefix}:greeting_templates"
-
-    def action_catalog(self) -> str:
-        """Hash action id -> action JSON."""
-        return f"{self.prefix}:actions"
-
-    def action_catalog_seeded(self) -> str:
-        """String set once the shipped default actions were written (so deletes stick)."""
-        return f"{self.prefix}:actions_seeded"
-
-    def action_stats(self) -> str:
-        """Hash ``<action id>:<counter>`` -> count (shown, accepted, dismissed, completed)."""
-        return f"{self.prefix}:action_stats"
-
     def action_feedback(self, customer_id: str) -> str:
         """Hash client feedback id -> feedback JSON (idempotency and history)."""
         return f"{self.customer_tag(customer_id)}:action_feedback"
@@ -169,62 +139,10 @@ class Keys:
             self.offered_products(customer_id),
         ]
 
-    # -- catalog (recommend/catalog/products.py): one hash tag, so a product write is one Lua script
-    def product(self, product_id: str) -> str:
-        """String: the product document (JSON)."""
-        return f"{self.prefix}:{{catalog}}:product:{product_id}"
-
-    def product_index(self) -> str:
-        """Zset (all scores 0): every product id, paged with ZRANGEBYLEX."""
-        return f"{self.prefix}:{{catalog}}:products"
-
-    def category_index(self, category: str) -> str:
-        """Zset (all scores 0): product ids of one category."""
-        return f"{self.prefix}:{{catalog}}:category:{category}"
-
-    def categories_index(self) -> str:
-        """Zset: category -> number of products in it."""
-        return f"{self.prefix}:{{catalog}}:categories"
-
-    def catalog_version(self) -> str:
-        """String: a counter every product write or delete increments (per-process caches of
-        product documents compare it to know they are current)."""
-        return f"{self.prefix}:{{catalog}}:version"
-
-    # -- model registry (recommend/model/registry.py): one hash tag --------------------------------
-    def model_version(self, version: str) -> str:
-        """String: one registered model version (JSON: metrics, params, manifest digest)."""
-        return f"{self.prefix}:{{models}}:version:{version}"
-
-    def model_versions(self) -> str:
-        """Zset: version -> created time (epoch s)."""
-        return f"{self.prefix}:{{models}}:versions"
-
-    def model_active(self) -> str:
-        """String: the active version; serving workers poll it."""
-        return f"{self.prefix}:{{models}}:active"
-
-    def model_history(self) -> str:
-        """List (newest first): activation records (JSON)."""
-        return f"{self.prefix}:{{models}}:history"
-
-    def model_channel(self) -> str:
-        """Pub/sub channel announcing an activation (message: the version)."""
-        return f"{self.prefix}:models:activated"
-
-    def popular_products(self) -> str:
-        """Zset: product id -> purchases, written by training; the fallback without a model."""
-        return f"{self.prefix}:{{models}}:popular"
-
     # -- audit log (profiles/audit.py): global, not per customer, so erasure keeps it --------
     def audit_log(self) -> str:
         """Stream: who read/changed/exported/merged/erased which profile (ids only, no PII)."""
         return f"{self.prefix}:audit"
-
-    def rate_limit_prefix(self) -> str:
-        """Prefix of the rate-limit counters (``<prefix>:ratelimit:{key:ID}:...``, see
-        ``service/ratelimit.py``): one hash tag per caller, so its windows share a slot."""
-        return f"{self.prefix}:ratelimit"
 
     def customer_pattern(self, customer_id: str) -> str:
         """A SCAN ``MATCH`` pattern for every key of one customer (tests and audits only)."""

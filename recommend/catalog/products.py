@@ -1,11 +1,11 @@
 """The product catalog in Redis.
 
-A product is one JSON string (``Keys.product``); the ids sit in a lexically ordered zset
-(``Keys.product_index``) for cursor paging, and in one zset per category
-(``Keys.category_index``). All catalog keys share the ``{catalog}`` hash tag, so each write is
-one Lua script that keeps the document and both indexes in step (also on Redis Cluster). The
-script checks that the product's category is still the one the caller read, and the caller
-retries when it changed underneath (optimistic, no WATCH).
+A product is one JSON string (``SharedKeys.product``); the ids sit in a lexically ordered zset
+(``SharedKeys.product_index``) for cursor paging, and in one zset per category
+(``SharedKeys.category_index``). All catalog keys share the ``{catalog}`` hash tag, so each
+write is one Lua script that keeps the document and both indexes in step (also on Redis
+Cluster). The script checks that the product's category is still the one the caller read, and
+the caller retries when it changed underneath (optimistic, no WATCH).
 
 Product document::
 
@@ -19,6 +19,7 @@ from :func:`recommend.catalog.categories.derive_category` over its description o
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import time
@@ -29,7 +30,7 @@ from typing import Any, cast
 import redis
 
 from core.errors import InvalidInput, RapportError
-from profiles.keys import Keys
+from core.keys import SharedKeys
 from recommend.catalog.categories import derive_category
 from recommend.errors import ProductNotFound
 
@@ -189,7 +190,9 @@ class Catalog:
     ``client`` decodes responses (``decode_responses=True``, as ``service.redis_connect``
     builds it); redis-py types replies as ``bytes | str``, hence the casts to ``str``."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float] = time.time):
+    def __init__(
+        self, client: redis.Redis, keys: SharedKeys, clock: Callable[[], float] = time.time
+    ):
         self.redis = client
         self.keys = keys
         self.clock = clock
@@ -380,6 +383,15 @@ class Catalog:
     def count(self) -> int:
         return int(self.redis.zcard(self.keys.product_index()))
 
+    def product_ids(self, limit: int | None = None) -> builtins.list[str]:
+        """Every product id (or the first ``limit``), in id order, without the documents."""
+        index, page = self.keys.product_index(), {} if limit is None else {"start": 0, "num": limit}
+        return cast("list[str]", self.redis.zrangebylex(index, "-", "+", **page))
+
+    def version(self) -> str | None:
+        """The write counter (``SharedKeys.catalog_version``): moves on every product write."""
+        return cast("str | None", self.redis.get(self.keys.catalog_version()))
+
     def categories(self) -> dict[str, int]:
         """category -> number of products."""
         pairs = cast(
@@ -393,8 +405,8 @@ class CachedCatalog:
     """Product documents cached in this process, for serving (recommendations, similar
     products, next-best actions), so a request costs no MGET for products seen before.
 
-    Every product write and delete increments ``Keys.catalog_version`` in the same script, so
-    the cache is dropped whenever the catalog changed: :meth:`lookup` reads the counter at most
+    Every product write and delete increments ``SharedKeys.catalog_version`` in the same script,
+    so the cache is dropped whenever the catalog changed: :meth:`lookup` reads the counter at most
     every ``check_seconds`` (0: on every call, exact) and documents are never older than that.
     Documents are shared between requests: callers must not modify them."""
 

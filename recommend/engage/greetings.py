@@ -1,9 +1,9 @@
 """Personalised greetings: templates per locale and channel, rendered in a Jinja2 sandbox.
 
 Templates are data: shipped defaults (``recommend/engage/greeting_defaults.py``) overridden per
-``(locale, channel)`` by admins (Redis hash ``Keys.greeting_templates()``). The locale chain is
-the exact locale, then its language, then English (``de-AT`` → ``de`` → ``en``); at each step an
-admin override wins over a default.
+``(locale, channel)`` by admins (Redis hash ``SharedKeys.greeting_templates()``). The locale
+chain is the exact locale, then its language, then English (``de-AT`` → ``de`` → ``en``); at
+each step an admin override wins over a default.
 
 Safety (``recommend/engage/sandbox.py``): a template is validated on save (syntax, length, only the
 documented ``VARIABLES``, no calls or underscore attributes: ``{{ ''.__class__ }}`` is refused)
@@ -34,7 +34,7 @@ from markupsafe import Markup
 
 from core.channels import CHANNELS, zone
 from core.errors import InvalidInput
-from profiles.keys import Keys
+from core.keys import SharedKeys
 from recommend.engage import sandbox
 from recommend.engage.greeting_defaults import (
     DEFAULT_TEMPLATES,
@@ -223,7 +223,7 @@ def validate_template(source: Any, field: str = "source") -> None:
 class GreetingTemplates:
     """Admin overrides in one Redis hash (field ``<locale>:<channel>``) over shipped defaults."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, clock: Callable[[], float]):
+    def __init__(self, client: redis.Redis, keys: SharedKeys, clock: Callable[[], float]):
         self.redis = client
         self.keys = keys
         self.clock = clock

@@ -1,6 +1,6 @@
 """The training job behind ``rapport train``: load, train, save, register, promote.
 
-Also writes the popularity list (``Keys.popular_products``) that serving falls back to when no
+Also writes the popularity list (``SharedKeys.popular_products``) that serving falls back to when no
 model is active, whether or not the new version is promoted.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
-from profiles.keys import Keys
+from core.keys import SharedKeys
 from recommend.model.artifact import Artifact, save_artifact
 from recommend.model.dataset import FeatureConfig, TrainingData
 from recommend.model.registry import Decision, ModelRegistry
@@ -57,7 +57,7 @@ def save_result(result: TrainResult, model_dir: Path, version: str, clock=time.t
     return save_artifact(model_dir, version, artifact_arrays(result), metadata)
 
 
-def write_popularity(client: redis.Redis, keys: Keys, result: TrainResult) -> None:
+def write_popularity(client: redis.Redis, keys: SharedKeys, result: TrainResult) -> None:
     pop = result.popularity
     top = np.argsort(-pop, kind="stable")[:POPULAR_KEPT]
     mapping = {result.matrices.item_ids[i]: float(pop[i]) for i in top if pop[i] > 0}
@@ -69,7 +69,7 @@ def write_popularity(client: redis.Redis, keys: Keys, result: TrainResult) -> No
 
 def run_training(
     client: redis.Redis,
-    keys: Keys,
+    keys: SharedKeys,
     model_dir: str | Path,
     data: TrainingData,
     *,

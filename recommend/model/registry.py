@@ -1,9 +1,9 @@
 """The model registry in Redis: versions with their metrics, the active version, history.
 
-Keys (all under the ``{models}`` hash tag, see ``profiles.keys``): one JSON record per version,
+Keys (all under the ``{models}`` hash tag, see ``core/keys.py``): one JSON record per version,
 a zset of versions by creation time, the active version (a string serving workers poll) and
 a capped list of activation records. An activation is one Lua script: set the active key,
-push the history record and ``PUBLISH`` the version on ``Keys.model_channel()``.
+push the history record and ``PUBLISH`` the version on ``SharedKeys.model_channel()``.
 
 Promotion gate (:meth:`ModelRegistry.promote`): a new version is activated only when its
 holdout precision@k is not below the active version's by more than ``tolerance``, a
@@ -35,7 +35,7 @@ from typing import Any, cast
 
 import redis
 
-from profiles.keys import Keys
+from core.keys import SharedKeys
 from recommend.errors import ArtifactError, ModelVersionNotFound, NoPreviousModel
 from recommend.model.artifact import VERSION_NAME, Artifact, load_artifact, remove_artifact
 
@@ -70,7 +70,7 @@ class ModelRegistry:
     def __init__(
         self,
         client: redis.Redis,
-        keys: Keys,
+        keys: SharedKeys,
         model_dir: str | Path,
         *,
         clock: Callable[[], float] = time.time,

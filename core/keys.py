@@ -1,0 +1,113 @@
+"""The Redis key names that are not about one customer: API keys, the catalog, the model
+registry, greeting templates, the action catalogue and its statistics, rate-limit counters.
+
+Every room may use these. The per-customer keys (profile, identities, orders, events, contact
+history) extend this class in ``profiles/keys.py``: only ``profiles/`` reads or writes them.
+No call site formats a key string itself; Lua scripts receive keys through ``KEYS``.
+
+Key schema (prefix ``rp`` by default, set with ``RAPPORT_KEY_PREFIX``):
+
+=================================  =========  ====================================================
+key                                type       what
+=================================  =========  ====================================================
+``rp:apikey:<key id>``             hash       one API key: name, scopes, salt, hash, created, ...
+``rp:apikeys``                     set        ids of all API keys
+``rp:greeting_templates``          hash       ``<locale>:<channel>`` -> greeting template JSON
+``rp:actions``                     hash       action id -> next-best action JSON
+``rp:actions_seeded``              string     set once the default actions were written
+``rp:action_stats``                hash       ``<action id>:<counter>`` -> count
+``rp:{catalog}:...``               various    products, category indexes, catalog version
+``rp:{models}:...``                various    model versions, active version, history, popular
+``rp:ratelimit:{key:ID}:...``      string     rate-limit windows of one caller
+=================================  =========  ====================================================
+
+Keys of one kind share a hash tag (``{catalog}``, ``{models}``) so that one write over them is
+one Lua script on one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+
+class SharedKeys:
+    """Builds the shared (not per-customer) key names under one prefix."""
+
+    def __init__(self, prefix: str = "rp"):
+        if not prefix or any(ch in prefix for ch in "{}: \t\r\n"):
+            raise ValueError("key prefix must be non-empty without braces, colons or spaces")
+        self.prefix = prefix
+
+    # -- API keys (global) -------------------------------------------------------------------
+    def api_key(self, key_id: str) -> str:
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_key_index(self) -> str:
+        return f"{self.prefix}:apikeys"
+
+    # -- greetings and next-best actions (recommend/engage/greetings.py, actions.py) ----------
+    def greeting_templates(self) -> str:
+        """Hash ``<locale>:<channel>`` -> template JSON (admin overrides of shipped defaults)."""
+        return f"{self.prefix}:greeting_templates"
+
+    def action_catalog(self) -> str:
+        """Hash action id -> action JSON."""
+        return f"{self.prefix}:actions"
+
+    def action_catalog_seeded(self) -> str:
+        """String set once the shipped default actions were written (so deletes stick)."""
+        return f"{self.prefix}:actions_seeded"
+
+    def action_stats(self) -> str:
+        """Hash ``<action id>:<counter>`` -> count (shown, accepted, dismissed, completed)."""
+        return f"{self.prefix}:action_stats"
+
+    # -- catalog (recommend/catalog/products.py): one hash tag, so a product write is one Lua script
+    def product(self, product_id: str) -> str:
+        """String: the product document (JSON)."""
+        return f"{self.prefix}:{{catalog}}:product:{product_id}"
+
+    def product_index(self) -> str:
+        """Zset (all scores 0): every product id, paged with ZRANGEBYLEX."""
+        return f"{self.prefix}:{{catalog}}:products"
+
+    def category_index(self, category: str) -> str:
+        """Zset (all scores 0): product ids of one category."""
+        return f"{self.prefix}:{{catalog}}:category:{category}"
+
+    def categories_index(self) -> str:
+        """Zset: category -> number of products in it."""
+        return f"{self.prefix}:{{catalog}}:categories"
+
+    def catalog_version(self) -> str:
+        """String: a counter every product write or delete increments (per-process caches of
+        product documents compare it to know they are current)."""
+        return f"{self.prefix}:{{catalog}}:version"
+
+    # -- model registry (recommend/model/registry.py): one hash tag --------------------------------
+    def model_version(self, version: str) -> str:
+        """String: one registered model version (JSON: metrics, params, manifest digest)."""
+        return f"{self.prefix}:{{models}}:version:{version}"
+
+    def model_versions(self) -> str:
+        """Zset: version -> created time (epoch s)."""
+        return f"{self.prefix}:{{models}}:versions"
+
+    def model_active(self) -> str:
+        """String: the active version; serving workers poll it."""
+        return f"{self.prefix}:{{models}}:active"
+
+    def model_history(self) -> str:
+        """List (newest first): activation records (JSON)."""
+        return f"{self.prefix}:{{models}}:history"
+
+    def model_channel(self) -> str:
+        """Pub/sub channel announcing an activation (message: the version)."""
+        return f"{self.prefix}:models:activated"
+
+    def popular_products(self) -> str:
+        """Zset: product id -> purchases, written by training; the fallback without a model."""
+        return f"{self.prefix}:{{models}}:popular"
+
+    def rate_limit_prefix(self) -> str:
+        """Prefix of the rate-limit counters (``<prefix>:ratelimit:{key:ID}:...``, see
+        ``service/ratelimit.py``): one hash tag per caller, so its windows share a slot."""
+        return f"{self.prefix}:ratelimit"
