@@ -16,19 +16,8 @@ message ids are remembered for ``MESSAGE_WINDOW_S`` (7 days) and at most ``MESSA
 (10,000) of them, so a retry within a week is a duplicate; purchases are kept in full
 (idempotency needs them). Page size of ``list_purchases``: 1 to ``MAX_PAGE`` (100).
 
-Traits (``traits()``), kept current by the write scripts, never by scanning on read:
-
-    order_count               number of purchases
-    item_count                units bought over all purchases
-    total_spend               {currency: decimal string}, exact
-    average_order_value       {currency: decimal string}, total / orders in that currency,
-                              rounded half-even to the currency's minor unit
-    first_purchase_at         UTC ISO time of the earliest purchase (None without one)
-    last_purchase_at          UTC ISO time of the latest purchase
-    days_since_last_purchase  whole days from last_purchase_at to the clock (computed at read)
-    favourite_categories      top 3 categories by items bought (``category_of``; [] without it)
-    open_support_contacts     support contacts opened and not yet resolved
-    last_event_at             UTC ISO time of the latest event
+Traits (``traits()``, listed in ``profiles/traits.py``) are kept current by the write scripts,
+never by scanning on read; a snapshot's shape is in ``profiles/activity_snapshot.py``.
 
 Every write is one Lua script in the customer's slot (no WATCH/MULTI; Cluster-safe). A purchase
 replay with the same body changes nothing; another body under the same order id is
@@ -59,17 +48,17 @@ from profiles.activity_input import (
     normalise_purchase,
     to_epoch_ms,
     total_units,
-    units_to_money,
 )
+from profiles.activity_snapshot import event_from, snapshot_args, snapshot_from
 from profiles.errors import OrderConflict
 from profiles.keys import Keys
+from profiles.traits import queue_trait_reads, traits_from
 
 EVENTS_CAP = 1_000
 MESSAGE_WINDOW_S = 7 * 86_400
 MESSAGE_IDS_CAP = 10_000
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-FAVOURITES = 3
 
 CategoryOf = Callable[[list[str]], Mapping[str, str]]
 
@@ -346,7 +335,7 @@ class ActivityStore:
             "list[tuple[str, dict[str, str]]]",
             self.redis.xrevrange(self.keys.events(customer_id), count=limit),
         )
-        return [_event(entry_id, fields) for entry_id, fields in entries]
+        return [event_from(entry_id, fields) for entry_id, fields in entries]
 
     def open_support_contacts(self, customer_id: str) -> list[dict[str, Any]]:
         raw = self.redis.hvals(self.keys.support_contacts(customer_id))
@@ -354,7 +343,7 @@ class ActivityStore:
 
     # -- traits --------------------------------------------------------------------------------
     def traits(self, customer_id: str) -> dict[str, Any]:
-        """The computed traits (see the module docstring)."""
+        """The computed traits (listed in ``profiles/traits.py``)."""
         pipe = self.redis.pipeline(transaction=False)
         read = self.queue_traits(pipe, customer_id)
         return read(pipe.execute())
@@ -362,37 +351,8 @@ class ActivityStore:
     def queue_traits(self, pipe: Any, customer_id: str) -> Callable[[list[Any]], dict[str, Any]]:
         """Queue the reads of :meth:`traits` on ``pipe`` (three commands in the customer's slot);
         returns the function that turns their replies into the traits."""
-        pipe.hgetall(self.keys.traits(customer_id))
-        pipe.zrevrange(self.keys.categories(customer_id), 0, FAVOURITES - 1)
-        pipe.hlen(self.keys.support_contacts(customer_id))
-        return self._traits_from
-
-    def _traits_from(self, replies: list[Any]) -> dict[str, Any]:
-        raw, favourites, open_contacts = replies
-        spend, aov = {}, {}
-        for name, value in raw.items():
-            if name.startswith("spend:"):
-                currency = name[len("spend:") :]
-                orders = int(raw.get(f"orders:{currency}") or 0)
-                spend[currency] = units_to_money(int(value), currency)
-                if orders:
-                    aov[currency] = units_to_money(int(value), currency, divide_by=orders)
-        days = None
-        if raw.get("last_purchase_ms"):
-            elapsed = self.clock() - int(float(raw["last_purchase_ms"])) / 1000
-            days = int(max(0.0, elapsed) // 86_400)
-        return {
-            "order_count": int(raw.get("order_count") or 0),
-            "item_count": int(raw.get("item_count") or 0),
-            "total_spend": dict(sorted(spend.items())),
-            "average_order_value": dict(sorted(aov.items())),
-            "first_purchase_at": raw.get("first_purchase_at"),
-            "last_purchase_at": raw.get("last_purchase_at"),
-            "days_since_last_purchase": days,
-            "favourite_categories": list(favourites),
-            "open_support_contacts": int(open_contacts),
-            "last_event_at": raw.get("last_event_at"),
-        }
+        queue_trait_reads(pipe, self.keys, customer_id)
+        return lambda replies: traits_from(replies, self.clock())
 
     def recompute_traits(self, customer_id: str) -> None:
         """Rebuild the traits from the customer's own data (e.g. once the catalog knows more)."""
@@ -401,23 +361,8 @@ class ActivityStore:
     # -- whole-customer operations (export, merge, unmerge) ------------------------------------
     def snapshot(self, customer_id: str) -> dict[str, Any]:
         """Everything held about one customer, JSON-able; ``absorb``/``remove`` take it back."""
-        orders, entries, mids, support, absorbed = self._snapshot(keys=self._keys(customer_id))
-        purchases = []
-        for field, body in _pairs(orders):
-            purchase = json.loads(body)
-            if field != purchase.get("order_id"):
-                purchase["stored_as"] = field
-            purchases.append(purchase)
-        purchases.sort(key=lambda p: (p["purchased_at"], p.get("stored_as", p["order_id"])))
-        return {
-            "customer_id": customer_id,
-            "purchases": purchases,
-            "events": [_event(entry_id, _pairs_dict(fields)) for entry_id, fields in entries],
-            "message_ids": [[m, int(float(s))] for m, s in _pairs(mids)],
-            "support_contacts": [json.loads(v) for _, v in sorted(_pairs(support))],
-            "absorbed": [{"source": s, "record": v} for s, v in sorted(_pairs(absorbed))],
-            "traits": self.traits(customer_id),
-        }
+        reply = self._snapshot(keys=self._keys(customer_id))
+        return snapshot_from(customer_id, reply, self.traits(customer_id))
 
     def absorb(self, target_id: str, snapshot: Mapping[str, Any]) -> None:
         """Add a snapshot's content to ``target_id`` (a merge); idempotent.
@@ -434,32 +379,7 @@ class ActivityStore:
     def _apply(self, script: Any, target_id: str, snapshot: Mapping[str, Any]) -> None:
         if not snapshot:
             return
-        source = str(snapshot.get("customer_id") or "")
-        own = source == target_id
-        orders: dict[str, list[Any]] = {}
-        for purchase in snapshot.get("purchases") or []:
-            p = {k: v for k, v in purchase.items() if k != "stored_as"}
-            field = purchase.get("stored_as") or p["order_id"]
-            orders[field] = [canonical_json(p), to_epoch_ms(p["purchased_at"])]
-        events = [
-            [e["id"], e["message_id"], e["type"], e["at"], str(e["at_ms"]),
-             canonical_json(e["payload"])]
-            for e in snapshot.get("events") or []
-        ]  # fmt: skip
-        contacts = {
-            c["contact_id"]: canonical_json(c) for c in snapshot.get("support_contacts") or []
-        }
-        absorbed = {a["source"]: a["record"] for a in snapshot.get("absorbed") or []}
-        args = [
-            source,
-            "1" if own else "0",
-            json.dumps(orders),
-            json.dumps(events),
-            json.dumps({m: ms for m, ms in snapshot.get("message_ids") or []}),
-            json.dumps(contacts),
-            json.dumps(absorbed),
-        ]
-        products = {ln["product_id"] for p in snapshot.get("purchases") or [] for ln in p["lines"]}
+        args, products = snapshot_args(target_id, snapshot)
         self._run_recompute(script, target_id, args, products)
 
     def _run_recompute(self, script: Any, cid: str, args: list[str], products: set[str]) -> None:
@@ -491,26 +411,7 @@ class ActivityStore:
                 yield cid, json.loads(body)
 
 
-# -- helpers -----------------------------------------------------------------------------------
-def _pairs(flat: list[Any]) -> list[tuple[Any, Any]]:
-    return list(zip(flat[0::2], flat[1::2], strict=True))
-
-
-def _pairs_dict(flat: list[Any] | Mapping[str, Any]) -> dict[str, Any]:
-    return dict(flat) if isinstance(flat, Mapping) else dict(_pairs(flat))
-
-
-def _event(entry_id: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": entry_id,
-        "message_id": fields.get("message_id"),
-        "type": fields.get("type"),
-        "at": fields.get("at"),
-        "at_ms": int(fields.get("at_ms") or 0),
-        "payload": json.loads(fields.get("payload") or "{}"),
-    }
-
-
+# -- paging cursors of list_purchases ------------------------------------------------------------
 def _encode_cursor(ms: int, field: str) -> str:
     raw = json.dumps([ms, field], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

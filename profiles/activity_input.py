@@ -48,7 +48,7 @@ def currencies() -> frozenset[str]:
 
 @cache
 def currency_places(code: str) -> int:
-    from babel.numbers import get_currency_precision
+    from babel.numbers import get_currency_precision  # a heavy import, only when needed
 
     return get_currency_precision(code)
 
@@ -172,38 +172,10 @@ def normalise_purchase(raw: Mapping[str, Any], now: float, *, prefix: str = "") 
         raise InvalidInput(f"must be a list of 1 to {MAX_LINES} lines", field=prefix + "lines")
     lines, total, items = [], Decimal(0), 0
     for i, line in enumerate(lines_in):
-        where = f"{prefix}lines.{i}."
-        if not isinstance(line, Mapping):
-            raise InvalidInput("a line must be an object", field=where[:-1])
-        extra = sorted(set(line) - {"product_id", "quantity", "unit_price"})
-        if extra:
-            raise InvalidInput("unknown field", field=where + str(extra[0]))
-        product_id = _text(line.get("product_id"), where + "product_id")
-        quantity = line.get("quantity")
-        if isinstance(quantity, float) and quantity.is_integer():
-            quantity = int(quantity)
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise InvalidInput("must be a whole number", field=where + "quantity")
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise InvalidInput(f"must be 1 to {MAX_QUANTITY}", field=where + "quantity")
-        if line.get("unit_price") is None:
-            raise InvalidInput("is required", field=where + "unit_price")
-        price = parse_decimal(line["unit_price"], where + "unit_price")
-        if price < 0 or price > MAX_UNIT_PRICE:
-            raise InvalidInput(f"must be 0 to {MAX_UNIT_PRICE}", field=where + "unit_price")
-        if decimal_places(price) > PRICE_PLACES:
-            raise InvalidInput(
-                f"has more than {PRICE_PLACES} decimal places", field=where + "unit_price"
-            )
-        lines.append(
-            {
-                "product_id": product_id,
-                "quantity": quantity,
-                "unit_price": money_str(price, currency),
-            }
-        )
-        total += price * quantity
-        items += quantity
+        stored, price = _purchase_line(line, f"{prefix}lines.{i}.", currency)
+        lines.append(stored)
+        total += price * stored["quantity"]
+        items += stored["quantity"]
     if total > MAX_ORDER_TOTAL:
         raise InvalidInput(f"the order total exceeds {MAX_ORDER_TOTAL}", field=prefix + "lines")
     return {
@@ -215,6 +187,39 @@ def normalise_purchase(raw: Mapping[str, Any], now: float, *, prefix: str = "") 
         "total": money_str(total, currency),
         "item_count": items,
     }
+
+
+def _purchase_line(line: Any, where: str, currency: str) -> tuple[dict[str, Any], Decimal]:
+    """One line of a purchase, canonical (``where``: its field prefix, ``lines.2.``), and its
+    exact unit price."""
+    if not isinstance(line, Mapping):
+        raise InvalidInput("a line must be an object", field=where[:-1])
+    extra = sorted(set(line) - {"product_id", "quantity", "unit_price"})
+    if extra:
+        raise InvalidInput("unknown field", field=where + str(extra[0]))
+    product_id = _text(line.get("product_id"), where + "product_id")
+    quantity = line.get("quantity")
+    if isinstance(quantity, float) and quantity.is_integer():
+        quantity = int(quantity)
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise InvalidInput("must be a whole number", field=where + "quantity")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidInput(f"must be 1 to {MAX_QUANTITY}", field=where + "quantity")
+    if line.get("unit_price") is None:
+        raise InvalidInput("is required", field=where + "unit_price")
+    price = parse_decimal(line["unit_price"], where + "unit_price")
+    if price < 0 or price > MAX_UNIT_PRICE:
+        raise InvalidInput(f"must be 0 to {MAX_UNIT_PRICE}", field=where + "unit_price")
+    if decimal_places(price) > PRICE_PLACES:
+        raise InvalidInput(
+            f"has more than {PRICE_PLACES} decimal places", field=where + "unit_price"
+        )
+    stored = {
+        "product_id": product_id,
+        "quantity": quantity,
+        "unit_price": money_str(price, currency),
+    }
+    return stored, price
 
 
 def total_units(purchase: Mapping[str, Any]) -> int:

@@ -14,21 +14,37 @@ running, makes it look again after a short back-off (see ``profiles/identity_ind
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from core.errors import Conflict, InvalidInput
 from profiles import document
 from profiles.errors import IdentityTaken, MergeConflict
-from profiles.identity_index import Identity
+from profiles.identity_index import Identity, IdentityIndex
+from profiles.merge import Merges
 from profiles.merge_rules import attach_identity
+from profiles.profile_hash import Profile, Stored
 
-if TYPE_CHECKING:
-    from profiles.store import Profile, ProfileStore, Stored
+Mutate = Callable[[dict[str, Any], Stored], dict[str, Any] | None]
+
+
+class IdentifyStore(Protocol):
+    """What identify uses of a :class:`profiles.store.ProfileStore` (that module builds on this
+    one, so the store is described here rather than imported)."""
+
+    clock: Callable[[], float]
+    identities: IdentityIndex
+    merges: Merges
+
+    def load(self, customer_id: str) -> Stored: ...
+
+    def create(self, data: Mapping[str, Any], *, customer_id: str | None = None) -> Profile: ...
+
+    def update(self, customer_id: str, mutate: Mutate) -> Profile: ...
 
 
 def identify(
-    store: ProfileStore,
+    store: IdentifyStore,
     identities: Mapping[str, Any],
     attributes: Mapping[str, Any] | None = None,
     *,
@@ -68,37 +84,49 @@ def identify(
             return profile, {"outcome": "created", "attached": attached, "merges": merges}
         survivor = _oldest(store, owners)
         try:
-            for other in owners:
-                if other != survivor:
-                    record = store.merges.merge(other, survivor, actor=actor, reason="identify")
-                    merges.append(
-                        {"merge_id": record["id"], "source_id": other, "target_id": survivor}
-                    )
+            _merge_into(store, survivor, owners, actor, merges)
         except MergeConflict:
             continue  # a concurrent identify is merging these profiles: look again
-        attached = []
-
-        def mutate(
-            doc: dict[str, Any], _stored: Stored, attached: list[str] = attached
-        ) -> dict[str, Any]:
-            stamp = store.clock()
-            changes = document.normalise_changes(attributes, now=stamp, country=doc.get("country"))
-            new = document.apply_changes(doc, changes, stamp)
-            attached.clear()
-            for identity in wanted:
-                if identity in document.identities_of(new):
-                    continue
-                attach_identity(new, identity)
-                attached.append(document.identity_key(identity))
-            return new
-
         try:
-            profile = store.update(survivor, mutate)
+            profile, attached = _attach(store, survivor, attributes, wanted)
         except (IdentityTaken, MergeConflict):
             continue  # a third profile took one of them, or is mid-merge: look again
         outcome = "merged" if merges else ("attached" if attached else "matched")
         return profile, {"outcome": outcome, "attached": attached, "merges": merges}
     raise Conflict("identities keep changing owner; retry")
+
+
+def _merge_into(
+    store: IdentifyStore, survivor: str, owners: list[str], actor: str, merges: list[dict[str, Any]]
+) -> None:
+    """Merge every other owner into ``survivor``, noting each merge in ``merges`` as it is done
+    (a conflict part-way leaves the ones done listed)."""
+    for other in owners:
+        if other != survivor:
+            record = store.merges.merge(other, survivor, actor=actor, reason="identify")
+            merges.append({"merge_id": record["id"], "source_id": other, "target_id": survivor})
+
+
+def _attach(
+    store: IdentifyStore, survivor: str, attributes: Mapping[str, Any], wanted: list[Identity]
+) -> tuple[Profile, list[str]]:
+    """Merge-patch ``attributes`` into the survivor and attach the ``wanted`` identities it
+    lacks; the profile and the identities attached (as ``kind:value``)."""
+    attached: list[str] = []
+
+    def mutate(doc: dict[str, Any], _stored: Stored) -> dict[str, Any]:
+        stamp = store.clock()
+        changes = document.normalise_changes(attributes, now=stamp, country=doc.get("country"))
+        new = document.apply_changes(doc, changes, stamp)
+        attached.clear()
+        for identity in wanted:
+            if identity in document.identities_of(new):
+                continue
+            attach_identity(new, identity)
+            attached.append(document.identity_key(identity))
+        return new
+
+    return store.update(survivor, mutate), attached
 
 
 def identities_from_input(identities: Mapping[str, Any], region: str | None) -> list[Identity]:
@@ -136,7 +164,7 @@ def as_input(identities: list[Identity]) -> dict[str, Any]:
     return data
 
 
-def _oldest(store: ProfileStore, customer_ids: list[str]) -> str:
+def _oldest(store: IdentifyStore, customer_ids: list[str]) -> str:
     """The survivor of an identify merge: earliest ``created_at``, then smallest id."""
 
     def age(cid: str) -> tuple[float, str]:

@@ -10,9 +10,9 @@ Two ways to read columns:
   ``no_customer_id``, ``cancellation`` (``C`` invoices), ``non_product_code`` (StockCodes
   that do not start with a digit: POST, D, M, DOT, BANK CHARGES, AMAZONFEE, ...),
   ``quantity_not_positive``, ``price_not_positive``, ``bad_value``.
-* a generic mapping (JSON, see :class:`Mapping`): which column holds what, for a customers file
-  and/or an orders file, plus defaults (currency, channel, external-id system, time zone of
-  naive times).
+* a generic mapping (JSON, see ``profiles/import_mapping.py``): which column holds what, for
+  a customers file and/or an orders file, plus defaults (currency, channel, external-id
+  system, time zone of naive times).
 
 Re-running changes nothing: a customer is found by its first identity (external id, else
 email, else phone) before one is created, and purchases are idempotent by order id (a replay of
@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -41,83 +40,20 @@ from core.errors import Conflict, InvalidInput, RapportError
 from profiles import document
 from profiles.activity import ActivityStore
 from profiles.errors import OrderConflict
-
-RETAIL_SYSTEM = "retail"
-DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
-
-# Online Retail country names -> ISO 3166 alpha-2 (None: not a country)
-RETAIL_COUNTRIES: dict[str, str | None] = {
-    "Australia": "AU", "Austria": "AT", "Bahrain": "BH", "Belgium": "BE", "Brazil": "BR",
-    "Canada": "CA", "Channel Islands": "JE", "Cyprus": "CY", "Czech Republic": "CZ",
-    "Denmark": "DK", "EIRE": "IE", "European Community": None, "Finland": "FI", "France": "FR",
-    "Germany": "DE", "Greece": "GR", "Hong Kong": "HK", "Iceland": "IS", "Israel": "IL",
-    "Italy": "IT", "Japan": "JP", "Lebanon": "LB", "Lithuania": "LT", "Malta": "MT",
-    "Netherlands": "NL", "Norway": "NO", "Poland": "PL", "Portugal": "PT", "RSA": "ZA",
-    "Saudi Arabia": "SA", "Singapore": "SG", "Spain": "ES", "Sweden": "SE",
-    "Switzerland": "CH", "USA": "US", "United Arab Emirates": "AE", "United Kingdom": "GB",
-    "Unspecified": None,
-}  # fmt: skip
-
-CUSTOMER_FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "locale",
-                   "timezone", "country")  # fmt: skip
-ORDER_FIELDS = ("customer", "order_id", "product_id", "quantity", "unit_price", "purchased_at",
-                "currency", "channel", "description", "country")  # fmt: skip
-
-
-@dataclass
-class Mapping:
-    """Column names for each field (missing = not in the file) and constant defaults.
-
-    JSON form::
-
-        {"system": "shop",                       # external ids are "<system>:<value>"
-         "customers": {"external_id": "id", "email": "mail", "country": "cc", ...},
-         "orders": {"customer": "id", "order_id": "order", "product_id": "sku",
-                    "quantity": "qty", "unit_price": "price", "purchased_at": "time", ...},
-         "defaults": {"currency": "EUR", "channel": "web", "timezone": "UTC"}}
-    """
-
-    system: str = "import"
-    customers: dict[str, str] = field(default_factory=dict)
-    orders: dict[str, str] = field(default_factory=dict)
-    defaults: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Mapping:
-        if not isinstance(data, dict):
-            raise InvalidInput("a mapping is a JSON object", field="mapping")
-        unknown = set(data) - {"system", "customers", "orders", "defaults"}
-        if unknown:
-            raise InvalidInput(f"unknown mapping key {sorted(unknown)[0]}", field="mapping")
-        out = cls(
-            system=str(data.get("system") or "import"),
-            customers=dict(data.get("customers") or {}),
-            orders=dict(data.get("orders") or {}),
-            defaults=dict(data.get("defaults") or {}),
-        )
-        for name, allowed in (("customers", CUSTOMER_FIELDS), ("orders", ORDER_FIELDS)):
-            bad = set(getattr(out, name)) - set(allowed)
-            if bad:
-                raise InvalidInput(f"unknown {name} field {sorted(bad)[0]}", field="mapping")
-        return out
-
-
-ONLINE_RETAIL = Mapping(
-    system=RETAIL_SYSTEM,
-    customers={"external_id": "CustomerID", "country": "Country"},
-    orders={
-        "customer": "CustomerID",
-        "order_id": "InvoiceNo",
-        "product_id": "StockCode",
-        "description": "Description",
-        "quantity": "Quantity",
-        "unit_price": "UnitPrice",
-        "purchased_at": "InvoiceDate",
-        "country": "Country",
-    },
-    defaults={"currency": "GBP", "channel": "web", "timezone": "Europe/London"},
+from profiles.import_mapping import (
+    DEMO_CUSTOMERS_MAPPING,
+    ONLINE_RETAIL,
+    RETAIL_COUNTRIES,
+    Mapping,
+    clean_id,
+    country_of,
+    load_mapping,
 )
-LAYOUTS = {"online-retail": ONLINE_RETAIL}
+
+# Moved to profiles/import_mapping.py; still imported from here by the CLI and bench/.
+__all__ = ["RETAIL_COUNTRIES", "load_mapping"]
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
 
 
 @dataclass
@@ -164,23 +100,6 @@ def read_rows(source: str | Path | Iterable[dict[str, str]]) -> Iterator[dict[st
         yield from csv.DictReader(text)
 
 
-def _clean_id(value: str) -> str:
-    value = (value or "").strip()
-    return value[:-2] if value.endswith(".0") and value[:-2].isdigit() else value
-
-
-def _country(value: str, retail: bool) -> str | None:
-    value = (value or "").strip()
-    if not value:
-        return None
-    if retail:
-        return RETAIL_COUNTRIES.get(value)
-    try:
-        return document.normalise_country(value.upper())
-    except InvalidInput:
-        return None
-
-
 @dataclass
 class _Order:
     customer: str
@@ -199,7 +118,7 @@ def _to_iso(text: str, tz: ZoneInfo) -> str:
 
 
 def _skip_reason(row: dict[str, str], cols: dict[str, str], retail: bool) -> str | None:
-    if not _clean_id(row.get(cols["customer"], "")):
+    if not clean_id(row.get(cols["customer"], "")):
         return "no_customer_id"
     if retail:
         if row.get(cols["order_id"], "").upper().startswith("C"):
@@ -237,7 +156,7 @@ def parse_orders(
         reason = _skip_reason(row, cols, retail)
         if reason is None:
             try:
-                customer = _clean_id(row[cols["customer"]])
+                customer = clean_id(row[cols["customer"]])
                 order_id = row[cols["order_id"]].strip()
                 product_id = row[cols["product_id"]].strip()
                 quantity = int(float(row[cols["quantity"]]))
@@ -262,7 +181,7 @@ def parse_orders(
             )
         order.lines.append((product_id, quantity, price))
         if "country" in cols:
-            country = _country(row.get(cols["country"], ""), retail)
+            country = country_of(row.get(cols["country"], ""), retail)
             if country:
                 countries[customer][country] += 1
     return orders, countries
@@ -321,7 +240,7 @@ class Importer:
             if progress is not None:
                 progress.update(1)
             data: dict[str, Any] = {}
-            key = _clean_id(row.get(cols.get("external_id", ""), ""))
+            key = clean_id(row.get(cols.get("external_id", ""), ""))
             if key:
                 data["external_ids"] = [f"{mapping.system}:{key}"]
             for name in ("email", "phone", "first_name", "last_name", "locale", "timezone"):
@@ -329,7 +248,7 @@ class Importer:
                 if value:
                     data[name] = value
             if cols.get("country"):
-                country = _country(row.get(cols["country"], ""), retail)
+                country = country_of(row.get(cols["country"], ""), retail)
                 if country:
                     data["country"] = country
             if not data.get("external_ids") and not data.get("email"):
@@ -432,7 +351,7 @@ def run_import(
     started = time.perf_counter()
     factory: Callable[..., Any] | None = None  # makes a progress bar
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # optional: only for the progress bars of the CLI
 
         def progress_bar(**kw: Any) -> Any:
             return tqdm(mininterval=0.5, **kw)
@@ -454,14 +373,6 @@ def run_import(
         importer.import_orders(parsed, countries, mapping, summary, known, factory)
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def load_mapping(layout: str | None, mapping_file: str | Path | None) -> Mapping:
-    if mapping_file:
-        return Mapping.from_json(json.loads(Path(mapping_file).read_text()))
-    if layout not in LAYOUTS:
-        raise InvalidInput(f"unknown layout {layout}; known: {', '.join(LAYOUTS)}", field="layout")
-    return LAYOUTS[layout]
 
 
 # -- catalog hook ------------------------------------------------------------------------------
@@ -489,13 +400,6 @@ def catalog_products(
 
 
 # -- demo data ---------------------------------------------------------------------------------
-DEMO_CUSTOMERS_MAPPING = Mapping(
-    system=RETAIL_SYSTEM,
-    customers={name: name for name in CUSTOMER_FIELDS if name != "external_id"}
-    | {"external_id": "customer_id"},
-)
-
-
 def load_demo(
     profiles: Any, activity: ActivityStore, *, data_dir: Path = DEMO_DIR, progress: bool = False
 ) -> Summary | None:

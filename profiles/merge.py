@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from core.errors import InvalidInput
 from profiles import document
@@ -68,9 +68,7 @@ from profiles.merge_rules import (
     merged_document,
     set_path,
 )
-
-if TYPE_CHECKING:
-    from profiles.store import ProfileStore, Stored
+from profiles.profile_hash import ProfileHashes, Stored, dumps
 
 # KEYS[1] record; ARGV[1] status expected; ARGV[2] the new record JSON.
 _RECORD_CAS = """
@@ -89,9 +87,10 @@ return 1
 
 
 class Merges:
-    """Merge and unmerge profiles of one :class:`profiles.store.ProfileStore`."""
+    """Merge and unmerge profiles of one :class:`profiles.store.ProfileStore` (which builds
+    this object; merges need only its :class:`~profiles.profile_hash.ProfileHashes` part)."""
 
-    def __init__(self, store: ProfileStore):
+    def __init__(self, store: ProfileHashes):
         self.store = store
         self.redis = store.redis
         self.keys = store.keys
@@ -156,12 +155,12 @@ class Merges:
                 for side in ("source_id", "target_id"):
                     value = record.get(side)
                     kept[side] = "erased" if value in erased else value
-                self.redis.set(self.keys.merge_record(record["id"]), _dumps(kept))
+                self.redis.set(self.keys.merge_record(record["id"]), dumps(kept))
                 done.append(record["id"])
         return done
 
     def _save(self, record: dict[str, Any]) -> None:
-        self.redis.set(self.keys.merge_record(record["id"]), _dumps(record))
+        self.redis.set(self.keys.merge_record(record["id"]), dumps(record))
 
     # -- merge ---------------------------------------------------------------------------------
     def merge(
@@ -220,7 +219,7 @@ class Merges:
             "source_activity": [],
             "moved": {},
         }
-        self.redis.set(self.keys.merge_record(merge_id), _dumps(record), nx=True)
+        self.redis.set(self.keys.merge_record(merge_id), dumps(record), nx=True)
         for cid in (source_id, target_id):
             self._push_once(keys=[self.keys.customer_merges(cid)], args=[merge_id])
         return self._run_merge(record)
@@ -322,7 +321,7 @@ class Merges:
         self.store.update(
             record["target_id"],
             mutate,
-            extra_fields=lambda: {marker: _dumps(moved)},
+            extra_fields=lambda: {marker: dumps(moved)},
             claim=False,
         )
         return moved
@@ -355,72 +354,82 @@ class Merges:
         updated = copy.deepcopy(record)
         updated.update(status="unmerging", unmerge_steps=[], unmerged_by=actor)
         if not self._record_cas(
-            keys=[self.keys.merge_record(merge_id)], args=["done", _dumps(updated)]
+            keys=[self.keys.merge_record(merge_id)], args=["done", dumps(updated)]
         ):
             return self.resume(merge_id)
         return self._run_unmerge(updated)
 
     def _run_unmerge(self, record: dict[str, Any]) -> dict[str, Any]:
         store, activity = self.store, self.store.activity
-        merge_id, sid, tid = record["id"], record["source_id"], record["target_id"]
+        tid, sid = record["target_id"], record["source_id"]
         steps = record["unmerge_steps"]
-        marker = f"merge:{merge_id}"
-        source_doc = record["source"]["profile"]
         if "restore" not in steps:
-            target_doc = store.load(tid).doc or {}
-            held = set(map(tuple, document.identities_of(target_doc)))
-            restored = copy.deepcopy(source_doc)
-            not_restored = [i for i in document.identities_of(source_doc) if i not in held]
-            drop_identities(restored, not_restored)
-            record["not_restored"] = [document.identity_key(i) for i in not_restored]
-            while True:
-                src = store.load(sid)
-                if src.merge_id != merge_id or not src.merged_into:
-                    break  # restored already
-                if store.write(sid, src.version, {"doc": _dumps(restored)}, replace=True) > 0:
-                    break
-            record["unmerge_steps"].append("restore")
-            self._save(record)
+            self._restore_source(record)
+            self._unmerge_step(record, "restore")
         restored_doc = store.load(sid).doc or {}
         returned = document.identities_of(restored_doc)
         if "claims" not in steps:
             for identity in returned:
                 store.identities.transfer(identity, tid, sid)
-            record["unmerge_steps"].append("claims")
-            self._save(record)
+            self._unmerge_step(record, "claims")
         if "target" not in steps:
-            moved = record["moved"]
-
-            def mutate(doc: dict[str, Any], stored: Stored) -> dict[str, Any] | None:
-                if marker not in stored.fields:
-                    return None
-                new = copy.deepcopy(doc)
-                drop_identities(new, returned)
-                for change in moved.get("fields", []):
-                    path = change["path"]
-                    if get_path(new, path) == change["after"]:
-                        if "before" in change:
-                            set_path(new, path, change["before"])
-                        else:
-                            delete_path(new, path)
-                new["updated_at"] = store.clock()
-                return new
-
-            store.update(tid, mutate, delete_fields=(marker,))
-            record["unmerge_steps"].append("target")
-            self._save(record)
+            self._undo_on_target(record, returned)
+            self._unmerge_step(record, "target")
         if "activity" not in steps:
             if activity:
                 for snap in record["source_activity"]:
                     activity.remove(tid, snap)
                     activity.absorb(sid, snap)
-            record["unmerge_steps"].append("activity")
-            self._save(record)
+            self._unmerge_step(record, "activity")
         record["status"] = "unmerged"
         record["unmerged_at"] = store.clock()
         record["returned_identities"] = [document.identity_key(i) for i in returned]
         self._save(record)
         return record
+
+    def _unmerge_step(self, record: dict[str, Any], name: str) -> None:
+        record["unmerge_steps"].append(name)
+        self._save(record)
+
+    def _restore_source(self, record: dict[str, Any]) -> None:
+        """Re-create the source as it was before the merge, without the identities the target
+        no longer holds (listed under ``not_restored``)."""
+        store, merge_id, sid = self.store, record["id"], record["source_id"]
+        source_doc = record["source"]["profile"]
+        target_doc = store.load(record["target_id"]).doc or {}
+        held = set(map(tuple, document.identities_of(target_doc)))
+        restored = copy.deepcopy(source_doc)
+        not_restored = [i for i in document.identities_of(source_doc) if i not in held]
+        drop_identities(restored, not_restored)
+        record["not_restored"] = [document.identity_key(i) for i in not_restored]
+        while True:
+            src = store.load(sid)
+            if src.merge_id != merge_id or not src.merged_into:
+                break  # restored already
+            if store.write(sid, src.version, {"doc": dumps(restored)}, replace=True) > 0:
+                break
+
+    def _undo_on_target(self, record: dict[str, Any], returned: list[tuple[str, str]]) -> None:
+        """Take the ``returned`` identities off the target and put back each field the merge
+        changed, unless it was written since; once (the ``merge:<id>`` marker goes with it)."""
+        store, marker, moved = self.store, f"merge:{record['id']}", record["moved"]
+
+        def mutate(doc: dict[str, Any], stored: Stored) -> dict[str, Any] | None:
+            if marker not in stored.fields:
+                return None
+            new = copy.deepcopy(doc)
+            drop_identities(new, returned)
+            for change in moved.get("fields", []):
+                path = change["path"]
+                if get_path(new, path) == change["after"]:
+                    if "before" in change:
+                        set_path(new, path, change["before"])
+                    else:
+                        delete_path(new, path)
+            new["updated_at"] = store.clock()
+            return new
+
+        store.update(record["target_id"], mutate, delete_fields=(marker,))
 
 
 def _has_data(snapshot: Any) -> bool:
@@ -435,7 +444,3 @@ def _counts(snapshot: Any) -> dict[str, int]:
     if not isinstance(snapshot, dict):
         return {}
     return {k: len(v) for k, v in snapshot.items() if isinstance(v, list | dict) and k != "traits"}
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -8,8 +8,8 @@ import json
 from click.testing import CliRunner
 
 from profiles.activity import ActivityStore
+from profiles.import_mapping import Mapping
 from profiles.importer import (
-    Mapping,
     catalog_products,
     load_demo,
     run_import,
