@@ -1,6 +1,6 @@
 """Shipped next-best actions, written to the catalogue on first use (admins edit them after).
 
-The fields are documented in ``recommend/engage/actions.py``; rules in
+The fields are documented in ``recommend/engage/action_catalog.py``; rules in
 ``recommend/engage/rules.py``.
 """
 
