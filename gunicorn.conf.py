@@ -88,6 +88,6 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     """Load the active model before this worker takes requests, then keep polling for new
     versions in the background (service/model_holder.py)."""
-    from service.model_holder import warm_up
+    from service.wiring import warm_up
 
     warm_up(worker.wsgi)

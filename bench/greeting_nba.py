@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profiles.store import ProfileStore
 from recommend.catalog.products import Catalog
-from service import create_app, model_holder
+from service import create_app
 from service.redis_server import RedisServer, redis_server_binary
 
 try:
@@ -168,8 +168,6 @@ def main() -> None:
                 },
                 redis=client,
             )
-            if model_holder.EXTENSION not in app.extensions:
-                model_holder.init_app(app)
             cid, token = build(client, app)
             headers = {"Authorization": f"Bearer {token}"}
             test_client = app.test_client()

@@ -50,7 +50,7 @@ def main() -> None:
 
     from service import create_app
     from service.auth import ApiKeyStore
-    from service.model_holder import warm_up
+    from service.wiring import warm_up
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-prof-"))
     server = RedisServer(tmp / "redis").start()

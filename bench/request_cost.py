@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.ceiling_app import create_app as ceiling_app
     from service import create_app
     from service.auth import ApiKeyStore
-    from service.model_holder import warm_up
+    from service.wiring import warm_up
 
     tmp = Path(tempfile.mkdtemp(prefix="rapport-cost-"))
     server = RedisServer(tmp / "redis").start()

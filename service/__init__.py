@@ -8,17 +8,12 @@ from collections.abc import Mapping
 import redis as redis_lib
 from flask import Flask, g, request
 
-from profiles.activity import ActivityStore
-from profiles.keys import Keys
-from profiles.store import ProfileStore
-from recommend.catalog.products import Catalog
 from service import errors, hardening, metrics
-from service.auth import ApiKeyStore
 from service.config import Config
 from service.extensions import RapportApi
 from service.logs import configure_logging, request_id
 from service.redis_connect import connect as connect_redis
-from service.state import EXTENSION, RapportState
+from service.state import EXTENSION
 from service.wsgi import ChunkedBodyLimit
 
 __all__ = ["create_app", "Config"]
@@ -39,15 +34,37 @@ def create_app(
     configure_logging(config.log_level)
 
     app = Flask(__name__)
-    app.config.update(
-        TESTING=config.testing,
-        MAX_CONTENT_LENGTH=config.max_body_bytes,
-        API_TITLE="Rapport",
-        API_VERSION=API_VERSION,
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        API_SPEC_OPTIONS={
+    app.config.update(_flask_config(config))
+    # One server, Sentinel or Cluster, chosen by the URL's scheme (service/redis_connect.py).
+    client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
+
+    # The composition root and the views pull in recommend.model (numpy, scipy, LightFM: about
+    # half a second): imported when an app is built, so `import service` (every CLI command)
+    # stays quick.
+    from service.api import register_blueprints
+    from service.wiring import build_state
+
+    app.extensions[EXTENSION] = build_state(config, client)
+
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
+    api = RapportApi(app)
+    errors.register_error_handlers(app)
+    _register_request_hooks(app)
+    register_blueprints(app, api)
+    hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
+    return app
+
+
+def _flask_config(config: Config) -> dict[str, object]:
+    return {
+        "TESTING": config.testing,
+        "MAX_CONTENT_LENGTH": config.max_body_bytes,
+        "API_TITLE": "Rapport",
+        "API_VERSION": API_VERSION,
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {
             "info": {
                 "description": "Customer profiles, greetings, next-best actions and "
                 "recommendations for support tools. Errors are RFC 9457 problem documents.",
@@ -63,34 +80,7 @@ def create_app(
                 }
             },
         },
-    )
-    # One server, Sentinel or Cluster, chosen by the URL's scheme (service/redis_connect.py).
-    client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
-    keys = Keys(config.key_prefix)
-    activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
-    app.extensions[EXTENSION] = RapportState(
-        config=config,
-        redis=client,
-        keys=keys,
-        api_keys=ApiKeyStore(client, keys, cache_seconds=config.auth_cache_seconds),
-        profiles=ProfileStore(client, keys, activity=activity),
-        activity=activity,
-    )
-
-    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
-    api = RapportApi(app)
-    errors.register_error_handlers(app)
-    _register_request_hooks(app)
-
-    # The views and the model holder pull in recommend.model (numpy, scipy, LightFM: about half a
-    # second): imported when an app is built, so `import service` (every CLI command) stays quick.
-    from service.api import register_blueprints
-    from service.model_holder import init_app as init_models
-
-    register_blueprints(app, api)
-    hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
-    init_models(app)  # the model holder: loads in a background thread, on first use
-    return app
+    }
 
 
 def _register_request_hooks(app: Flask) -> None:

@@ -32,8 +32,8 @@ from recommend.catalog.importing import load_catalog, retail_products
 from recommend.catalog.products import Catalog
 from service import create_app
 from service.auth import ApiKeyNotFound, ApiKeyStore
-from service.cli_models import models_group, train_command
 from service.cli_store import app_state, use_store
+from service.cli_training import models_group, train_command
 from service.config import Config, ConfigError
 from service.logs import configure_logging
 from service.redis_connect import connect as connect_redis
@@ -373,7 +373,7 @@ def spec(write: bool, check: bool) -> None:
         click.echo(text, nl=False)
 
 
-# -- train / models (service/cli_models.py) ---------------------------------------------------
+# -- train / models (service/cli_training.py) -------------------------------------------------
 cli.add_command(train_command)
 cli.add_command(models_group)
 

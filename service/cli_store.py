@@ -1,4 +1,4 @@
-"""Redis for ``rapport`` commands (``service/cli.py``, ``service/cli_models.py``).
+"""Redis for ``rapport`` commands (``service/cli.py``, ``service/cli_training.py``).
 
 Without ``REDIS_URL`` (or ``REDIS_CLUSTER_NODES``) a command uses the embedded Redis under
 ``RAPPORT_DATA_DIR``: it joins a server already running there or starts one and stops it when

@@ -1,7 +1,8 @@
-"""flask-smorest glue: the :class:`RapportApi` (errors documented as problem+json), the
-:class:`Blueprint` with :meth:`Blueprint.auth`, and this process's product cache for serving.
+"""flask-smorest glue: the :class:`RapportApi` (errors documented as problem+json) and the
+:class:`Blueprint` with :meth:`Blueprint.auth` and the audit declarations
+(:meth:`Blueprint.audit`, :meth:`Blueprint.not_audited`).
 
-The app's state (config, Redis, stores) is ``service/state.py``'s.
+The app's state (config, Redis, stores and services) is ``service/state.py``'s.
 """
 
 from __future__ import annotations
@@ -10,27 +11,11 @@ import http
 from typing import Any
 
 import flask_smorest
-from flask import current_app
 from flask_smorest.utils import prepare_response
 
-from recommend.catalog.products import CachedCatalog, Catalog
 from service.access import require_scope
+from service.auditing import declare_audit, declare_not_audited
 from service.errors import PROBLEM_MIME, ProblemSchema
-from service.state import state
-
-
-def catalog_cache():
-    """This process's cache of product documents for serving
-    (:class:`recommend.catalog.CachedCatalog`): exact in tests, at most 1 s behind otherwise."""
-    app = current_app
-    cache = app.extensions.get("rapport.catalog_cache")
-    if cache is None:
-        st = state()
-        cache = CachedCatalog(
-            Catalog(st.redis, st.keys), check_seconds=0.0 if st.config.testing else 1.0
-        )
-        app.extensions["rapport.catalog_cache"] = cache
-    return cache
 
 
 class RapportApi(flask_smorest.Api):
@@ -58,7 +43,8 @@ class RapportApi(flask_smorest.Api):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint plus :meth:`auth`, which guards and documents a scope."""
+    """flask-smorest's Blueprint plus :meth:`auth`, which guards and documents a scope, and
+    :meth:`audit` / :meth:`not_audited`, which every ``/v1`` view (method or class) carries."""
 
     def auth(self, scope: str):
         """Require a bearer key with ``scope``; put it above ``arguments`` so 401/403 come first."""
@@ -74,3 +60,14 @@ class Blueprint(flask_smorest.Blueprint):
             return wrapped
 
         return decorator
+
+    @staticmethod
+    def audit(action: str):
+        """Audit the view's successful answers as ``action`` (``profiles.audit.ACTIONS``), for
+        the profile ids in the URL and the body (``service/auditing.py``); not in the spec."""
+        return declare_audit(action)
+
+    @staticmethod
+    def not_audited(reason: str):
+        """Declare the view (method or ``MethodView`` class) not audited, saying why."""
+        return declare_not_audited(reason)

@@ -13,14 +13,14 @@
   response masked (``j***@example.com``, ``+44*******89``), whatever the route; the console
   reads the same API, so it shows the masked values too.
 - **Audit**: who read, changed, exported, merged, unmerged or erased which profile, appended to
-  ``profiles.audit.AuditLog`` after every successful profile-bearing request (ids only).
+  ``profiles.audit.AuditLog`` after every successful request of a route declaring an audit
+  action (ids only): the declarations and the hook are ``service/auditing.py``'s.
 - ``Cache-Control: no-store`` on every ``/v1`` response; **CORS** only for the configured
   origins, with preflight handling.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import time
@@ -35,16 +35,14 @@ from limits import parse_many
 from profiles.audit import AuditLog
 from service import errors, metrics
 from service.access import current_key
+from service.auditing import audit_response, json_body
 from service.auth import Unauthenticated
 from service.extensions import RapportApi
 from service.logs import request_id
 from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
 from service.state import state_of
 
-log = logging.getLogger("rapport.hardening")
-
 PII_SCOPE = "pii:read"
-_JSON_MIMES = {"application/json", errors.PROBLEM_MIME}
 _CORS_METHODS = "GET, POST, PUT, PATCH, DELETE"
 _CORS_HEADERS = "Authorization, Content-Type, If-Match, X-Request-ID"
 _CORS_EXPOSE = (
@@ -146,52 +144,6 @@ def _declared_query(api: RapportApi) -> dict[tuple[str, str], frozenset[str]]:
     return out
 
 
-# -- audit: which routes touch which profiles ----------------------------------------------------
-# (method, Flask rule) -> action; the profile ids come from the URL, the body or the response.
-AUDITED: dict[tuple[str, str], str] = {
-    ("GET", "/v1/profiles"): "read",
-    ("POST", "/v1/profiles"): "create",
-    ("POST", "/v1/profiles/identify"): "identify",
-    ("GET", "/v1/profiles/<string:customer_id>"): "read",
-    ("PATCH", "/v1/profiles/<string:customer_id>"): "update",
-    ("DELETE", "/v1/profiles/<string:customer_id>"): "erase",
-    ("GET", "/v1/profiles/<string:customer_id>/export"): "export",
-    ("POST", "/v1/profiles/<string:customer_id>/merge"): "merge",
-    ("GET", "/v1/merges/<string:merge_id>"): "read",
-    ("POST", "/v1/merges/<string:merge_id>/unmerge"): "unmerge",
-    ("GET", "/v1/profiles/<string:customer_id>/purchases"): "read",
-    ("POST", "/v1/profiles/<string:customer_id>/purchases"): "update",
-    ("POST", "/v1/events"): "update",
-    ("GET", "/v1/profiles/<string:customer_id>/greeting"): "read",
-    ("GET", "/v1/greeting"): "read",
-    ("GET", "/v1/profiles/<string:customer_id>/next-best-actions"): "read",
-    ("GET", "/v1/profiles/<string:customer_id>/recommendations"): "read",
-}
-
-
-def _audited_ids(rule: str, body: Any) -> list[str]:
-    ids: list[str] = []
-    view_args = request.view_args or {}
-    if "customer_id" in view_args:
-        ids.append(str(view_args["customer_id"]))
-    if isinstance(body, dict):
-        keys = ("id",) if rule == "/v1/profiles" else ("customer_id", "target_id", "source_id")
-        for key in keys:
-            if isinstance(body.get(key), str):
-                ids.append(body[key])
-        profile = body.get("profile")
-        if isinstance(profile, dict) and isinstance(profile.get("id"), str):
-            ids.append(profile["id"])
-        for item in body.get("results") or body.get("items") or []:
-            if isinstance(item, dict) and isinstance(item.get("customer_id"), str):
-                ids.append(item["customer_id"])
-    if rule.endswith("/merge"):
-        sent = request.get_json(silent=True)
-        if isinstance(sent, dict) and isinstance(sent.get("source_id"), str):
-            ids.append(sent["source_id"])
-    return ids
-
-
 # -- installation --------------------------------------------------------------------------------
 def _caller() -> str:
     """The limits' key: the caller in a hash tag, so its windows share a Cluster slot."""
@@ -250,83 +202,114 @@ def _init_limiter(app: Flask, limit: str) -> Limiter:
 
 
 def init_app(app: Flask, api: RapportApi) -> None:
-    rapport = state_of(app)
-    config = rapport.config
-    audit = rapport.audit = AuditLog(
-        rapport.redis,
-        rapport.keys,
-        retention_seconds=config.audit_retention_days * 86400,
-        flush_seconds=config.audit_flush_ms / 1000,
-    )
+    """Install the hardening on ``app``: the audit log, the rate limits, the request guards
+    (preflight, query parameters, JSON shape) and the response protections."""
+    config = state_of(app).config
+    audit = _init_audit_log(app)
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
-
     limit = config.rate_limit.strip()
     if limit and limit.lower() != "off":
-        blocked = Blocklist()
-        # A caller this worker refused stays refused, before Flask and without Redis, until
-        # the window that refused it ends.
-        app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
-
-        # The limiter's hook next: every request of a key counts, refused ones included.
-        _init_limiter(app, limit)
-
-        @app.errorhandler(RateLimitExceeded)
-        def rate_limited(error: RateLimitExceeded) -> Response:
-            item = error.limit.limit
-            until = window_end(g.get("rate_limit_counts") or {}, item)
-            blocked.block(credential(request.environ), until, item.amount, str(item))
-            # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
-            return _too_many(str(item))
+        _init_rate_limits(app, limit, origins)
 
     @app.before_request
-    def guard_request():
+    def guard_request() -> Response | None:
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return _preflight(origins)
-        if request.url_rule is not None and request.args:
-            path = _RULE_ARG.sub(r"{\1}", request.url_rule.rule)
-            allowed = declared().get((request.method, path))
-            if allowed is not None:
-                unknown = sorted(set(request.args) - allowed)
-                if unknown:
-                    return errors.problem(
-                        422,
-                        "The request has invalid fields; see errors.",
-                        title="Validation failed",
-                        type_="urn:rapport:problem:validation",
-                        errors=[
-                            {"field": name, "location": "query", "message": "Unknown field."}
-                            for name in unknown
-                        ],
-                    )
-        if request.method in ("POST", "PUT", "PATCH") and request.is_json:
-            data = request.get_data(cache=True)
-            why = json_shape_problem(data, config.max_json_depth, config.max_json_items)
-            if why is None and lone_surrogate(data):
-                why = "the JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
-            if why:
-                return errors.problem(
-                    422,
-                    why,
-                    title="Request body too complex",
-                    type_="urn:rapport:problem:json-shape",
-                    errors=[{"field": "", "location": "json", "message": why}],
-                )
-        return None
+        refused = _unknown_query(declared())
+        if refused is None:
+            refused = _odd_json(config.max_json_depth, config.max_json_items)
+        return refused
 
     @app.after_request
     def protect_response(response: Response) -> Response:
         if request.path.startswith("/v1/"):
             response.headers["Cache-Control"] = "no-store"
-            _audit(audit, response)
+            audit_response(audit, response)
             _mask(response)
-        origin = request.headers.get("Origin", "").rstrip("/")
-        if origin and origin in origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
-        if origins:
-            response.vary.add("Origin")
+        _cors_headers(response, origins)
         return response
+
+
+def _init_audit_log(app: Flask) -> AuditLog:
+    """The app's ``profiles.audit.AuditLog``, kept on its state for the audit hook and reader."""
+    rapport = state_of(app)
+    config = rapport.config
+    rapport.audit = AuditLog(
+        rapport.redis,
+        rapport.keys,
+        retention_seconds=config.audit_retention_days * 86400,
+        flush_seconds=config.audit_flush_ms / 1000,
+    )
+    return rapport.audit
+
+
+def _init_rate_limits(app: Flask, limit: str, origins: frozenset[str]) -> None:
+    blocked = Blocklist()
+    # A caller this worker refused stays refused, before Flask and without Redis, until
+    # the window that refused it ends.
+    app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
+
+    # The limiter's hook next: every request of a key counts, refused ones included.
+    _init_limiter(app, limit)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> Response:
+        item = error.limit.limit
+        until = window_end(g.get("rate_limit_counts") or {}, item)
+        blocked.block(credential(request.environ), until, item.amount, str(item))
+        # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
+        return _too_many(str(item))
+
+
+def _unknown_query(declared: dict[tuple[str, str], frozenset[str]]) -> Response | None:
+    """422 when the request carries query parameters its operation does not declare."""
+    if request.url_rule is None or not request.args:
+        return None
+    path = _RULE_ARG.sub(r"{\1}", request.url_rule.rule)
+    allowed = declared.get((request.method, path))
+    if allowed is None:
+        return None
+    unknown = sorted(set(request.args) - allowed)
+    if not unknown:
+        return None
+    return errors.problem(
+        422,
+        "The request has invalid fields; see errors.",
+        title="Validation failed",
+        type_="urn:rapport:problem:validation",
+        errors=[
+            {"field": name, "location": "query", "message": "Unknown field."} for name in unknown
+        ],
+    )
+
+
+def _odd_json(max_depth: int, max_items: int) -> Response | None:
+    """422 when a JSON body is too deep, too big or holds a lone surrogate (before parsing)."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.is_json:
+        return None
+    data = request.get_data(cache=True)
+    why = json_shape_problem(data, max_depth, max_items)
+    if why is None and lone_surrogate(data):
+        why = "the JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+    if not why:
+        return None
+    return errors.problem(
+        422,
+        why,
+        title="Request body too complex",
+        type_="urn:rapport:problem:json-shape",
+        errors=[{"field": "", "location": "json", "message": why}],
+    )
+
+
+def _cors_headers(response: Response, origins: frozenset[str]) -> None:
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if origin and origin in origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
+    if origins:
+        response.vary.add("Origin")
 
 
 def _too_many(description: str) -> Response:
@@ -411,48 +394,13 @@ def _preflight(origins: frozenset[str]) -> Response:
     return response
 
 
-def _json_body(response: Response) -> Any:
-    if response.mimetype not in _JSON_MIMES or response.direct_passthrough:
-        return None
-    try:
-        return json.loads(response.get_data())
-    except ValueError:
-        return None
-
-
 def _mask(response: Response) -> None:
     key = g.get("api_key")
     if key is None or key.allows(PII_SCOPE):
         return
-    body = _json_body(response)
+    body = json_body(response)
     if body is None:
         return
     masked = mask_pii(body)
     if masked != body:
         response.set_data(json.dumps(masked))
-
-
-def _audit(audit: AuditLog, response: Response) -> None:
-    key = g.get("api_key")
-    if key is None or not 200 <= response.status_code < 300 or request.url_rule is None:
-        return
-    rule = request.url_rule.rule
-    action = AUDITED.get((request.method, rule))
-    if action is None:
-        return
-    ids = _audited_ids(rule, _json_body(response))
-    if not ids:
-        return
-    try:
-        audit.record(
-            action,
-            ids,
-            key_id=key.key_id,
-            key_name=key.name,
-            route=f"{request.method} {rule}",
-            status=response.status_code,
-            request_id=g.get("request_id", ""),
-            defer=action == "read",  # write-behind (profiles/audit.py); changes at once
-        )
-    except redis.RedisError as exc:  # the answer is already computed; say the entry is missing
-        log.error("audit entry not written: %s", exc.__class__.__name__)

@@ -1,6 +1,6 @@
 """The model holder: each worker's loaded recommender, swapped in off the request path.
 
-One :class:`ModelHolder` per app lives in ``app.extensions["rapport.models"]``. A daemon
+One :class:`ModelHolder` per app, built by ``service/wiring.py`` (``state().models``). A daemon
 thread (started on first use in each process, so a fork gets its own) checks the active
 version key every ``RAPPORT_MODEL_POLL_SECONDS`` (a ``GET``: cheaper and more robust than a
 pub/sub connection per worker; activations are also published for other listeners). When the
@@ -10,7 +10,7 @@ model or the new one, never half of one, and never waits for a load.
 
 A corrupt or missing artifact is refused: the old model keeps serving, the error is logged
 and shown by ``/readyz``, and the same version is retried only after ``RETRY_FAILED_S``. With
-no active model, serving falls back to popularity (``Keys.popular_products``, written by
+no active model, serving falls back to popularity (``SharedKeys.popular_products``, written by
 every training run) or, before any training, to catalog order.
 
 Products added to the catalog after training are recommendable too: at load, and then every
@@ -32,39 +32,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import redis
-from flask import Flask, current_app
 
-from profiles.keys import Keys
+from core.keys import SharedKeys
 from recommend.catalog.products import Catalog
 from recommend.errors import ArtifactError, ModelVersionNotFound
+from recommend.model.fallback import PopularSnapshot, load_fallback
 from recommend.model.recommender import PopularityFallback, Recommender
 from recommend.model.registry import ModelRegistry
 from recommend.model.serving import RecommendationSource
 from recommend.model.shared_arrays import cache_dir, release_free_memory, share_arrays
-from service.state import state_of
 
 log = logging.getLogger("rapport.models")
-EXTENSION = "rapport.models"
 RETRY_FAILED_S = 60.0
 FALLBACK_SIZE = 500
 NEW_ITEMS_EVERY_S = 30.0  # how often a worker looks for catalog products the model lacks
 SNAPSHOT_EVERY_S = 30.0  # how often a worker copies the popular list for serving without Redis
 SNAPSHOT_SIZE = 200
-
-
-@dataclass(frozen=True)
-class PopularSnapshot:
-    """The popular list and its catalog documents, held in memory for serving without Redis."""
-
-    fallback: PopularityFallback
-    docs: dict[str, dict]
-    taken_at: float
-
-    def lookup(self, product_ids) -> dict[str, dict]:
-        return {p: self.docs[p] for p in product_ids if p in self.docs}
 
 
 @dataclass(frozen=True)
@@ -78,7 +63,7 @@ class ModelHolder:
     def __init__(
         self,
         client: redis.Redis,
-        keys: Keys,
+        keys: SharedKeys,
         model_dir: str | Path,
         *,
         poll_seconds: float = 2.0,
@@ -199,16 +184,17 @@ class ModelHolder:
             # every product write moves the catalog version: unchanged since the last scan for
             # this model, skip reading every product id (100k ids hold the GIL for ~50 ms)
             # the client decodes responses (redis_connect.connect): str, not bytes
-            catalog_version = cast("str | None", self.redis.get(self.keys.catalog_version()))
+            catalog = Catalog(self.redis, self.keys)
+            catalog_version = catalog.version()
             seen = (catalog_version, base.version)
             if catalog_version is not None and seen == self._catalog_seen:
                 return self._extension_of(base)
-            ids = cast("list[str]", self.redis.zrangebylex(self.keys.product_index(), "-", "+"))
+            ids = catalog.product_ids()
             new_ids = frozenset(p for p in ids if p not in base.item_index)
             if new_ids == self._new_ids:
                 self._catalog_seen = seen
                 return self._extension_of(base)
-            docs = Catalog(self.redis, self.keys).get_many(sorted(new_ids))
+            docs = catalog.get_many(sorted(new_ids))
         except redis.RedisError as exc:
             log.warning("catalog read for new products failed: %s", exc.__class__.__name__)
             return self._extension_of(base)
@@ -236,19 +222,14 @@ class ModelHolder:
         return self._snapshot
 
     def _fallback(self, size: int = FALLBACK_SIZE) -> PopularityFallback:
-        # the client decodes responses (redis_connect.connect): lists of str
-        ranked = cast("list[str]", self.redis.zrevrange(self.keys.popular_products(), 0, size - 1))
-        if ranked:
-            return PopularityFallback(list(ranked), "popularity")
-        ids = self.redis.zrangebylex(self.keys.product_index(), "-", "+", start=0, num=size)
-        return PopularityFallback(list(cast("list[str]", ids)), "catalog")
+        return load_fallback(self.redis, self.keys, size)
 
     # -- the background thread ----------------------------------------------------------------
     def ensure_started(self) -> None:
         """Start the polling thread in this process (once; again after a fork)."""
         if self.poll_seconds <= 0:
             if not self._checked:
-                self._safe_refresh()
+                self.refresh_safely()
             return
         pid = os.getpid()
         thread = self._thread
@@ -264,7 +245,7 @@ class ModelHolder:
             )
             self._thread.start()
 
-    def _safe_refresh(self) -> None:
+    def refresh_safely(self) -> None:
         try:
             self.refresh()
         except redis.RedisError as exc:
@@ -283,40 +264,10 @@ class ModelHolder:
     def _run(self) -> None:
         stop = self._stop
         while not stop.is_set():
-            self._safe_refresh()
+            self.refresh_safely()
             stop.wait(self.poll_seconds)
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-
-
-def init_app(app: Flask) -> ModelHolder:
-    st = state_of(app)
-    config = st.config
-    holder = ModelHolder(
-        st.redis,
-        st.keys,
-        config.models_path,
-        poll_seconds=0.0 if config.testing else config.model_poll_seconds,
-        tolerance=config.promote_tolerance,
-        keep=config.models_keep,
-        share_arrays=bool(config.share_model_arrays),
-    )
-    app.extensions[EXTENSION] = holder
-    return holder
-
-
-def warm_up(app: Flask) -> None:
-    """In a fresh worker (gunicorn ``post_worker_init``): load the active model now, before
-    the first request, and start the polling thread."""
-    holder = app.extensions.get(EXTENSION)
-    if holder is None:
-        return
-    holder._safe_refresh()
-    holder.ensure_started()
-
-
-def model_holder() -> ModelHolder:
-    return current_app.extensions[EXTENSION]

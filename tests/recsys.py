@@ -112,9 +112,8 @@ def install_model(app, version: str = "v1", result=None):
     """Save a trained model into the app's model dir, register and activate it, and load it
     into the app's model holder (tests do by hand what the poller does)."""
     from recommend.model.job import save_result
-    from service.model_holder import EXTENSION
 
-    holder = app.extensions[EXTENSION]
+    holder = app.extensions["rapport"].models
     artifact = save_result(result or trained(), holder.registry.model_dir, version)
     holder.registry.register(artifact)
     holder.registry.activate(version)

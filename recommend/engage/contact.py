@@ -21,8 +21,9 @@ The rule (what makes suggestions respectful rather than pushy):
 Feedback is idempotent by the client's feedback id: the same id with the same body answers
 the stored record again; with a different body it is a conflict. The per-customer writes (the
 feedback record, the action state, the contact log, offered products) are one Lua script in
-the customer's hash-tag slot; the global statistics are incremented only when the script
-reports a new record. (A crash between the two leaves the statistics one short, never double.)
+the customer's hash-tag slot (``profiles/contact_log.py`` stores them); the global statistics
+are incremented only when the script reports a new record. (A crash between the two leaves the
+statistics one short, never double.)
 
 Statistics per action (global): ``shown`` (offers), ``accepted`` (accepted, or completed as a
 new offer), ``dismissed``, ``completed``; ``acceptance_rate = accepted / shown``.
@@ -39,6 +40,7 @@ import redis
 
 from core.channels import CHANNELS, zone
 from core.errors import InvalidInput
+from profiles.contact_log import ContactLog, ContactState
 from profiles.keys import Keys
 from recommend.errors import FeedbackConflict
 
@@ -54,39 +56,6 @@ PRODUCT_SUGGESTION: dict[str, Any] = {
 COUNTERS = ("shown", "accepted", "dismissed", "completed")
 DAY = 86400.0
 RETAIN_DAYS = 400  # contact log and offered products older than this are trimmed
-
-# KEYS: feedback hash, action state hash, contacts zset, offered products zset
-# ARGV: feedback id, record JSON, fingerprint, action id, outcome, now, channel,
-#       product id ('' for none), rationed (0/1), cooldown seconds, trim before
-_FEEDBACK_LUA = """
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing then
-  return {'duplicate', existing, '0'}
-end
-local now = tonumber(ARGV[6])
-local outcome = ARGV[5]
-local new_offer = 1
-if outcome == 'completed' then
-  local prev = redis.call('HGET', KEYS[2], ARGV[4])
-  if prev then
-    local p = cjson.decode(prev)
-    if p['outcome'] == 'accepted' and (now - tonumber(p['at'])) <= tonumber(ARGV[10]) then
-      new_offer = 0
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[4], cjson.encode({at = now, outcome = outcome}))
-if new_offer == 1 and ARGV[9] == '1' then
-  redis.call('ZADD', KEYS[3], now, ARGV[7] .. '|' .. ARGV[4] .. '|' .. ARGV[1])
-end
-if ARGV[8] ~= '' and new_offer == 1 then
-  redis.call('ZADD', KEYS[4], now, ARGV[8])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[11])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[11])
-return {'created', ARGV[2], tostring(new_offer)}
-"""
 
 
 def start_of_local_day(now: float, timezone: str | None) -> float:
@@ -113,7 +82,7 @@ class ContactPolicy:
         self.clock = clock
         self.daily_budget = daily_budget
         self.product_rest_days = product_rest_days
-        self._script = client.register_script(_FEEDBACK_LUA)
+        self.log = ContactLog(client, keys)
 
     # -- writes -------------------------------------------------------------------------------
     def record_feedback(
@@ -144,46 +113,23 @@ class ContactPolicy:
         }
         fingerprint = json.dumps(body, sort_keys=True)
         record = {"feedback_id": feedback_id, **body, "at": now, "fingerprint": fingerprint}
-        status, stored, new_offer = self._store_feedback(customer_id, action, record, now)
-        stored_record = json.loads(stored)
-        if status == "duplicate":
-            if stored_record.get("fingerprint") != fingerprint:
+        cooldown = float(action.get("cooldown_days") or 0) * DAY
+        stored = self.log.record(
+            customer_id,
+            record,
+            rationed=action.get("category") != "service" or bool(product_id),
+            follow_up_window=max(cooldown, DAY),
+            trim_before=now - RETAIN_DAYS * DAY,
+        )
+        if not stored.created:
+            if stored.fingerprint != fingerprint:
                 raise FeedbackConflict(
                     f"feedback id {feedback_id} was already used with a different body",
                     field="feedback_id",
                 )
-            return _public(stored_record), False
-        self._count(action["id"], outcome, new_offer == "1")
-        return _public(stored_record), True
-
-    def _store_feedback(
-        self, customer_id: str, action: dict, record: dict[str, Any], now: float
-    ) -> Any:
-        """Run the feedback script for ``record``: (status, stored record JSON, new offer flag)."""
-        product_id = record["product_id"]
-        rationed = action.get("category") != "service" or bool(product_id)
-        cooldown = float(action.get("cooldown_days") or 0) * DAY
-        return self._script(
-            keys=[
-                self.keys.action_feedback(customer_id),
-                self.keys.action_state(customer_id),
-                self.keys.contacts(customer_id),
-                self.keys.offered_products(customer_id),
-            ],
-            args=[
-                record["feedback_id"],
-                json.dumps(record),
-                record["fingerprint"],
-                action["id"],
-                record["outcome"],
-                repr(now),
-                record["channel"],
-                product_id or "",
-                "1" if rationed else "0",
-                repr(max(cooldown, DAY)),
-                repr(now - RETAIN_DAYS * DAY),
-            ],
-        )
+            return stored.record, False
+        self._count(action["id"], outcome, stored.new_offer)
+        return stored.record, True
 
     def _count(self, action_id: str, outcome: str, new_offer: bool) -> None:
         key = self.keys.action_stats()
@@ -210,12 +156,10 @@ class ContactPolicy:
         """Queue the reads of :meth:`customer_state` on ``pipe`` (three commands, one slot);
         returns the function that turns those three results into the state."""
         now = self.clock()
-        day_start = start_of_local_day(now, timezone)
-        rest_since = self.rest_start(now)
-        pipe.hgetall(self.keys.action_state(customer_id))
-        pipe.zrangebyscore(self.keys.contacts(customer_id), day_start, "+inf")
-        pipe.zrangebyscore(self.keys.offered_products(customer_id), rest_since, "+inf")
-        return _customer_state
+        read = self.log.queue_state(
+            pipe, customer_id, start_of_local_day(now, timezone), self.rest_start(now)
+        )
+        return lambda results: _customer_state(read(results))
 
     def rest_start(self, now: float | None = None) -> float:
         """Epoch seconds since when an offered product still rests (rule 4)."""
@@ -254,9 +198,7 @@ class ContactPolicy:
 
     def feedback_history(self, customer_id: str) -> list[dict]:
         """Every feedback record of a customer, oldest first (export)."""
-        raw = self.redis.hgetall(self.keys.action_feedback(customer_id))
-        records = [_public(json.loads(v)) for v in raw.values()]
-        return sorted(records, key=lambda r: (r.get("at", 0), r.get("feedback_id", "")))
+        return self.log.feedback_history(customer_id)
 
 
 def parse_stats(raw: dict[str, str], action_ids: Iterable[str] | None = None) -> dict[str, Any]:
@@ -274,21 +216,13 @@ def parse_stats(raw: dict[str, str], action_ids: Iterable[str] | None = None) ->
     return out
 
 
-def _customer_state(results: list[Any]) -> dict[str, Any]:
-    states, contacts, products = results
+def _customer_state(state: ContactState) -> dict[str, Any]:
     used = dict.fromkeys(CHANNELS, 0)
-    for member in contacts:
-        channel = member.split("|", 1)[0]
+    for channel in state.offer_channels:
         if channel in used:
             used[channel] += 1
-    last: dict[str, dict] = {}
-    for action_id, raw in states.items():
-        try:
-            last[action_id] = json.loads(raw)
-        except ValueError:
-            continue
-    return {"last_feedback": last, "used_today": used, "resting_products": set(products)}
-
-
-def _public(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "fingerprint"}
+    return {
+        "last_feedback": state.last_feedback,
+        "used_today": used,
+        "resting_products": state.offered_products,
+    }

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
+import redis
+
+from core.keys import SharedKeys
+from recommend.catalog.products import Catalog
 from recommend.model.serving import MAX_LIMIT, CustomerContext, Filters, Lookup, product_view
 
 
 class PopularityFallback:
     """Serving without a model: the popularity list training last wrote
-    (``Keys.popular_products``) or, when there is none, catalog products in id order
+    (``SharedKeys.popular_products``) or, when there is none, catalog products in id order
     (``source="catalog"``). Same ``popular``/``recommend`` methods as :class:`Recommender`:
     both are a :class:`~recommend.model.serving.RecommendationSource`."""
 
@@ -75,3 +81,25 @@ class PopularityFallback:
             ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
         )
         return {"items": items, "basis": "popularity", "strategy": strategy}
+
+
+@dataclass(frozen=True)
+class PopularSnapshot:
+    """The popular list and its catalog documents, held in memory for serving without Redis."""
+
+    fallback: PopularityFallback
+    docs: dict[str, dict]
+    taken_at: float
+
+    def lookup(self, product_ids: Iterable[str]) -> dict[str, dict]:
+        return {p: self.docs[p] for p in product_ids if p in self.docs}
+
+
+def load_fallback(client: redis.Redis, keys: SharedKeys, size: int) -> PopularityFallback:
+    """The fallback over the popular list training last wrote (its first ``size``), or over
+    the first ``size`` catalog products when there is none. Raises ``redis.RedisError``."""
+    # the client decodes responses (service/redis_connect.py): lists of str
+    ranked = cast("list[str]", client.zrevrange(keys.popular_products(), 0, size - 1))
+    if ranked:
+        return PopularityFallback(list(ranked), "popularity")
+    return PopularityFallback(Catalog(client, keys).product_ids(size), "catalog")

@@ -6,13 +6,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from profiles.activity import ActivityStore
+from profiles.customer_view import CustomerView
 from recommend.catalog.categories import derive_category
+from recommend.catalog.products import Catalog
 from recommend.model.records import PurchaseLine, TrainingData
 
 
@@ -156,33 +158,19 @@ def purchase_lines(customer_id: str, purchase: dict[str, Any]) -> list[PurchaseL
 
 
 def load_from_redis(client, keys, *, clock=None) -> TrainingData:
-    """Production source: every purchase, the profiles of their customers, the catalog."""
-    from profiles.activity import ActivityStore  # P2's store
-    from recommend.catalog.products import Catalog
-
+    """Production source: every purchase, the profiles of their customers, the catalog (the
+    purchases and profiles read through ``profiles/``)."""
     catalog = Catalog(client, keys)
     activity = ActivityStore(client, keys)
     lines: list[PurchaseLine] = []
     for cid, purchase in activity.iter_all_purchases():
         lines.extend(purchase_lines(cid, purchase))
     products = {p["product_id"]: p for p in catalog.iter_all() if p.get("active", True)}
-    customers = read_profiles(client, keys, sorted({ln.customer_id for ln in lines}))
+    customers = read_profiles(CustomerView(client, keys), sorted({ln.customer_id for ln in lines}))
     return TrainingData(lines=lines, customers=customers, products=products)
 
 
-def read_profiles(client, keys, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Profile features of many customers: one pipeline of ``HGET profile doc`` (see
-    ``profiles/store.py``; a customer without a profile has no features)."""
-    out: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(customer_ids), 1000):
-        chunk = customer_ids[start : start + 1000]
-        pipe = client.pipeline(transaction=False)
-        for cid in chunk:
-            pipe.hget(keys.profile(cid), "doc")
-        for cid, raw in zip(chunk, pipe.execute(), strict=True):
-            if raw:
-                try:
-                    out[cid] = profile_features(json.loads(raw))
-                except ValueError:
-                    continue
-    return out
+def read_profiles(view: CustomerView, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Profile features of many customers (``CustomerView.profile_docs``: pipelines of
+    reads); a customer without a profile has no features."""
+    return {cid: profile_features(doc) for cid, doc in view.profile_docs(customer_ids).items()}

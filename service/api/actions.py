@@ -3,8 +3,8 @@
 Scopes: reading the ranked actions needs ``recommend:read`` (they are suggestions, product
 picks included, not profile data; a console key holds it beside ``profiles:read``); feedback
 needs ``actions:write``; the catalogue and the statistics need ``admin``. The score, the
-contact rule and the action fields are documented in ``recommend/engage/actions.py`` and
-``recommend/engage/contact.py``.
+action fields and the contact rule are documented in ``recommend/engage/actions.py``,
+``recommend/engage/action_catalog.py`` and ``recommend/engage/contact.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from flask.views import MethodView
 
 from core.channels import CHANNELS
 from recommend.engage.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
-from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION
+from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION, ContactPolicy
 from service.extensions import Blueprint
-from service.nba import services
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "actions",
@@ -174,15 +174,16 @@ class ActionStatsListSchema(ma.Schema):
 # -- views ---------------------------------------------------------------------------------
 @blp.route("/profiles/<string:customer_id>/next-best-actions")
 class NextBestActions(MethodView):
+    @blp.audit("read")
     @blp.auth("recommend:read")
     @blp.arguments(NbaQuerySchema, location="query")
     @blp.response(200, NbaSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
         """The customer's top actions with score and reasons, under the contact policy."""
-        svc = services()
-        facts = svc.facts.for_customer(customer_id)
-        return svc.nba.rank(
+        engage = state().engage
+        facts = engage.facts.for_customer(customer_id)
+        return engage.nba.rank(
             facts,
             channel=query["channel"],
             context=query.get("context"),
@@ -193,6 +194,7 @@ class NextBestActions(MethodView):
 
 @blp.route("/profiles/<string:customer_id>/next-best-actions/<string:action_id>/feedback")
 class ActionFeedback(MethodView):
+    @blp.audit("update")
     @blp.auth("actions:write")
     @blp.arguments(FeedbackInputSchema)
     @blp.response(201, FeedbackSchema)
@@ -201,13 +203,13 @@ class ActionFeedback(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self, body, customer_id, action_id):
         """Record accepted / dismissed / completed; idempotent by ``feedback_id``."""
-        svc = services()
-        target = svc.profiles.get(customer_id, with_traits=False).id
-        return _record(svc, target, svc.catalog.get(action_id), body)
+        st = state()
+        target = st.profiles.get(customer_id, with_traits=False).id
+        return _record(st.engage.policy, target, st.engage.actions.get(action_id), body)
 
 
-def _record(svc, customer_id: str, action: dict, body: dict):
-    record, created = svc.policy.record_feedback(
+def _record(policy: ContactPolicy, customer_id: str, action: dict, body: dict):
+    record, created = policy.record_feedback(
         customer_id,
         action,
         feedback_id=body["feedback_id"],
@@ -231,6 +233,7 @@ class ProductFeedbackInputSchema(FeedbackInputSchema):
 
 @blp.route("/profiles/<string:customer_id>/product-feedback")
 class ProductFeedback(MethodView):
+    @blp.audit("update")
     @blp.auth("actions:write")
     @blp.arguments(ProductFeedbackInputSchema)
     @blp.response(201, FeedbackSchema)
@@ -240,18 +243,19 @@ class ProductFeedback(MethodView):
     def post(self, body, customer_id):
         """Feedback on a product offered from the recommendations: it uses the customer's
         contact budget for the channel and the product rests (see the contact rule)."""
-        svc = services()
-        target = svc.profiles.get(customer_id, with_traits=False).id
-        return _record(svc, target, PRODUCT_SUGGESTION, body)
+        st = state()
+        target = st.profiles.get(customer_id, with_traits=False).id
+        return _record(st.engage.policy, target, PRODUCT_SUGGESTION, body)
 
 
+@blp.not_audited("action catalogue (admin): no profile data")
 @blp.route("/actions")
 class Actions(MethodView):
     @blp.auth("admin")
     @blp.response(200, ActionListSchema)
     def get(self):
         """The action catalogue."""
-        return {"items": services().catalog.list()}
+        return {"items": state().engage.actions.list()}
 
     @blp.auth("admin")
     @blp.arguments(ActionListInputSchema)
@@ -259,27 +263,29 @@ class Actions(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def put(self, body):
         """Replace the whole catalogue (all validated before anything is written)."""
-        return {"items": services().catalog.replace_all(body["items"])}
+        return {"items": state().engage.actions.replace_all(body["items"])}
 
     @blp.auth("admin")
     @blp.response(200, ActionListSchema)
     def delete(self):
         """Reset the catalogue to the shipped defaults."""
-        return {"items": services().catalog.reset()}
+        return {"items": state().engage.actions.reset()}
 
 
+@blp.not_audited("action statistics (admin): counts, no profile ids")
 @blp.route("/actions/stats")
 class ActionStats(MethodView):
     @blp.auth("admin")
     @blp.response(200, ActionStatsListSchema)
     def get(self):
         """Per-action statistics: shown (offers), accepted, dismissed, completed, rate."""
-        svc = services()
-        ids = [a["id"] for a in svc.catalog.list()] + [PRODUCT_SUGGESTION["id"]]
-        stats = svc.policy.stats(ids)
+        engage = state().engage
+        ids = [a["id"] for a in engage.actions.list()] + [PRODUCT_SUGGESTION["id"]]
+        stats = engage.policy.stats(ids)
         return {"items": [{"action_id": k, **v} for k, v in sorted(stats.items())]}
 
 
+@blp.not_audited("action catalogue (admin): no profile data")
 @blp.route("/actions/<string:action_id>")
 class Action(MethodView):
     @blp.auth("admin")
@@ -287,7 +293,7 @@ class Action(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, action_id):
         """One action."""
-        return services().catalog.get(action_id)
+        return state().engage.actions.get(action_id)
 
     @blp.auth("admin")
     @blp.arguments(ActionInputSchema)
@@ -295,7 +301,7 @@ class Action(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def put(self, body, action_id):
         """Create or replace an action; rules and the say line are validated."""
-        doc, _ = services().catalog.put(action_id, body)
+        doc, _ = state().engage.actions.put(action_id, body)
         return doc
 
     @blp.auth("admin")
@@ -303,4 +309,4 @@ class Action(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, action_id):
         """Remove an action (``DELETE /v1/actions`` restores the defaults)."""
-        services().catalog.delete(action_id)
+        state().engage.actions.delete(action_id)

@@ -39,6 +39,7 @@ class AuditListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
 
 
+@blp.not_audited("the audit log reader (admin): reads entries, not profiles")
 @blp.route("")
 class Audit(MethodView):
     @blp.auth("admin")

@@ -15,8 +15,8 @@ from recommend.engage.facts import empty_facts
 from recommend.engage.greetings import VARIABLES
 from recommend.engage.sandbox import MAX_TEMPLATE_CHARS
 from service.extensions import Blueprint
-from service.nba import services
 from service.schemas import StrictSchema
+from service.state import state
 
 blp = Blueprint(
     "greetings",
@@ -106,52 +106,60 @@ class TemplateInputSchema(StrictSchema):
 
 
 def _greeting(facts: dict, query: dict, overrides: dict | None = None) -> dict:
-    greeter = services().greeter
+    greeter = state().engage.greeter
     result = greeter.greet(facts, query["channel"], query.get("locale"), overrides=overrides)
     return {"customer_id": facts.get("customer_id"), "known": facts.get("known"), **result}
 
 
 @blp.route("/profiles/<string:customer_id>/greeting")
 class ProfileGreeting(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.arguments(GreetingQuerySchema, location="query")
     @blp.response(200, GreetingSchema)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
         """A greeting for a customer, in their locale and local time of day."""
-        svc = services()
+        engage = state().engage
         # the template overrides ride along with the profile read: one round trip
-        facts, (overrides,) = svc.facts.load(customer_id, extra=[svc.templates.queue_overrides])
+        facts, (overrides,) = engage.facts.load(
+            customer_id, extra=[engage.templates.queue_overrides]
+        )
         return _greeting(facts, query, overrides)
 
 
 @blp.route("/greeting")
 class CallerGreeting(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.arguments(CallerGreetingQuerySchema, location="query")
     @blp.response(200, GreetingSchema)
     def get(self, query):
         """A greeting for a caller known by an identity; an unknown caller gets a generic one."""
-        svc = services()
+        st = state()
         facts = empty_facts()
         for field in ("email", "phone", "external_id"):
             if field in query:
                 try:
-                    facts = svc.facts.for_profile(svc.profiles.lookup_input(field, query[field]))
+                    facts = st.engage.facts.for_profile(
+                        st.profiles.lookup_input(field, query[field])
+                    )
                 except ProfileNotFound:
                     pass
         return _greeting(facts, query)
 
 
+@blp.not_audited("greeting templates (admin): no profile data")
 @blp.route("/greeting-templates")
 class GreetingTemplates(MethodView):
     @blp.auth("admin")
     @blp.response(200, TemplateListSchema)
     def get(self):
         """Every greeting template: admin overrides and shipped defaults."""
-        return {"items": services().templates.list(), "variables": VARIABLES}
+        return {"items": state().engage.templates.list(), "variables": VARIABLES}
 
 
+@blp.not_audited("greeting templates (admin): no profile data")
 @blp.route("/greeting-templates/<string:locale>/<string:channel>")
 class GreetingTemplate(MethodView):
     @blp.auth("admin")
@@ -159,7 +167,7 @@ class GreetingTemplate(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, locale, channel):
         """One template (the override when there is one, else the default)."""
-        return services().templates.get(locale, channel)
+        return state().engage.templates.get(locale, channel)
 
     @blp.auth("admin")
     @blp.arguments(TemplateInputSchema)
@@ -167,7 +175,7 @@ class GreetingTemplate(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def put(self, body, locale, channel):
         """Replace a template; it is validated (syntax, variables, sandbox rules, length)."""
-        entry, _ = services().templates.put(locale, channel, body["source"])
+        entry, _ = state().engage.templates.put(locale, channel, body["source"])
         return entry
 
     @blp.auth("admin")
@@ -175,4 +183,4 @@ class GreetingTemplate(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def delete(self, locale, channel):
         """Remove the override: the shipped default applies again."""
-        services().templates.delete(locale, channel)
+        state().engage.templates.delete(locale, channel)

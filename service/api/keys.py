@@ -44,6 +44,7 @@ class ApiKeyListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ApiKeySchema))
 
 
+@blp.not_audited("API-key admin: no profile data")
 @blp.route("")
 class ApiKeys(MethodView):
     @blp.auth("admin")
@@ -61,6 +62,7 @@ class ApiKeys(MethodView):
         return {**key.public(), "token": token}
 
 
+@blp.not_audited("API-key admin: no profile data")
 @blp.route("/<string:key_id>")
 class ApiKeyItem(MethodView):
     @blp.auth("admin")

@@ -18,6 +18,7 @@ blp = Blueprint(
 
 @blp.route("/<string:merge_id>")
 class MergeItem(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.response(200, MergeRecordSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -28,6 +29,7 @@ class MergeItem(MethodView):
 
 @blp.route("/<string:merge_id>/unmerge")
 class MergeUndo(MethodView):
+    @blp.audit("unmerge")
     @blp.auth("profiles:write")
     @blp.response(200, MergeRecordSchema)
     @blp.alt_response(404, response="NOT_FOUND")

@@ -11,7 +11,6 @@ from flask.views import MethodView
 from service import metrics
 from service.errors import problem
 from service.extensions import Blueprint
-from service.model_holder import model_holder
 from service.state import state
 
 blp = Blueprint("ops", __name__, description="Health, readiness and metrics (no key needed).")
@@ -27,6 +26,7 @@ class ReadySchema(ma.Schema):
     checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
 
 
+@blp.not_audited("health check: no profile data")
 @blp.route("/healthz")
 class Health(MethodView):
     @blp.response(200, HealthSchema)
@@ -35,6 +35,7 @@ class Health(MethodView):
         return {"status": "ok"}
 
 
+@blp.not_audited("readiness check: no profile data")
 @blp.route("/readyz")
 class Ready(MethodView):
     @blp.response(200, ReadySchema)
@@ -56,7 +57,7 @@ class Ready(MethodView):
                 extensions={"checks": checks},
                 headers={"Retry-After": str(state().config.retry_after)},
             )
-        holder = model_holder()
+        holder = state().models
         holder.ensure_started()
         checks["model"] = holder.status()["state"]
         return {"status": "ready", "checks": checks}

@@ -98,6 +98,7 @@ class ProductPageSchema(ma.Schema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
+@blp.not_audited("product catalogue: no profile data")
 @blp.route("")
 class Products(MethodView):
     @blp.auth("recommend:read")
@@ -109,6 +110,7 @@ class Products(MethodView):
         return {"items": items, "next_cursor": cursor}
 
 
+@blp.not_audited("product catalogue (admin): no profile data")
 @blp.route("/batch")
 class ProductBatch(MethodView):
     @blp.auth("admin")
@@ -119,6 +121,7 @@ class ProductBatch(MethodView):
         return {"items": catalog().upsert_many(body["items"])}
 
 
+@blp.not_audited("product catalogue: no profile data")
 @blp.route("/<string:product_id>")
 class ProductItem(MethodView):
     @blp.auth("recommend:read")

@@ -18,8 +18,8 @@ from flask.views import MethodView
 
 from core.errors import InvalidInput
 from profiles import document
+from profiles.export import export_customer
 from profiles.store import Profile
-from recommend.engage.contact import ContactPolicy
 from service.access import current_key
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
@@ -289,6 +289,7 @@ def _if_match() -> int | None:
 # -- views ---------------------------------------------------------------------------------------
 @blp.route("")
 class Profiles(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.arguments(LookupQuerySchema, location="query")
     @blp.response(200, ProfileSchema)
@@ -301,6 +302,7 @@ class Profiles(MethodView):
         profile = state().profiles.lookup_input(name, value)
         return profile.public(), _headers(profile)
 
+    @blp.audit("create")
     @blp.auth("profiles:write")
     @blp.arguments(ProfileInputSchema)
     @blp.response(201, ProfileSchema)
@@ -315,6 +317,7 @@ class Profiles(MethodView):
 
 @blp.route("/identify")
 class Identify(MethodView):
+    @blp.audit("identify")
     @blp.auth("profiles:write")
     @blp.arguments(IdentifySchema)
     @blp.response(200, IdentifyResultSchema)
@@ -334,6 +337,7 @@ class Identify(MethodView):
 
 @blp.route("/<string:customer_id>")
 class ProfileItem(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.response(200, ProfileSchema, headers=ETAG)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -342,6 +346,7 @@ class ProfileItem(MethodView):
         profile = state().profiles.get(customer_id)
         return profile.public(), _headers(profile)
 
+    @blp.audit("update")
     @blp.auth("profiles:write")
     @blp.arguments(ProfileInputSchema)
     @blp.doc(parameters=[IF_MATCH])
@@ -357,6 +362,7 @@ class ProfileItem(MethodView):
         profile = store.get(customer_id)
         return profile.public(), _headers(profile)
 
+    @blp.audit("erase")
     @blp.auth("profiles:write")
     @blp.response(200, EraseReportSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -367,6 +373,7 @@ class ProfileItem(MethodView):
 
 @blp.route("/<string:customer_id>/export")
 class ProfileExport(MethodView):
+    @blp.audit("export")
     @blp.auth("profiles:read")
     @blp.response(200, ExportSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -374,18 +381,12 @@ class ProfileExport(MethodView):
         """Everything held about the customer: profile, traits, purchases, events, merges,
         feedback."""
         st = state()
-        doc = st.profiles.export(customer_id)
-        policy = ContactPolicy(st.redis, st.keys, time.time)
-        doc["feedback"] = [
-            record
-            for cid in (doc["customer_id"], *doc["merged_ids"])
-            for record in policy.feedback_history(cid)
-        ]
-        return doc
+        return export_customer(st.profiles, st.contacts, customer_id)
 
 
 @blp.route("/<string:customer_id>/merge")
 class ProfileMerge(MethodView):
+    @blp.audit("merge")
     @blp.auth("profiles:write")
     @blp.arguments(MergeRequestSchema)
     @blp.response(201, MergeRecordSchema)

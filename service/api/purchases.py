@@ -111,6 +111,7 @@ def _resolve(customer_id: str) -> tuple[str, dict[str, str]]:
 
 @blp.route("/<string:customer_id>/purchases")
 class Purchases(MethodView):
+    @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.arguments(PurchaseQuerySchema, location="query")
     @blp.response(200, PurchaseListSchema)
@@ -123,6 +124,7 @@ class Purchases(MethodView):
         )
         return {"items": items, "next_cursor": cursor}, headers
 
+    @blp.audit("update")
     @blp.auth("profiles:write")
     @blp.arguments(PurchaseInSchema)
     @blp.response(201, PurchaseSchema)

@@ -1,28 +1,23 @@
 """Recommendations for a customer, similar products, popular products (`recommend:read`).
 
-Every answer comes from the worker's loaded model (``service/model_holder.py``) or, without one,
-from popularity; ``model_version`` says which (null for the fallback). While Redis is
-unreachable, customer recommendations and popular products come from the worker's in-memory
-popular list (``model_version`` null, header ``Rapport-Degraded: store-unavailable``).
+The use-cases are ``recommend/model/answers.py``'s. Every answer comes from the worker's loaded
+model (``service/model_holder.py``) or, without one, from popularity; ``model_version`` says
+which (null for the fallback). While Redis is unreachable, customer recommendations and popular
+products come from the worker's in-memory popular list (``model_version`` null, header
+``Rapport-Degraded: store-unavailable``).
 """
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import marshmallow as ma
-import redis
 from flask.views import MethodView
 
 from core.errors import InvalidInput
-from profiles.document import is_customer_id
-from recommend.engage.contact import ContactPolicy
-from recommend.errors import ProductNotFound
-from recommend.model.context import read_customer
-from recommend.model.recommender import MAX_LIMIT, STRATEGIES, CustomerContext, Filters, Recommender
-from service.extensions import Blueprint, catalog_cache
-from service.model_holder import model_holder
+from recommend.model.answers import Answer
+from recommend.model.recommender import MAX_LIMIT, STRATEGIES, Filters
+from service.extensions import Blueprint
 from service.schemas import StrictSchema
 from service.state import state
 
@@ -105,56 +100,25 @@ def _filters(query: dict) -> Filters:
 
 @blp.route("/v1/profiles/<string:customer_id>/recommendations")
 class CustomerRecommendations(MethodView):
+    @blp.audit("read")
     @blp.auth("recommend:read")
     @blp.arguments(RecommendationQuerySchema, location="query")
     @blp.response(200, RecommendationsSchema)
     def get(self, query, customer_id):
         """Top products for a customer (an unknown customer gets popular products)."""
-        filters = _filters(query)
-        st = state()
-        holder = model_holder()
-        loaded = holder.current  # one reference for the whole request
-        try:
-            # Products offered to this customer recently rest (the contact policy's rule for
-            # next-best actions holds here too): ask for enough to fill the list without them.
-            # They are read by the context script (one round trip); a merge alias asks the
-            # policy about its target.
-            policy = ContactPolicy(st.redis, st.keys, time.time)
-            ctx, resting = read_customer(
-                st.redis, st.keys, customer_id, offered_since=policy.rest_start()
-            )
-            if resting is None:
-                resting = set()
-                if ctx.customer_id:
-                    resting = set(policy.customer_state(ctx.customer_id, None)["resting_products"])
-            out = loaded.recommender.recommend(
-                ctx,
-                strategy=query["strategy"],
-                limit=min(query["limit"] + len(resting), MAX_LIMIT),
-                filters=filters,
-                lookup=catalog_cache().lookup,
-            )
-            if resting:
-                kept = [i for i in out["items"] if i["product_id"] not in resting]
-                out = {**out, "items": kept[: query["limit"]]}
-        except (redis.ConnectionError, redis.TimeoutError):
-            # Redis unreachable: the worker's in-memory popular list (503 before its first copy)
-            snapshot = holder.offline_fallback()
-            if snapshot is None:
-                raise
-            cid = customer_id if is_customer_id(customer_id) else None
-            out = snapshot.fallback.recommend(
-                CustomerContext(customer_id=cid),
-                strategy=query["strategy"],
-                limit=query["limit"],
-                filters=filters,
-                lookup=snapshot.lookup,
-            )
-            headers = {"Rapport-Degraded": "store-unavailable"}
-            return {"customer_id": cid, "model_version": None, **out}, 200, headers
-        return {"customer_id": ctx.customer_id, "model_version": loaded.version, **out}
+        answer = state().recommendations.for_customer(
+            customer_id, strategy=query["strategy"], limit=query["limit"], filters=_filters(query)
+        )
+        return _answered(answer)
 
 
+def _answered(answer: Answer):
+    if answer.degraded:  # Redis unreachable: the worker's in-memory popular list
+        return answer.body, 200, {"Rapport-Degraded": "store-unavailable"}
+    return answer.body
+
+
+@blp.not_audited("similar products: no customer in the request")
 @blp.route("/v1/products/<string:product_id>/similar")
 class SimilarProducts(MethodView):
     @blp.auth("recommend:read")
@@ -163,30 +127,11 @@ class SimilarProducts(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, product_id):
         """Products similar to this one (a product new since training: by its features)."""
-        lookup = catalog_cache().lookup
-        loaded = model_holder().current
-        rec = loaded.recommender
-        product = lookup([product_id]).get(product_id)
-        known = isinstance(rec, Recommender) and product_id in rec.item_index
-        if product is None and not known:
-            raise ProductNotFound(f"no product with id {product_id}")
-        product = product or {"product_id": product_id}
-        filters = _filters(query)
-        if isinstance(rec, Recommender):
-            items = rec.similar(product, limit=query["limit"], filters=filters, lookup=lookup)
-        else:  # no model: the same category, most popular first
-            same = Filters(
-                category=filters.category or product.get("category"),
-                in_stock_only=filters.in_stock_only,
-                min_price=filters.min_price,
-                max_price=filters.max_price,
-            )
-            items = rec.popular(
-                limit=query["limit"], filters=same, exclude={product_id}, lookup=lookup
-            )
-        return {"model_version": loaded.version, "items": items}
+        answers = state().recommendations
+        return answers.similar(product_id, limit=query["limit"], filters=_filters(query)).body
 
 
+@blp.not_audited("popular products: no customer in the request")
 @blp.route("/v1/recommendations/popular")
 class PopularProducts(MethodView):
     @blp.auth("recommend:read")
@@ -194,23 +139,7 @@ class PopularProducts(MethodView):
     @blp.response(200, ItemListSchema)
     def get(self, query):
         """Most-bought products, in a country when given (for visitors nobody knows)."""
-        holder = model_holder()
-        loaded = holder.current
-        filters = _filters(query)
-        try:
-            items = loaded.recommender.popular(
-                query.get("country"),
-                limit=query["limit"],
-                filters=filters,
-                lookup=catalog_cache().lookup,
-            )
-        except (redis.ConnectionError, redis.TimeoutError):
-            snapshot = holder.offline_fallback()  # Redis unreachable: the in-memory list
-            if snapshot is None:
-                raise
-            items = snapshot.fallback.popular(
-                limit=query["limit"], filters=filters, lookup=snapshot.lookup
-            )
-            headers = {"Rapport-Degraded": "store-unavailable"}
-            return {"model_version": None, "items": items}, 200, headers
-        return {"model_version": loaded.version, "items": items}
+        answer = state().recommendations.popular(
+            query.get("country"), limit=query["limit"], filters=_filters(query)
+        )
+        return _answered(answer)

@@ -10,7 +10,6 @@ import pytest
 from profiles.store import ProfileStore
 from recommend.catalog.products import Catalog
 from recommend.engage.action_defaults import DEFAULT_ACTIONS
-from service import model_holder
 from tests.recsys import END, install_model, load_catalog, purchase, record_purchase
 
 PROBLEM = "application/problem+json"
@@ -275,8 +274,6 @@ def test_product_action_uses_the_recommender_and_rests_a_declined_product(
     products = Catalog(redis_client, st.keys)
     for pid, name, price in (("p-a", "Kettle", "39.90"), ("p-b", "Mug", "5.00")):
         products.upsert({"name": name, "category": "home", "price": price, "currency": "EUR"}, pid)
-    if model_holder.EXTENSION not in app.extensions:
-        model_holder.init_app(app)  # until the app factory wires the model holder
     top = {
         "title": "Suggest our top pick",
         "say": "You might like {{ product_name }} ({{ product_price }}).",

@@ -82,3 +82,29 @@ def test_retention_trims_old_entries(redis_client):
     # MINID ~ trims whole stream nodes (100 entries each): the 300 old ones go, the new one stays
     assert redis_client.xlen(KEYS.audit_log()) < 101
     assert short.read(limit=1)[0]["profile_id"] == "fresh"
+
+
+def _entries(redis_client, action):
+    return [e[1] for e in redis_client.xrange(KEYS.audit_log()) if e[1]["action"] == action]
+
+
+def test_next_best_action_feedback_is_audited_with_the_customer_id(api, redis_client):
+    catalogue = [{"id": "survey", "title": "Quick survey", "category": "feedback", "value": 10}]
+    assert api.put("/v1/actions", json={"items": catalogue}).status_code == 200
+    cid = api.post("/v1/profiles", json={"email": "fay@example.com"}).json["id"]
+    body = {"feedback_id": "fb-1", "outcome": "dismissed", "agent_id": "agent-7"}
+    path = f"/v1/profiles/{cid}/next-best-actions/survey/feedback"
+    assert api.post(path, json=body).status_code == 201
+    (entry,) = _entries(redis_client, "update")
+    assert entry["profile_id"] == cid
+    rule = "/v1/profiles/<string:customer_id>/next-best-actions/<string:action_id>/feedback"
+    assert entry["route"] == f"POST {rule}" and entry["status"] == "201"
+
+
+def test_product_feedback_is_audited_with_the_customer_id(api, redis_client):
+    cid = api.post("/v1/profiles", json={"email": "gus@example.com"}).json["id"]
+    body = {"feedback_id": "pf-1", "outcome": "dismissed", "agent_id": "a", "product_id": "sku-1"}
+    assert api.post(f"/v1/profiles/{cid}/product-feedback", json=body).status_code == 201
+    (entry,) = _entries(redis_client, "update")
+    assert entry["profile_id"] == cid
+    assert entry["route"] == "POST /v1/profiles/<string:customer_id>/product-feedback"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from recommend.model.artifact import ARRAYS
 from recommend.model.job import save_result
-from service.model_holder import EXTENSION
 from tests.recsys import install_model, load_catalog, trained
 
 
@@ -47,7 +46,7 @@ def test_rollback_without_history_is_409(api):
 def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(api, app):
     load_catalog(app)
     install_model(app, "v1")
-    holder = app.extensions[EXTENSION]
+    holder = app.extensions["rapport"].models
     bad = save_result(trained(), holder.registry.model_dir, "v2")
     holder.registry.register(bad)
     (bad.path / ARRAYS).write_bytes((bad.path / ARRAYS).read_bytes()[:-100])

@@ -82,11 +82,10 @@ def test_erasure_reaches_the_model_and_the_next_training(app, api, redis_client)
     from recommend.model.artifact import load_artifact
     from recommend.model.job import run_training
     from recommend.model.sources import load_from_redis
-    from service.model_holder import EXTENSION
     from tests.recsys import FAST, load_catalog, purchase, record_purchase, synthetic
 
     st = app.extensions["rapport"]
-    holder = app.extensions[EXTENSION]
+    holder = st.models
     load_catalog(app)
     data = synthetic(n_customers=48)
     ids = {}

@@ -161,8 +161,6 @@ def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
 
 
 def test_a_product_added_after_training_is_recommended(api, served):
-    from service.model_holder import EXTENSION
-
     api.put(
         "/v1/products/FRESH1",
         json={
@@ -173,7 +171,7 @@ def test_a_product_added_after_training_is_recommended(api, served):
             "currency": "GBP",
         },
     )
-    assert served.extensions[EXTENSION].refresh_new_items() == 1
+    assert served.extensions["rapport"].models.refresh_new_items() == 1
     st = served.extensions["rapport"]
     ProfileStore(st.redis, st.keys).create(
         {"preferences": {"categories": ["bags"]}}, customer_id="bagfan"

@@ -34,7 +34,7 @@ def test_recommendations_served_from_memory_while_redis_is_down(tmp_path):
         load_catalog(app)
         st.redis.zadd(st.keys.popular_products(), {"P105": 9, "P003": 8, "P201": 7})
         install_model(app, "v1")
-        holder = app.extensions["rapport.models"]
+        holder = app.extensions["rapport"].models
         holder.refresh_popular_snapshot()
         _, token = st.api_keys.create("t", ["admin"])
         headers = {"Authorization": f"Bearer {token}"}
@@ -84,7 +84,7 @@ def test_no_copy_yet_means_503(tmp_path):
         headers = {"Authorization": f"Bearer {token}"}
         client = app.test_client()
         assert client.get("/v1/admin/keys", headers=headers).status_code == 200
-        app.extensions["rapport.models"]._snapshot = None  # nothing copied into this worker
+        app.extensions["rapport"].models._snapshot = None  # nothing copied into this worker
         server.kill()
         resp = client.get("/v1/profiles/C001/recommendations", headers=headers)
         assert resp.status_code == 503 and resp.headers["Retry-After"] == "3"

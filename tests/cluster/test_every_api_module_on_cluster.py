@@ -7,6 +7,7 @@ NOT_ON_CLUSTER = {
     "test_redis_down": "starts and stops its own single redis-server",
     "test_recommendations_offline": "starts and stops its own single redis-server",
     "test_write_refusals": "sets maxmemory / min-replicas on the one server it refuses writes on",
+    "test_audit_declared": "reads the app's route table only; no Redis behaviour to re-run",
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import with_appcontext
@@ -25,7 +26,12 @@ from recommend.catalog.products import Catalog
 from service.cli_store import app_state
 from service.state import RapportState
 
-# recommend.model (numpy, scipy, LightFM: about a second) is imported inside the commands that
+if TYPE_CHECKING:
+    from recommend.model.dataset import FeatureConfig, TrainingData
+    from recommend.model.job import TrainingRun
+    from recommend.model.training import TrainConfig
+
+# recommend.model (numpy, scipy, LightFM: about a second) is imported inside the functions that
 # use it, so that the other commands and `rapport --help` start at once.
 
 
@@ -125,25 +131,46 @@ def train_command(
     quiet,
 ) -> None:
     """Train a model, report it against popularity, register it, promote it if not worse."""
-    from recommend.model.dataset import (
-        IDS_ONLY,
-        FeatureConfig,
-        load_from_redis,
-        load_online_retail,
-    )
-    from recommend.model.job import run_training
-    from recommend.model.training import TrainConfig, format_report
-
     st = app_state()
+    data = _training_data(st, csv_path, layout=layout, limit=limit, load_catalog=load_catalog)
+    config, feature_config = _train_params(
+        loss=loss,
+        components=components,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        max_sampled=max_sampled,
+        item_alpha=item_alpha,
+        user_alpha=user_alpha,
+        threads=threads,
+        refit=not no_refit,
+        features=features,
+        half_life_days=half_life_days,
+    )
+    run = _train(
+        st,
+        data,
+        config,
+        feature_config,
+        force=force,
+        no_activate=no_activate,
+        plot=plot,
+        progress=not quiet,
+    )
+    _print_run(run, as_json=as_json)
+
+
+def _training_data(
+    st: RapportState, csv_path: str | None, *, layout: str, limit: int | None, load_catalog: bool
+) -> TrainingData:
+    """The purchases, profiles and products to train on: from ``--from-csv`` (upserting its
+    products into the catalog with ``--load-catalog``) or from Redis; their counts on stderr."""
+    from recommend.model.dataset import load_from_redis, load_online_retail
+
     if csv_path:
         click.echo(f"reading {csv_path} ({layout})", err=True)
         data = load_online_retail(csv_path, limit=limit)
         if load_catalog:
-            catalog = Catalog(st.redis, st.keys)
-            items = list(data.products.values())
-            for start in range(0, len(items), 500):
-                catalog.upsert_many(items[start : start + 500])
-            click.echo(f"catalog: {len(items)} products upserted", err=True)
+            _upsert_products(st, data)
     else:
         try:
             data = load_from_redis(st.redis, st.keys)
@@ -155,6 +182,36 @@ def train_command(
         f"{counts['orders']} orders, {counts['products']} products",
         err=True,
     )
+    return data
+
+
+def _upsert_products(st: RapportState, data: TrainingData) -> None:
+    """The CSV's products into the catalog, 500 at a time."""
+    catalog = Catalog(st.redis, st.keys)
+    items = list(data.products.values())
+    for start in range(0, len(items), 500):
+        catalog.upsert_many(items[start : start + 500])
+    click.echo(f"catalog: {len(items)} products upserted", err=True)
+
+
+def _train_params(
+    *,
+    loss: str,
+    components: int,
+    epochs: int,
+    learning_rate: float,
+    max_sampled: int,
+    item_alpha: float,
+    user_alpha: float,
+    threads: int,
+    refit: bool,
+    features: bool,
+    half_life_days: float,
+) -> tuple[TrainConfig, FeatureConfig]:
+    """The LightFM settings and the features from the options (half-life 0: no decay)."""
+    from recommend.model.dataset import IDS_ONLY, FeatureConfig
+    from recommend.model.training import TrainConfig
+
     config = TrainConfig(
         loss=loss,
         no_components=components,
@@ -164,28 +221,52 @@ def train_command(
         item_alpha=item_alpha,
         user_alpha=user_alpha,
         threads=threads,
-        refit=not no_refit,
+        refit=refit,
     )
     feature_config = replace(
         FeatureConfig() if features else IDS_ONLY, half_life_days=half_life_days or None
     )
+    return config, feature_config
+
+
+def _train(
+    st: RapportState,
+    data: TrainingData,
+    config: TrainConfig,
+    features: FeatureConfig,
+    *,
+    force: bool,
+    no_activate: bool,
+    plot: bool,
+    progress: bool,
+) -> TrainingRun:
+    """Train (with a progress bar unless ``progress`` is false), evaluate, save, register and
+    promote through the gate; a refused setting becomes a click error."""
+    from recommend.model.job import run_training
+
     try:
-        run = run_training(
+        return run_training(
             st.redis,
             st.keys,
             st.config.models_path,
             data,
             config=config,
-            features=feature_config,
+            features=features,
             force=force,
             no_activate=no_activate,
             tolerance=st.config.promote_tolerance,
             keep=st.config.models_keep,
             plot=plot,
-            progress=not quiet,
+            progress=progress,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _print_run(run: TrainingRun, *, as_json: bool) -> None:
+    """The holdout report, the artifact and the decision (last line), or one JSON document."""
+    from recommend.model.training import format_report
+
     decision = run.decision
     if as_json:
         click.echo(

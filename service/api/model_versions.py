@@ -1,4 +1,4 @@
-"""Models (ops, scope `admin`): versions with metrics, the active one, activate, roll back."""
+"""Model versions (ops, scope `admin`): their metrics, the active one, activate, roll back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from service.extensions import Blueprint
-from service.model_holder import model_holder
+from service.state import state
 
 blp = Blueprint(
     "models",
@@ -57,13 +57,14 @@ class ActiveSchema(ma.Schema):
     serving = ma.fields.Nested(LoadedSchema, metadata={"description": "This worker's model."})
 
 
+@blp.not_audited("model admin: no profile data")
 @blp.route("")
 class Models(MethodView):
     @blp.auth("admin")
     @blp.response(200, ModelListSchema)
     def get(self):
         """Registered versions (newest first) with metrics, and the activation history."""
-        registry = model_holder().registry
+        registry = state().models.registry
         return {
             "active": registry.active_version(),
             "items": registry.list(),
@@ -71,16 +72,18 @@ class Models(MethodView):
         }
 
 
+@blp.not_audited("model admin: no profile data")
 @blp.route("/active")
 class ActiveModel(MethodView):
     @blp.auth("admin")
     @blp.response(200, ActiveSchema)
     def get(self):
         """The active version, and what this worker is serving."""
-        holder = model_holder()
+        holder = state().models
         return {"active": holder.registry.active(), "serving": holder.status()}
 
 
+@blp.not_audited("model admin: no profile data")
 @blp.route("/<string:version>/activate")
 class ActivateModel(MethodView):
     @blp.auth("admin")
@@ -90,9 +93,10 @@ class ActivateModel(MethodView):
     def post(self, version):
         """Activate a version (promote, or roll back to any version). Its artifact is
         verified first: a corrupt one is refused with 409 and nothing changes."""
-        return model_holder().registry.activate(version, action="activate", reason="admin API")
+        return state().models.registry.activate(version, action="activate", reason="admin API")
 
 
+@blp.not_audited("model admin: no profile data")
 @blp.route("/rollback")
 class Rollback(MethodView):
     @blp.auth("admin")
@@ -100,4 +104,4 @@ class Rollback(MethodView):
     @blp.alt_response(409, response="CONFLICT")
     def post(self):
         """Activate the version that was active before the current one."""
-        return model_holder().registry.rollback()
+        return state().models.registry.rollback()

@@ -1,0 +1,158 @@
+"""What the rest of Rapport reads about one customer: one call, one round trip, plain data.
+
+Greetings, next-best actions, recommendations and training read customers only through this
+module (they never name a customer key nor parse a stored order). :meth:`CustomerView.read`
+returns a :class:`CustomerRecord`: the profile document, the stored purchases (the
+``profiles.activity`` shape, newest ``MAX_ORDERS`` at most) and, when asked, the products
+offered to the customer since a time (the contact log's resting products).
+
+One read-only Lua script reads the profile hash, the orders and the offered products: every key
+carries the customer's hash tag, so this is one Redis Cluster slot and one round trip. Only a
+merge alias (the profile store resolves it) or a customer with more than ``MAX_ORDERS`` orders
+(the newest are read by time) takes more trips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import redis
+
+from core.errors import NotFound
+from profiles.document import is_customer_id
+from profiles.keys import Keys
+from profiles.profile_hash import Stored
+from profiles.store import ProfileStore
+
+MAX_ORDERS = 5000  # a customer's orders read for one request (newest first beyond that)
+_BATCH = 1000  # profiles per pipeline in :meth:`CustomerView.profile_docs`
+
+# KEYS: profile hash, orders hash, [offered products zset]; ARGV: MAX_ORDERS, [offered since]
+# Returns {profile fields, offered ids, [order JSONs]}: no orders when there are more than
+# ARGV[1] (the caller then reads the newest by time). Read-only.
+_READ = """
+local profile = redis.call('HGETALL', KEYS[1])
+local offered = {}
+if KEYS[3] then offered = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf') end
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {profile, offered} end
+return {profile, offered, redis.call('HVALS', KEYS[2])}
+"""
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """One customer as stored. ``customer_id`` is the id the data belongs to (a merge alias
+    resolves to its target; None for an id that cannot name anybody); ``profile`` is None
+    without a profile; ``offered`` is None when it was not asked for."""
+
+    customer_id: str | None
+    profile: dict[str, Any] | None = None
+    purchases: list[dict[str, Any]] = field(default_factory=list)
+    offered: set[str] | None = None
+
+
+class CustomerView:
+    """Read-only access to a customer's profile, purchases and offered products."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, profiles: ProfileStore | None = None):
+        self.redis = client
+        self.keys = keys
+        self.profiles = profiles or ProfileStore(client, keys)
+        self._script = client.register_script(_READ)
+
+    def read(self, customer_id: str, *, offered_since: float | None = None) -> CustomerRecord:
+        """The customer's profile and purchases and, with ``offered_since`` (epoch s), the
+        products offered since then. An unknown id gives a record without a profile."""
+        if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
+            return CustomerRecord(None, offered=set() if offered_since is not None else None)
+        script_keys = [self.keys.profile(customer_id), self.keys.orders(customer_id)]
+        args: list[Any] = [MAX_ORDERS]
+        if offered_since is not None:
+            script_keys.append(self.keys.offered_products(customer_id))
+            args.append(repr(offered_since))
+        flat, offered, *rest = self._script(keys=script_keys, args=args)
+        stored = Stored(customer_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+        if stored.merged_into:
+            return self._resolved(customer_id, offered_since)
+        purchases = _parsed(rest[0]) if rest else self.purchases(customer_id)
+        return CustomerRecord(
+            customer_id,
+            stored.doc if stored.exists else None,
+            purchases,
+            set(offered) if offered_since is not None else None,
+        )
+
+    def _resolved(self, customer_id: str, offered_since: float | None) -> CustomerRecord:
+        """The slow path: follow a merge alias through the profile store."""
+        doc: dict[str, Any] | None = None
+        cid = customer_id
+        try:
+            profile = self.profiles.get(customer_id, with_traits=False)
+            doc, cid = profile.doc, profile.id
+        except NotFound:
+            pass
+        offered = None if offered_since is None else self.offered_since(cid, offered_since)
+        return CustomerRecord(cid, doc, self.purchases(cid), offered)
+
+    def purchases(self, customer_id: str) -> list[dict[str, Any]]:
+        """The stored purchases (all, or the newest ``MAX_ORDERS``); unreadable ones skipped."""
+        orders = self.keys.orders(customer_id)
+        # the client decodes responses (decode_responses=True): replies are str
+        raws: list[str | None]
+        if self.redis.hlen(orders) > MAX_ORDERS:
+            times = self.keys.order_times(customer_id)
+            ids = cast("list[str]", self.redis.zrevrange(times, 0, MAX_ORDERS - 1))
+            raws = cast("list[str | None]", self.redis.hmget(orders, ids)) if ids else []
+        else:
+            raws = cast("list[str | None]", self.redis.hvals(orders))
+        return _parsed(raws)
+
+    def bought_products(self, customer_id: str) -> list[str]:
+        """Every product the customer bought, once each, in no particular order (what
+        ``discover`` excludes): cheaper than :meth:`purchases` for a long history."""
+        seen: dict[str, None] = {}
+        if not is_customer_id(customer_id):
+            return []
+        for purchase in _parsed(cast("list[str]", self.redis.hvals(self.keys.orders(customer_id)))):
+            for line in purchase.get("lines") or ():
+                pid = line.get("product_id") if isinstance(line, dict) else None
+                if pid:
+                    seen.setdefault(str(pid))
+        return list(seen)
+
+    def offered_since(self, customer_id: str, since: float) -> set[str]:
+        """Products offered to the customer at or after ``since`` (epoch s)."""
+        key = self.keys.offered_products(customer_id)
+        return set(cast("list[str]", self.redis.zrangebyscore(key, since, "+inf")))
+
+    def profile_docs(self, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The profile documents of many customers (batch jobs): pipelines of ``HGET doc``.
+        Customers without a profile (or with an unreadable one) are left out."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(customer_ids), _BATCH):
+            chunk = [c for c in customer_ids[start : start + _BATCH] if is_customer_id(c)]
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in chunk:
+                pipe.hget(self.keys.profile(cid), "doc")
+            for cid, raw in zip(chunk, pipe.execute(), strict=True):
+                doc = _loaded(raw)
+                if isinstance(doc, dict):
+                    out[cid] = doc
+        return out
+
+
+def _loaded(raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _parsed(raws: Sequence[str | None]) -> list[dict[str, Any]]:
+    """Stored purchase JSONs as dicts; one unreadable order must not break a read."""
+    return [doc for doc in map(_loaded, raws) if isinstance(doc, dict)]
