@@ -80,9 +80,28 @@ def spelling() -> list[str]:
     return found
 
 
+def customer_keys_outside_profiles() -> list[str]:
+    """``path:line: key`` for every use of a per-customer key name (a method of
+    ``profiles/keys.py``'s ``Keys`` that ``core/keys.py`` does not have) outside profiles/:
+    only profiles/ reads or writes customer storage."""
+
+    def methods(path: str) -> set[str]:
+        return set(re.findall(r"^    def (\w+)\(self", (ROOT / path).read_text(), re.M))
+
+    names = methods("profiles/keys.py") - methods("core/keys.py") - {"__init__"}
+    used = re.compile(r"\bkeys\.(" + "|".join(sorted(names)) + r")\(")
+    found = []
+    for room in ("core", "recommend", "service"):
+        for path in sorted((ROOT / room).rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                for match in used.finditer(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: keys.{match.group(1)}")
+    return found
+
+
 def lint() -> None:
-    """ruff (rules and format), the import contracts, mypy and the house spelling; the first
-    failing step stops with its own output."""
+    """ruff (rules and format), the import contracts, mypy, the house spelling and customer
+    storage only in profiles/; the first failing step stops with its own output."""
     steps = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
@@ -98,6 +117,10 @@ def lint() -> None:
     bad = spelling()
     if bad:
         sys.exit("lint failed: spelling (the house writes -ise):\n" + "\n".join(bad))
+    bad = customer_keys_outside_profiles()
+    if bad:
+        sys.exit("lint failed: customer keys outside profiles/ (use its read API):\n"
+                 + "\n".join(bad))  # fmt: skip
     print("lint passed", flush=True)
 
 
