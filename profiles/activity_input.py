@@ -119,7 +119,10 @@ def parse_time(value: Any, field: str, now: float) -> tuple[str, int]:
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             raise InvalidInput("must be a time after 1970", field=field)
-        when = datetime.fromtimestamp(value, UTC)
+        try:
+            when = datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):  # past the year 9999
+            raise InvalidInput("is more than a day in the future", field=field) from None
     elif isinstance(value, str) and 10 <= len(value) <= 40:
         try:
             when = datetime.fromisoformat(value.strip().replace("z", "Z"))
@@ -127,7 +130,10 @@ def parse_time(value: Any, field: str, now: float) -> tuple[str, int]:
             raise InvalidInput("must be an ISO 8601 time with an offset", field=field) from None
         if when.tzinfo is None:
             raise InvalidInput("needs a UTC offset, e.g. 2024-05-01T10:00:00+02:00", field=field)
-        when = when.astimezone(UTC)
+        try:
+            when = when.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative
+            raise InvalidInput("must be a time between 1970 and now", field=field) from None
     else:
         raise InvalidInput("must be an ISO 8601 time with an offset", field=field)
     if when.year < 1970:

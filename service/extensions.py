@@ -16,6 +16,7 @@ from flask_smorest.utils import prepare_response
 from service.access import require_scope
 from service.auditing import declare_audit, declare_not_audited
 from service.errors import PROBLEM_MIME, ProblemSchema
+from service.json_body import BoundedJsonParser
 
 
 class RapportApi(flask_smorest.Api):
@@ -44,7 +45,10 @@ class RapportApi(flask_smorest.Api):
 
 class Blueprint(flask_smorest.Blueprint):
     """flask-smorest's Blueprint plus :meth:`auth`, which guards and documents a scope, and
-    :meth:`audit` / :meth:`not_audited`, which every ``/v1`` view (method or class) carries."""
+    :meth:`audit` / :meth:`not_audited`, which every ``/v1`` view (method or class) carries.
+    JSON bodies are parsed with their numbers bounded (``service/json_body.py``)."""
+
+    ARGUMENTS_PARSER = BoundedJsonParser()
 
     def auth(self, scope: str):
         """Require a bearer key with ``scope``; put it above ``arguments`` so 401/403 come first."""

@@ -250,6 +250,14 @@ def _init_rate_limits(app: Flask, limit: str, origins: frozenset[str]) -> None:
     # the window that refused it ends.
     app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
 
+    # Registered before the limiter's hook, so it runs after it (Flask runs them last first):
+    # flask-limiter puts Retry-After on every answer; it means something on 429 and 503 only.
+    @app.after_request
+    def retry_after_when_refused(response: Response) -> Response:
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
+
     # The limiter's hook next: every request of a key counts, refused ones included.
     _init_limiter(app, limit)
 
