@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any
 
 import redis
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import parse_many
 
@@ -36,7 +36,7 @@ from profiles.audit import AuditLog
 from service import errors, metrics
 from service.access import current_key
 from service.auditing import audit_response, json_body
-from service.auth import Unauthenticated
+from service.auth import Forbidden, Unauthenticated
 from service.extensions import RapportApi
 from service.logs import request_id
 from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
@@ -219,6 +219,8 @@ def init_app(app: Flask, api: RapportApi) -> None:
         refused = _unknown_query(declared())
         if refused is None:
             refused = _odd_json(config.max_json_depth, config.max_json_items)
+        if refused is not None:
+            _authorise_first()  # 401/403 before any 422 about the request's shape
         return refused
 
     @app.after_request
@@ -268,6 +270,17 @@ def _init_rate_limits(app: Flask, limit: str, origins: frozenset[str]) -> None:
         blocked.block(credential(request.environ), until, item.amount, str(item))
         # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
         return _too_many(str(item))
+
+
+def _authorise_first() -> None:
+    """Raise the view's 401 or 403 now, if it would answer one (its ``Blueprint.auth``
+    scope), so a caller without the right key learns that before anything else."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    method = getattr(view_class, request.method.lower(), None) if view_class else view
+    scope = getattr(method, "required_scope", None)
+    if scope is not None and not current_key().allows(scope):
+        raise Forbidden(scope)
 
 
 def _unknown_query(declared: dict[tuple[str, str], frozenset[str]]) -> Response | None:

@@ -106,3 +106,17 @@ def test_a_consent_time_as_a_long_integer_is_a_422(api):
             "at": 9_999_999_999_999_999_999, "source": "web"}}}  # fmt: skip
     resp = _raw(api, "POST", "/v1/profiles", json.dumps(body))
     assert resp.status_code == 422 and _field(resp) == "consent.marketing.at"
+
+
+def test_who_may_ask_is_answered_before_how_the_request_is_shaped(client, api_as):
+    # an undeclared query parameter or a too-deep body is a 422, but only for a caller who
+    # may use the route: without a key 401, with a key lacking the scope 403
+    assert client.get("/v1/profiles/nobody?bogus=1").status_code == 401
+    reader = api_as("recommend:read")
+    assert reader.get("/v1/profiles/nobody?bogus=1").status_code == 403
+    deep = "[" * 100 + "]" * 100
+    resp = reader.open("PATCH", "/v1/profiles/nobody", data=deep,
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert resp.status_code == 403
+    writer = api_as("profiles:read")
+    assert writer.get("/v1/profiles/nobody?bogus=1").status_code == 422
