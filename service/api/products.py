@@ -1,6 +1,15 @@
-"""Catalog: products (writes need `admin`, reads `recommend:read`)."""
+"""Catalog: products (writes need `admin`, reads `recommend:read`).
+
+``GET /v1/products`` pages through the catalog, or with ``ids=a,b,c`` reads those products in
+one call (the console names the products of a customer's purchases this way). ``ids`` reads by
+id, so it does not combine with the paging and filter parameters: that is a 422 naming the
+other parameter rather than a silent choice between the two.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
@@ -19,11 +28,12 @@ blp = Blueprint(
 
 PRODUCT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 PRICE_RE = r"^\d{1,10}(\.\d{1,4})?$"
+MAX_IDS = 100  # ids per read-many call (a console screen needs at most a few dozen)
+_PRODUCT_ID = re.compile(PRODUCT_ID_RE)
 
 
 def catalog() -> Catalog:
-    st = state()
-    return Catalog(st.redis, st.keys)
+    return state().catalog
 
 
 class ProductSchema(ma.Schema):
@@ -85,17 +95,51 @@ class BatchResultsSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(BatchResultSchema))
 
 
+def check_ids(text: str) -> None:
+    """``ids``: at most MAX_IDS comma-separated product ids, each a valid product id."""
+    given = text.split(",")
+    if len(given) > MAX_IDS:
+        raise ma.ValidationError(f"at most {MAX_IDS} product ids per call")
+    for i, pid in enumerate(given):
+        if not _PRODUCT_ID.match(pid):
+            raise ma.ValidationError(
+                f"id {i + 1} is not a product id (1-64 characters, letters, digits and "
+                ". _ : -, starting with a letter or digit)"
+            )
+
+
 class ProductQuerySchema(StrictSchema):
+    ids = ma.fields.String(
+        validate=check_ids,
+        metadata={
+            "description": f"Comma-separated product ids (at most {MAX_IDS}): read these "
+            "products, in this order; the ones not found are listed in `missing`. Does not "
+            "combine with the other parameters.",
+            "example": "85123A,22423",
+        },
+    )
     category = ma.fields.String(validate=ma.validate.Length(1, 64))
     in_stock = ma.fields.Boolean()
     active = ma.fields.Boolean()
     cursor = ma.fields.String(validate=ma.validate.Regexp(PRODUCT_ID_RE))
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(1, MAX_PAGE))
 
+    @ma.validates_schema(pass_original=True)
+    def ids_alone(self, data: dict[str, Any], original: Any, **_kwargs: Any) -> None:
+        if "ids" not in data:
+            return
+        for name in ("category", "in_stock", "active", "cursor", "limit"):
+            if name in original:  # limit has a default: look at what was sent
+                raise ma.ValidationError(f"{name} does not combine with ids", name)
+
 
 class ProductPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ProductSchema))
     next_cursor = ma.fields.String(allow_none=True)
+    missing = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "Only with `ids`: the ids not found, in the order asked."},
+    )
 
 
 @blp.not_audited("product catalogue: no profile data")
@@ -105,7 +149,18 @@ class Products(MethodView):
     @blp.arguments(ProductQuerySchema, location="query")
     @blp.response(200, ProductPageSchema)
     def get(self, query):
-        """List products by id, filtered by category, stock and active flags."""
+        """List products by id, filtered by category, stock and active flags.
+
+        With `ids`: read those products in one call (for a screen that names many products).
+        """
+        if "ids" in query:
+            ids = list(dict.fromkeys(query["ids"].split(",")))  # each once, in the order asked
+            found = catalog().get_many(ids)
+            return {
+                "items": [found[p] for p in ids if p in found],
+                "next_cursor": None,
+                "missing": [p for p in ids if p not in found],
+            }
         items, cursor = catalog().list(**query)
         return {"items": items, "next_cursor": cursor}
 

@@ -87,3 +87,57 @@ def test_delete_and_404(api):
     resp = api.get("/v1/products/D1")
     assert resp.status_code == 404 and resp.content_type == PROBLEM
     assert api.delete("/v1/products/D1").status_code == 404
+
+
+# -- read many: GET /v1/products?ids= ------------------------------------------------------------
+def test_read_many_gives_the_found_in_the_order_asked_and_names_the_missing(api):
+    for pid in ("M1", "M2", "M3"):
+        api.put(f"/v1/products/{pid}", json={"name": f"item {pid}"})
+    resp = api.get("/v1/products?ids=M3,NOPE,M1,M3,M2,GONE")
+    assert resp.status_code == 200
+    assert [p["product_id"] for p in resp.json["items"]] == ["M3", "M1", "M2"]  # once each
+    assert resp.json["items"][0]["name"] == "item M3"
+    assert resp.json["missing"] == ["NOPE", "GONE"]
+    assert resp.json["next_cursor"] is None
+    assert api.get("/v1/products?ids=NOPE").json == {
+        "items": [],
+        "next_cursor": None,
+        "missing": ["NOPE"],
+    }
+    assert "missing" not in api.get("/v1/products").json  # the paged list is unchanged
+
+
+def test_read_many_takes_at_most_100_ids(api):
+    api.put("/v1/products/M1", json={"name": "x"})
+    ids = ",".join(["M1"] + [f"X{i}" for i in range(99)])
+    resp = api.get(f"/v1/products?ids={ids}")
+    assert resp.status_code == 200 and len(resp.json["missing"]) == 99
+    resp = api.get(f"/v1/products?ids={ids},X100")
+    assert resp.status_code == 422 and resp.content_type == PROBLEM
+    assert resp.json["errors"][0]["field"] == "ids"
+    assert resp.json["errors"][0]["location"] == "query"
+
+
+@pytest.mark.parametrize("ids", ["bad id", "M1,,M2", "M1,", "", "-M1", "M1,{x}", "A" * 65])
+def test_read_many_checks_each_id_like_a_product_id(api, ids):
+    resp = api.get("/v1/products", query_string={"ids": ids})
+    assert resp.status_code == 422 and resp.content_type == PROBLEM
+    assert resp.json["errors"][0]["field"] == "ids"
+
+
+@pytest.mark.parametrize(
+    "other", ["category=bags", "in_stock=true", "active=false", "cursor=M1", "limit=50"]
+)
+def test_read_many_does_not_combine_with_paging_or_filters(api, other):
+    resp = api.get(f"/v1/products?ids=M1&{other}")
+    assert resp.status_code == 422 and resp.content_type == PROBLEM
+    field = other.split("=")[0]
+    assert [e["field"] for e in resp.json["errors"]] == [field]
+    assert "ids" in resp.json["errors"][0]["message"]
+
+
+def test_read_many_scope_is_recommend_read(api_as, client):
+    assert client.get("/v1/products?ids=M1").status_code == 401
+    assert api_as("recommend:read").get("/v1/products?ids=M1").status_code == 200
+    resp = api_as("profiles:read").get("/v1/products?ids=M1")
+    assert resp.status_code == 403 and resp.json["required_scope"] == "recommend:read"

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
@@ -526,6 +527,96 @@ def test_narrow_window_stacks_the_panels_without_sideways_scrolling(browser, dem
         assert all(abs(b["x"] - boxes[0]["x"]) < 1 for b in boxes)
     finally:
         context.close()
+
+
+# The primary marker's box: one line tall when its height, less padding and border, is its
+# line height; and inside the identities list (nothing sticks out to the right).
+PRIMARY_BOX = """el => {
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  const px = name => parseFloat(s[name]) || 0;
+  const inner = r.height - px("paddingTop") - px("paddingBottom")
+    - px("borderTopWidth") - px("borderBottomWidth");
+  const list = el.closest("ul").getBoundingClientRect();
+  return {inner: inner, line: px("lineHeight"), right: r.right, listRight: list.right,
+          top: r.top, valueTop: el.previousElementSibling.getBoundingClientRect().top};
+}"""
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "ada.lovelace@example.com",  # email and marker fit on one line
+        "ada.lovelace-byron.king@example.com",  # the marker wraps below the email
+        "augusta.ada.king.countess.of.lovelace@analytical-engines.example.co.uk",  # breaks too
+    ],
+)
+def test_at_420_px_the_primary_marker_stays_whole_and_nothing_overflows(browser, demo, email):
+    auth = {"Authorization": f"Bearer {demo.admin}"}
+    resp = requests.patch(demo.url(f"/v1/profiles/{demo.ada['id']}"), headers=auth,
+                          json={"email": email}, timeout=10)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    context = browser.new_context(viewport={"width": 420, "height": 860}, locale="en-GB")
+    page = context.new_page()
+    try:
+        sign_in(page, demo, demo.agent, path=f"/console/customers/{demo.ada['id']}")
+        wait_loaded(page)
+        expect(page.locator("#identities")).to_contain_text(email)
+        row = page.locator("#identities li", has_text=email)
+        marker = row.locator('span:text-is("primary")')  # the email's marker
+        expect(marker).to_have_count(1)
+        box = marker.evaluate(PRIMARY_BOX)
+        assert abs(box["inner"] - box["line"]) < 1, box  # one line: no break inside "primary"
+        assert box["right"] <= box["listRight"] + 0.5, box
+        if len(email) > 30:
+            assert box["top"] > box["valueTop"], box  # the line wrapped before the marker
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    finally:
+        context.close()
+
+
+def test_the_channel_choice_is_kept_across_a_reload(page, demo):
+    sign_in(page, demo, demo.agent)
+    look_up(page, "ada.lovelace@example.com")
+    wait_loaded(page)
+    channel = page.get_by_label("Channel")
+    expect(channel).to_have_value("chat")
+    channel.select_option("phone")
+    expect(page.locator("#greeting-meta")).to_contain_text("phone")
+    assert page.evaluate("localStorage.getItem('rapport.console.channel')") == "phone"
+
+    page.reload()
+    wait_loaded(page)
+    expect(channel).to_have_value("phone")
+    expect(page.locator("#greeting-meta")).to_contain_text("phone")  # loaded for phone
+    greeting = api_get(demo, f"/v1/profiles/{demo.ada['id']}/greeting?channel=phone")
+    expect(page.locator("#greeting")).to_have_text(greeting["text"])
+
+    # a value the page does not offer (an old or hand-edited one) is ignored
+    page.evaluate("localStorage.setItem('rapport.console.channel', 'pigeon')")
+    page.reload()
+    wait_loaded(page)
+    expect(channel).to_have_value("chat")
+    expect(page.locator("#greeting-meta")).to_contain_text("chat")
+
+
+def test_purchases_name_their_products_with_one_request(page, demo):
+    sign_in(page, demo, demo.agent)
+    asked: list[str] = []
+    page.on(
+        "request",
+        lambda req: asked.append(req.url) if "/v1/products" in req.url.split("?")[0] else None,
+    )
+    look_up(page, "ada.lovelace@example.com")
+    wait_loaded(page)
+    rows = page.locator("#purchases tbody tr")
+    expect(rows).to_have_count(8)
+    expect(rows.first).to_contain_text("2 × Vintage tea cup set, 1 × Red heart lantern")
+    expect(rows.nth(3)).to_contain_text("1 × Owl doorstop, 2 × Paper star garland")
+    assert len(asked) == 1, asked  # one read for the 7 products on screen, not one each
+    query = parse_qs(urlsplit(asked[0]).query)
+    assert sorted(query["ids"][0].split(",")) == [
+        "P100", "P101", "P102", "P103", "P104", "P105", "P107",
+    ]  # fmt: skip
 
 
 def test_panels_keep_their_place_while_loading(page, demo):

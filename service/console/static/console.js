@@ -9,10 +9,12 @@
 
   var KEY_STORE = "rapport.console.key";
   var AGENT_STORE = "rapport.console.agent";
+  var CHANNEL_STORE = "rapport.console.channel"; // localStorage: kept across reloads and tabs
   var PURCHASES_FOR_CHART = 100; // the API's page maximum
   var PURCHASES_SHOWN = 8;
   var CHART_MONTHS = 12;
-  var MAX_NAME_LOOKUPS = 16; // product names for the purchases shown: one read each
+  var MAX_NAME_LOOKUPS = 100; // product names for the purchases shown: one read (the API's cap)
+  var PRODUCT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/; // others cannot be in the catalog
 
   var state = {
     key: null,
@@ -453,8 +455,10 @@
   }
 
   function identity(kind, value, primary) {
-    return el("li", null, el("span", { class: "id-kind" }, kind), el("span", { class: "mono" }, value),
-      primary ? el("span", { class: "muted small" }, " primary") : null);
+    // the marker sits in the value's line box: a narrow card wraps the line before it
+    return el("li", null, el("span", { class: "id-kind" }, kind),
+      el("span", { class: "id-value" }, el("span", { class: "mono" }, value),
+        primary ? [" ", el("span", { class: "id-primary muted small" }, "primary")] : null));
   }
 
   function startClock(profile) {
@@ -565,7 +569,7 @@
       var reasons = (a.reasons || []).map(function (r) { return el("li", null, r); });
       var product = a.product ? el("p", { class: "small" }, "Product: ",
         el("strong", null, a.product.name || a.product.product_id),
-        a.product.price ? " · " + money(a.product.price, a.product.currency || "EUR") : "") : null;
+        a.product.price ? " · " + (a.product.price_text || money(a.product.price, a.product.currency || "EUR")) : "") : null;
       var accept = el("button", { type: "button", class: "btn btn-accept", "data-outcome": "accepted", disabled: !canWrite },
         "Accept", el("span", { class: "visually-hidden" }, ": " + a.title));
       var dismiss = el("button", { type: "button", class: "btn btn-dismiss", "data-outcome": "dismissed", disabled: !canWrite },
@@ -685,22 +689,24 @@
     );
   }
 
-  /** Catalog names of the products in these purchases ({id: name}); unknown ids are left out. */
+  /** Catalog names of the products shown for these purchases ({id: name}), in one read
+   * (GET /v1/products?ids=); unknown ids are left out, and a failed read leaves ids as they are. */
   function productNames(purchases) {
     var ids = [];
     purchases.forEach(function (p) {
-      (p.lines || []).slice(0, 3).forEach(function (l) { if (ids.indexOf(l.product_id) < 0) ids.push(l.product_id); });
+      (p.lines || []).slice(0, 2).forEach(function (l) {
+        if (PRODUCT_ID.test(l.product_id) && ids.indexOf(l.product_id) < 0) ids.push(l.product_id);
+      });
     });
     ids = ids.slice(0, MAX_NAME_LOOKUPS);
-    return Promise.all(ids.map(function (pid) {
-      return api("/v1/products/" + encodeURIComponent(pid)).then(
-        function (res) { return [pid, res.data && res.data.name]; },
-        function () { return [pid, null]; });
-    })).then(function (pairs) {
-      var names = {};
-      pairs.forEach(function (pair) { if (pair[1]) names[pair[0]] = pair[1]; });
-      return names;
-    });
+    if (!ids.length) return Promise.resolve({});
+    return api("/v1/products?" + new URLSearchParams([["ids", ids.join(",")]]).toString()).then(
+      function (res) {
+        var names = {};
+        ((res.data && res.data.items) || []).forEach(function (p) { if (p.name) names[p.product_id] = p.name; });
+        return names;
+      },
+      function () { return {}; });
   }
 
   function renderPurchases(items, names) {
@@ -778,6 +784,22 @@
     box.replaceChildren(svg, el("p", { class: "small muted chart-caption" }, summary));
   }
 
+  // -- the channel choice, kept in localStorage (storage may be off: then it is not kept) ------
+  function keepChannel(value) {
+    try { localStorage.setItem(CHANNEL_STORE, value); } catch (e) { /* not kept */ }
+  }
+
+  /** The stored channel if the select offers it; anything else is dropped (default stays). */
+  function restoreChannel() {
+    var stored = null;
+    try { stored = localStorage.getItem(CHANNEL_STORE); } catch (e) { return; }
+    if (stored === null) return;
+    var select = $("channel");
+    var offered = Array.prototype.some.call(select.options, function (o) { return o.value === stored; });
+    if (offered) select.value = stored;
+    else try { localStorage.removeItem(CHANNEL_STORE); } catch (e) { /* ignored */ }
+  }
+
   // -- wiring --------------------------------------------------------------------------------
   function init() {
     initialMessage = Array.prototype.slice.call($("message-body").childNodes).map(function (n) { return n.cloneNode(true); });
@@ -788,7 +810,9 @@
     $("message-retry").addEventListener("click", function () {
       if (state.lastLookup) lookup(state.lastLookup, { push: false });
     });
+    restoreChannel();
     $("channel").addEventListener("change", function () {
+      keepChannel($("channel").value);
       if (state.customer) {
         var gen = state.generation;
         var id = encodeURIComponent(state.customer.id);
