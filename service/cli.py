@@ -3,11 +3,13 @@
 Commands other tools drive (keep them stable): ``serve``, ``demo``, ``keys create|list|revoke``,
 ``spec``. Without ``REDIS_URL`` every command uses the embedded Redis under
 ``RAPPORT_DATA_DIR``: it joins a server already running there or starts one and stops it on exit.
+Flask's ``run`` and the extensions' ``limiter`` and ``openapi`` groups still work but are left
+out of ``rapport --help``: ``serve``, ``demo`` and ``spec`` are what a user needs instead.
 """
 
 from __future__ import annotations
 
-import csv
+import copy
 import json
 import logging
 import os
@@ -35,6 +37,7 @@ from service.auth import ApiKeyNotFound, ApiKeyStore
 from service.cli_store import app_state, use_store
 from service.cli_training import models_group, train_command
 from service.config import Config, ConfigError
+from service.demo_cli import demo_banner, demo_key, demo_key_path, demo_load_report
 from service.logs import configure_logging
 from service.redis_connect import connect as connect_redis
 
@@ -43,8 +46,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "api_spec" / "openapi.yaml"
 
 
+class RapportGroup(FlaskGroup):
+    """Flask's group with the commands a user of ``rapport`` does not need hidden from --help."""
+
+    HIDDEN = frozenset({"run", "limiter", "openapi"})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None and name in self.HIDDEN and not command.hidden:
+            command = copy.copy(command)  # Flask's and the extensions' objects stay untouched
+            command.hidden = True
+        return command
+
+
 # the app is built only when a command needs it (FlaskGroup calls create_app then)
-@click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)
+@click.group(cls=RapportGroup, create_app=create_app, add_version_option=False)
 def cli() -> None:
     """Rapport: customer profiles, greetings, next-best actions and recommendations."""
 
@@ -70,11 +86,6 @@ def _serve(config: Config, gunicorn_args: list[str], *, banner: str | None = Non
     """Run gunicorn in a child process with the store ready; forward signals; clean up."""
     env = os.environ.copy()
     env["REDIS_URL"] = use_store(config)
-    if not (config.redis_url or config.redis_cluster_nodes):
-        log.info(
-            "using the embedded redis; set REDIS_URL to use your own server",
-            extra={"redis_url": env["REDIS_URL"]},
-        )
     prom_dir = (config.data_dir / "prometheus" / str(os.getpid())).resolve()
     shutil.rmtree(prom_dir, ignore_errors=True)
     prom_dir.mkdir(parents=True)
@@ -140,31 +151,27 @@ def serve(bind, workers, threads, timeout, gunicorn_config) -> None:
 @cli.command("demo")
 @_gunicorn_options
 def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
-    """Serve with a fresh admin key printed (and, once built, demo data loaded)."""
+    """Serve with an admin key, kept in <data dir>/demo-key, and the demo data.
+
+    The key in that file (mode 0600) is reused while it is valid, so a restart keeps an open
+    console signed in; otherwise a new key is made. On the first start the demo catalog,
+    customers and orders load and a first model trains while the service already answers."""
     config = Config.from_env()
     configure_logging(config.log_level)
     url = use_store(config)
     client = connect_redis(url, timeout=config.redis_timeout)
-    store = ApiKeyStore(client, Keys(config.key_prefix))
-    for old in store.list():
-        if old.name == "demo":
-            store.revoke(old.key_id)
-    _, token = store.create("demo", "admin")
-    client.close()
+    key_file = demo_key_path(config.data_dir)
+    try:
+        token, reused = demo_key(ApiKeyStore(client, Keys(config.key_prefix)), key_file)
+    finally:
+        client.close()
     # The service answers at once; the first start's data load and training run beside it
     # (recommendations use popular items until the first model is active: see /readyz).
     threading.Thread(
         target=_load_demo_in_background, args=(url, config), name="demo-loader", daemon=True
     ).start()
     address = bind or "127.0.0.1:8000"
-    banner = (
-        f"\nRapport demo on http://{address}  (API docs: http://{address}/docs)\n"
-        f"Agent console: http://{address}/console  (sign in with the key below; look up "
-        f"e.g. {_demo_example_email()})\n"
-        f"Demo API key (scope admin, replaced at each demo start):\n  {token}\n"
-        f"Try:\n  curl -H 'Authorization: Bearer {token}' http://{address}/readyz\n"
-        "On the first start the demo data loads and a first model trains in the background.\n"
-    )
+    banner = demo_banner(address, token, key_file, reused=reused)
     sys.exit(
         _serve(
             config,
@@ -178,11 +185,6 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
 def _import_stores(client, keys):
     activity = ActivityStore(client, keys, category_of=Catalog(client, keys).category_of)
     return ProfileStore(client, keys, activity=activity), activity
-
-
-def _demo_example_email() -> str:
-    with open(DEMO_DIR / "customers.csv", newline="") as f:
-        return next(csv.DictReader(f)).get("email", "")
 
 
 def _load_demo_in_background(url: str, config: Config) -> None:
@@ -213,7 +215,7 @@ def _load_demo_data(client, keys, config: Config) -> None:
     if summary is None:
         log.info("demo data: the store already holds profiles; nothing loaded")
     else:
-        click.echo(f"demo data loaded: {json.dumps(summary.as_dict())}", err=True)
+        click.echo(f"demo data loaded: {json.dumps(demo_load_report(summary))}", err=True)
     if ModelRegistry(client, keys, config.models_path).active_version() is None:
         from recommend.model.job import run_training
         from recommend.model.sources import load_from_redis

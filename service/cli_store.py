@@ -13,18 +13,26 @@ from service.config import Config
 from service.redis_server import EmbeddedRedis
 from service.state import RapportState, state
 
+_JOINED = "rapport.embedded_redis_urls"  # ctx.meta: the embedded servers this command uses
+
 
 def use_store(config: Config) -> str:
     """Make sure a Redis is there for this command; return its URL.
 
     With no ``REDIS_URL``, join or start the embedded server and, if this command started it,
-    stop it when the command ends.
+    stop it when the command ends. A second call in the same command returns the same URL
+    without asking again (so the log says once which server the command uses).
     """
     if config.redis_url or config.redis_cluster_nodes:
         return config.effective_redis_url()
+    ctx = click.get_current_context()
     embedded = EmbeddedRedis(config.data_dir)
+    joined: set[str] = ctx.meta.setdefault(_JOINED, set())
+    if embedded.url in joined:
+        return embedded.url
     if embedded.ensure_running():
-        click.get_current_context().call_on_close(embedded.stop)
+        ctx.call_on_close(embedded.stop)
+    joined.add(embedded.url)
     return embedded.url
 
 

@@ -3,7 +3,9 @@
 ``rapport train`` reads every purchase, profile and product from Redis (or an Online Retail
 CSV with ``--from-csv``), trains with a progress bar, prints the holdout report (model vs
 popularity), writes the artifact under ``RAPPORT_MODEL_DIR``, registers it and promotes it
-when the gate passes (exit status 0 either way; the last line says what happened).
+when the gate passes. The last line says what happened and the exit status tells a scheduler:
+0 activated (or registered only, as ``--no-activate`` asks), 3 trained and registered but not
+activated because the gate found it worse than the active model, 1 an error, 2 a usage error.
 
 Its defaults are the tuned production settings (``recommend.model.training.PRODUCTION``,
 ``recommend.model.dataset.IDS_ONLY``: ids only, 128 components, learning rate 0.02, max_sampled
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 # recommend.model (numpy, scipy, LightFM: about a second) is imported inside the functions that
 # use it, so that the other commands and `rapport --help` start at once.
+
+EXIT_NOT_ACTIVATED = 3  # `rapport train`: trained and registered, refused by the promotion gate
 
 
 def _registry(st: RapportState):
@@ -130,7 +134,15 @@ def train_command(
     as_json,
     quiet,
 ) -> None:
-    """Train a model, report it against popularity, register it, promote it if not worse."""
+    """Train a model, report it against popularity, register it, promote it if not worse.
+
+    \b
+    Exit status:
+      0  activated, or registered only as --no-activate asks
+      3  trained and registered but not activated: the promotion gate
+         found it worse than the active model (--force overrides)
+      1  error; 2 usage error
+    """
     st = app_state()
     data = _training_data(st, csv_path, layout=layout, limit=limit, load_catalog=load_catalog)
     config, feature_config = _train_params(
@@ -157,6 +169,8 @@ def train_command(
         progress=not quiet,
     )
     _print_run(run, as_json=as_json)
+    if not run.decision.activated and not no_activate:
+        raise SystemExit(EXIT_NOT_ACTIVATED)
 
 
 def _training_data(

@@ -194,7 +194,10 @@ class EmbeddedRedis:
         with open(self.data_dir / "redis.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.socket.exists() and _answers(self.url):
-                log.info("embedded redis already running", extra={"socket": str(self.socket)})
+                log.info(
+                    f"using the embedded redis already running on {self.url}",
+                    extra={"socket": str(self.socket)},
+                )
                 return False
             with contextlib.suppress(FileNotFoundError):
                 self.socket.unlink()
@@ -206,7 +209,7 @@ class EmbeddedRedis:
                 binary=redis_server_binary("embedded"),
             ).start()
             log.info(
-                "started embedded redis",
+                f"started embedded redis on {self.url} (set REDIS_URL to use your own server)",
                 extra={
                     "socket": str(self.socket),
                     "binary": self.server.binary,

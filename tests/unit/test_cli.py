@@ -73,7 +73,8 @@ def test_commands_share_the_embedded_redis(tmp_path):
     data_dir = tmp_path / "var"
     created = _rapport(["keys", "create", "--name", "ops", "--scopes", "admin"], data_dir)
     assert created.returncode == 0, created.stderr
-    assert "started embedded redis" in created.stderr
+    assert "started embedded redis on unix://" in created.stderr
+    assert "already running" not in created.stderr  # one line says which server it uses
     # the command started the server, so it stopped it on exit; the key survives on disk
     assert not EmbeddedRedis(data_dir).socket.exists() or "stopped embedded redis" in created.stderr
 
@@ -82,7 +83,8 @@ def test_commands_share_the_embedded_redis(tmp_path):
     try:
         listed = _rapport(["keys", "list", "--json"], data_dir)
         assert listed.returncode == 0, listed.stderr
-        assert "already running" in listed.stderr
+        assert "using the embedded redis already running on unix://" in listed.stderr
+        assert "started embedded redis" not in listed.stderr
         assert [k["name"] for k in json.loads(listed.stdout)] == ["ops"]
         # the joining command must not stop the shared server
         assert running.server.client().ping()

@@ -13,6 +13,7 @@ from profiles import activity
 from profiles.keys import Keys
 from recommend.catalog.products import Catalog
 from service.cli import cli
+from service.cli_training import EXIT_NOT_ACTIVATED
 from tests.recsys import purchase, record_purchase, synthetic
 
 
@@ -109,6 +110,34 @@ def test_train_from_csv_then_manage_versions(redis_client, redis_url, tmp_path):
     assert pruned.exit_code == 0 and "removed 0" in pruned.stdout  # active + previous stay
     table = invoke(["models", "list"], redis_url, tmp_path).stdout
     assert "P@10" in table and one["version"] in table
+
+
+def test_train_refused_by_the_gate_exits_3(redis_client, redis_url, tmp_path):
+    """A model the promotion gate refuses is registered, not activated, and exits 3."""
+    path = tmp_path / "retail.csv"
+    online_retail_csv(path)
+    args = ["train", "--from-csv", str(path), "--epochs", "2", "--components", "8", "--quiet"]
+    first = invoke([*args, "--json"], redis_url, tmp_path)
+    assert first.exit_code == 0, first.output
+    active = json.loads(first.stdout)["version"]
+    # make the active model better than anything the next run can train
+    record_key = Keys().model_version(active)
+    record = json.loads(redis_client.get(record_key))
+    record["metrics"]["model"]["precision"] = 1.0
+    redis_client.set(record_key, json.dumps(record))
+
+    refused = invoke(args, redis_url, tmp_path)
+    assert refused.exit_code == EXIT_NOT_ACTIVATED == 3, refused.output
+    assert "NOT ACTIVATED" in refused.stdout and "below active" in refused.stdout
+    as_json = invoke([*args, "--json"], redis_url, tmp_path)
+    assert as_json.exit_code == 3
+    assert json.loads(as_json.stdout)["decision"]["activated"] is False
+    listed = json.loads(invoke(["models", "list", "--json"], redis_url, tmp_path).stdout)
+    assert listed["active"] == active and len(listed["items"]) == 3
+
+    forced = invoke([*args, "--force"], redis_url, tmp_path)
+    assert forced.exit_code == 0, forced.output
+    assert forced.stdout.splitlines()[-1].startswith("ACTIVATED") and "forced" in forced.stdout
 
 
 @pytest.mark.skipif(
