@@ -19,6 +19,7 @@ import redis
 
 from profiles.customer_view import CustomerView
 from profiles.document import is_customer_id
+from profiles.errors import ProfileNotFound
 from recommend.errors import ProductNotFound
 from recommend.model.context import context_of
 from recommend.model.fallback import PopularSnapshot
@@ -75,11 +76,15 @@ class RecommendationAnswers:
     def for_customer(
         self, customer_id: str, *, strategy: str, limit: int, filters: Filters
     ) -> Answer:
-        """Top products for a customer (an unknown customer gets popular products)."""
+        """Top products for a customer: one with a profile, with purchases, or known to the
+        model (a new customer gets cold-start picks); anybody else is ``ProfileNotFound``."""
         loaded = self.serving()  # one reference for the whole request
         try:
             since = self.rest_start() if self.rest_start is not None else None
             record = self.view.read(customer_id, offered_since=since)
+            if record.profile is None and not record.purchases and not _knows(loaded, customer_id):
+                # nobody: never created, or erased (as GET /v1/profiles/{id} answers)
+                raise ProfileNotFound(f"no profile with id {customer_id}")
             resting = record.offered or set()
             out = loaded.recommender.recommend(
                 context_of(record),
@@ -144,3 +149,10 @@ class RecommendationAnswers:
         if snapshot is None:  # no copy yet: the Redis error stands (a 503 upstream)
             raise error
         return snapshot
+
+
+def _knows(loaded: Serving, customer_id: str) -> bool:
+    """The serving model was trained on this customer (a model from a CSV knows customers
+    that have no profile in this store)."""
+    rec = loaded.recommender
+    return isinstance(rec, Recommender) and customer_id in rec.user_index

@@ -104,8 +104,11 @@ class CustomerRecommendations(MethodView):
     @blp.auth("recommend:read")
     @blp.arguments(RecommendationQuerySchema, location="query")
     @blp.response(200, RecommendationsSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
-        """Top products for a customer (an unknown customer gets popular products)."""
+        """Top products for a customer; a new one gets picks from their profile's features.
+        An id with no profile (never created, or erased) is 404: visitors nobody knows get
+        ``/v1/recommendations/popular``."""
         answer = state().recommendations.for_customer(
             customer_id, strategy=query["strategy"], limit=query["limit"], filters=_filters(query)
         )

@@ -111,14 +111,17 @@ def test_cold_start_profile_gets_its_preferred_category_first(api, served):
     assert [it["category"] for it in body["items"]] == ["christmas"] * 5
 
 
-def test_unknown_customer_gets_popular_items(api, served):
-    body = api.get("/v1/profiles/nobody/recommendations?limit=5").json
-    assert body["basis"] == "popularity"
-    assert len(body["items"]) == 5 and all(it["source"] == "popular" for it in body["items"])
-    popular = api.get("/v1/recommendations/popular?limit=5").json
-    assert [it["product_id"] for it in popular["items"]] == [
-        it["product_id"] for it in body["items"]
-    ]
+def test_nobody_and_an_erased_customer_are_404_visitors_get_popular(api, served):
+    # as GET /v1/profiles/{id} answers: an id without a profile (never created, or erased)
+    resp = api.get("/v1/profiles/nobody/recommendations?limit=5")
+    assert resp.status_code == 404 and resp.json["type"].endswith("not-found"), resp.json
+    cid = api.post("/v1/profiles", json={"email": "new.one@example.com"}).json["id"]
+    fresh = api.get(f"/v1/profiles/{cid}/recommendations?limit=5")
+    assert fresh.status_code == 200 and len(fresh.json["items"]) == 5  # a new customer: picks
+    assert api.delete(f"/v1/profiles/{cid}").status_code == 200
+    assert api.get(f"/v1/profiles/{cid}/recommendations").status_code == 404
+    popular = api.get("/v1/recommendations/popular?limit=5").json  # visitors nobody knows
+    assert len(popular["items"]) == 5 and all(it["source"] == "popular" for it in popular["items"])
     germany = api.get("/v1/recommendations/popular?country=Germany&limit=3").json["items"]
     assert germany[0]["reason"] == "popular in your country (Germany)"
 
@@ -144,6 +147,7 @@ def test_similar_products(api, served):
 
 def test_without_a_model_popularity_or_catalog_serves(api, app):
     load_catalog(app)
+    app.extensions["rapport"].profiles.create({"email": "c001@example.com"}, customer_id="C001")
     resp = api.get("/v1/profiles/C001/recommendations?limit=3")
     assert resp.status_code == 200
     body = resp.json
@@ -154,10 +158,9 @@ def test_without_a_model_popularity_or_catalog_serves(api, app):
     assert similar and all(it["category"] == "kitchen & tea" for it in similar)
 
 
-def test_an_id_that_cannot_be_a_customer_gets_popular_items(api, served):
-    resp = api.get("/v1/profiles/a%7Bb%7D/recommendations?limit=3")
-    assert resp.status_code == 200
-    assert resp.json["basis"] == "popularity" and len(resp.json["items"]) == 3
+def test_an_id_that_cannot_be_a_customer_is_404(api, served):
+    resp = api.get("/v1/profiles/a%7Bb%7D/recommendations?limit=3")  # never reaches a key name
+    assert resp.status_code == 404 and resp.json["status"] == 404
 
 
 def test_a_product_added_after_training_is_recommended(api, served):
