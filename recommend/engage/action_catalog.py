@@ -5,7 +5,8 @@ An action (JSON, hash ``SharedKeys.action_catalog()``; shipped defaults in ``DEF
 written once on first use so that admin deletes stick)::
 
     {"id": "winback-60d", "title": "Win-back offer",
-     "say": "{{ name }}, we have missed you ...",      # a template, same sandbox as greetings
+     "say": {"en": "{{ name }}, we have missed you ...",  # templates, same sandbox as
+             "de": "{{ name }}, wir haben Sie ..."},      # greetings; or one string (English)
      "category": "retention",                          # service | retention | sales | feedback
      "value": 60,                                      # business value, 0 .. 1000000
      "rules": {...},                                   # recommend/engage/rules.py; null = always
@@ -17,7 +18,9 @@ written once on first use so that admin deletes stick)::
      "active_from": "2026-01-01", "active_to": null}   # ISO dates or datetimes (UTC)
 
 :func:`normalise_action` validates a body and returns the stored form; its errors name the
-field at fault, and :meth:`ActionCatalog.replace_all` prefixes them with ``items.<i>``.
+field at fault (``say.de`` for the German line), and :meth:`ActionCatalog.replace_all` prefixes
+them with ``items.<i>``. :func:`say_for` picks the line along a locale chain, as greetings pick
+their template (``de-AT`` → ``de`` → ``en``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from core.keys import SharedKeys
 from recommend.engage import rules, sandbox
 from recommend.engage.action_defaults import DEFAULT_ACTIONS
 from recommend.engage.greetings import SAMPLE_VALUES, VARIABLES
+from recommend.engage.language import DEFAULT_LOCALE, normalise_locale
 from recommend.errors import ActionNotFound, InvalidAction
 
 log = logging.getLogger("rapport.actions")
@@ -49,6 +53,7 @@ ACTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RESERVED_IDS = frozenset({"stats", "product-suggestion"})  # a route; product feedback
 MAX_ACTIONS = 200
 MAX_VALUE = 1_000_000
+MAX_SAY_LOCALES = 20
 
 # Variables a ``say`` line may use: the greeting variables plus the linked product.
 SAY_VARIABLES: dict[str, str] = {
@@ -89,9 +94,7 @@ def normalise_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
     title = data.get("title")
     if not isinstance(title, str) or not 0 < len(title.strip()) <= 120:
         raise InvalidAction("title is 1 to 120 characters", field="title")
-    say = data.get("say")
-    if say is not None:
-        sandbox.validate(say, "say", SAY_VARIABLES, _SAY_SAMPLE)
+    say = _say(data.get("say"))
     category = data.get("category")
     if category not in CATEGORIES:
         raise InvalidAction(f"category is one of {', '.join(CATEGORIES)}", field="category")
@@ -130,6 +133,43 @@ def normalise_action(data: Any, action_id: str | None = None) -> dict[str, Any]:
         "active_from": data.get("active_from"),
         "active_to": data.get("active_to"),
     }
+
+
+def _say(value: Any) -> str | dict[str, str] | None:
+    """A say line: None, one template (English) or ``{locale: template}`` (keys normalised,
+    ``de_at`` → ``de-AT``); every template passes the sandbox's checks."""
+    if value is None or isinstance(value, str):
+        if value is not None:
+            sandbox.validate(value, "say", SAY_VARIABLES, _SAY_SAMPLE)
+        return value
+    if not isinstance(value, Mapping) or not 0 < len(value) <= MAX_SAY_LOCALES:
+        raise InvalidAction(
+            f"say is a template or an object of 1 to {MAX_SAY_LOCALES} locale tags to templates",
+            field="say",
+        )
+    out: dict[str, str] = {}
+    for key, source in value.items():
+        tag = normalise_locale(key) if isinstance(key, str) else None
+        if tag is None:
+            raise InvalidAction("a locale tag such as 'en', 'de' or 'de-AT'", field=f"say.{key}")
+        if tag in out:
+            raise InvalidAction(f"locale {tag} is given twice", field=f"say.{key}")
+        sandbox.validate(source, f"say.{key}", SAY_VARIABLES, _SAY_SAMPLE)
+        out[tag] = source
+    return out
+
+
+def say_for(say: Any, chain: list[str]) -> tuple[str | None, str | None]:
+    """(template, its locale) for the first locale of ``chain`` the line has; a plain string
+    is English. (None, None) when there is no line for the chain."""
+    if isinstance(say, str):
+        return say, DEFAULT_LOCALE
+    if isinstance(say, Mapping):
+        for tag in chain:
+            source = say.get(tag)
+            if isinstance(source, str):
+                return source, tag
+    return None, None
 
 
 def _action_id(data: Mapping, action_id: str | None) -> str:

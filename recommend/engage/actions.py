@@ -15,6 +15,11 @@ rules hold, ``score = value × propensity``:
 Then the contact policy applies (consent, cooldown, the shared daily budget; see
 ``recommend/engage/contact.py``). Eligible actions it holds back are listed under ``withheld`` with
 the reason, so a console can say why. Ties order by value, then id.
+
+Each item's say line is in one language (``recommend/engage/language.py``): the template for
+the first locale of the customer's chain that the action has (a plain string is English), with
+dates and money formatted for that language; the item says which (``locale``,
+``format_locale``) and whether it fell back. Reasons are English, for the agent.
 """
 
 from __future__ import annotations
@@ -22,10 +27,9 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
-from babel.numbers import format_currency
+from babel.numbers import format_decimal, format_percent
 
 from core.channels import CHANNELS
 from core.errors import InvalidInput
@@ -35,9 +39,18 @@ from recommend.engage.action_catalog import (
     PRODUCT_LINKS,
     ActionCatalog,
     normalise_action,
+    say_for,
 )
 from recommend.engage.contact import ContactPolicy, parse_stats
-from recommend.engage.greetings import babel_locale, locale_chain, variables
+from recommend.engage.greetings import variables
+from recommend.engage.language import (
+    DEFAULT_LOCALE,
+    format_locale,
+    is_fallback,
+    locale_chain,
+    money,
+    normalise_locale,
+)
 
 # the catalogue's names are re-exported: callers import them from here
 __all__ = [
@@ -112,16 +125,13 @@ class NextBestActions:
             actions, stats, state["last_feedback"], facts, channel, context, now
         )
         used = state["used_today"].get(channel, 0)
-        say_locale = locale_chain(locale or profile.get("locale"))[0]
         items, held_back = self._fill(
             candidates,
             facts,
             resting=state["resting_products"],
             budget=max(0, self.policy.daily_budget - used),
             limit=limit,
-            channel=channel,
-            locale=say_locale,
-            now=now,
+            say=_SayLines(facts, channel, locale or profile.get("locale"), now),
         )
         return {
             "customer_id": customer_id,
@@ -198,19 +208,16 @@ class NextBestActions:
         resting: set[str],
         budget: int,
         limit: int,
-        channel: str,
-        locale: str,
-        now: float,
+        say: _SayLines,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(items, withheld): the best ``limit`` candidates within the daily ``budget`` (service
         actions without a product are not rationed); a product action gets the top
         recommendation not ``resting``, looked up once when the first one could still make the
-        list. ``channel``, ``locale`` and ``now`` are for the say lines' variables."""
+        list. ``say`` renders the items' say lines."""
         heap = [(_order(c), i, c) for i, c in enumerate(candidates)]
         heapq.heapify(heap)
         items: list[dict[str, Any]] = []
         withheld: list[dict[str, Any]] = []
-        base_vars: dict[str, Any] | None = None
         top_product: dict[str, Any] | None = None
         looked_up = False
         while heap and len(items) < limit:
@@ -231,9 +238,7 @@ class NextBestActions:
                 continue
             if rationed:
                 budget -= 1
-            if base_vars is None:
-                base_vars = _say_variables(facts, channel, locale, now)
-            items.append(self._item(cand, base_vars))
+            items.append(_item(cand, say))
         return items, withheld
 
     def _top_product(self, facts: Mapping, resting: set[str]) -> dict | None:
@@ -249,44 +254,68 @@ class NextBestActions:
                 return pick
         return None
 
-    @staticmethod
-    def _item(cand: dict, base_vars: dict[str, Any]) -> dict[str, Any]:
-        action, product = cand["action"], cand["product"]
-        values = dict(base_vars)
+
+class _SayLines:
+    """The say lines of one ranking: the customer's locale chain and the line variables per
+    formatting locale (computed once each)."""
+
+    def __init__(self, facts: Mapping, channel: str, requested: str | None, now: float):
+        self.facts, self.channel, self.now = facts, channel, now
+        self.requested = normalise_locale(requested)
+        self.chain = locale_chain(self.requested)
+        self._values: dict[str, dict[str, Any]] = {}
+
+    def values(self, fmt: str) -> dict[str, Any]:
+        if fmt not in self._values:
+            self._values[fmt] = _say_variables(self.facts, self.channel, fmt, self.now)
+        return self._values[fmt]
+
+    def line(self, action: Mapping, product: Mapping | None) -> dict[str, Any]:
+        """``say`` (None without a line or when it fails), its ``locale``, ``fallback``,
+        ``format_locale`` and the product's price formatted for it (``price_text``)."""
+        source, say_locale = say_for(action.get("say"), self.chain)
+        fmt = format_locale(say_locale or DEFAULT_LOCALE, self.requested)
+        price = money(product.get("price"), product.get("currency"), fmt) if product else None
+        values = dict(self.values(fmt))
         if product:
             values.update(
                 product_name=product.get("name"),
-                product_price=_money(product, base_vars.get("locale") or "en"),
+                product_price=price,
                 product_category=product.get("category"),
             )
         say = None
-        if action.get("say"):
+        if source:
             try:
-                say = sandbox.plain(sandbox.render(action["say"], values)) or None
+                say = sandbox.plain(sandbox.render(source, values)) or None
             except Exception:  # a stored template must never cause a 500
                 log.warning("say line of action %s failed to render", action["id"])
         return {
-            "action_id": action["id"],
-            "title": action["title"],
-            "category": action["category"],
             "say": say,
-            "score": round(cand["score"], 4),
-            "value": action["value"],
-            "propensity": round(cand["propensity"], 4),
-            "reasons": cand["reasons"],
-            "product": _product_view(product) if product else None,
-            "cooldown_days": action.get("cooldown_days", 0),
+            "locale": say_locale if say else None,
+            "fallback": bool(say and say_locale and is_fallback(say_locale, self.requested)),
+            "format_locale": fmt,
+            "price_text": price,
         }
 
 
-def _money(product: Mapping, locale: str) -> str | None:
-    price, currency = product.get("price"), product.get("currency")
-    if price in (None, "") or not currency:
-        return None
-    try:
-        return format_currency(Decimal(str(price)), currency, locale=babel_locale(locale))
-    except (ArithmeticError, ValueError, TypeError):
-        return None
+def _item(cand: dict, say: _SayLines) -> dict[str, Any]:
+    action, product = cand["action"], cand["product"]
+    line = say.line(action, product)
+    return {
+        "action_id": action["id"],
+        "title": action["title"],
+        "category": action["category"],
+        "say": line["say"],
+        "locale": line["locale"],
+        "fallback": line["fallback"],
+        "format_locale": line["format_locale"],
+        "score": round(cand["score"], 4),
+        "value": action["value"],
+        "propensity": round(cand["propensity"], 4),
+        "reasons": cand["reasons"],
+        "product": _product_view(product, line["price_text"]) if product else None,
+        "cooldown_days": action.get("cooldown_days", 0),
+    }
 
 
 def _candidate(
@@ -317,8 +346,10 @@ def _scored(action: Mapping, stats: Mapping[str, Any] | None, reasons: list[str]
     counters = stats or {}
     shown = counters.get("shown", 0)
     if shown:
-        rate = counters["acceptance_rate"]
-        reasons = [*reasons, f"accepted {rate:.0%} of {shown} times offered"]
+        # reasons are English: their numbers are formatted for English
+        rate = format_percent(counters["acceptance_rate"], locale=DEFAULT_LOCALE)
+        offered = format_decimal(shown, locale=DEFAULT_LOCALE)
+        reasons = [*reasons, f"accepted {rate} of {offered} times offered"]
     return _candidate(action, None, smoothed_rate(stats), reasons)
 
 
@@ -330,7 +361,7 @@ def _with_product(cand: Mapping, product: Mapping) -> dict[str, Any]:
 
 
 def _say_variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str, Any]:
-    """The variables of the say lines (without a product; :meth:`NextBestActions._item`
+    """The variables of the say lines (without a product; :meth:`_SayLines.line`
     adds the product's)."""
     values = variables(facts, channel, locale, now)
     traits = facts.get("traits") or {}
@@ -344,9 +375,10 @@ def _order(cand: Mapping) -> tuple[float, float, str]:
     return (-cand["score"], -float(cand["action"]["value"]), cand["action"]["id"])
 
 
-def _product_view(product: Mapping) -> dict[str, Any]:
+def _product_view(product: Mapping, price_text: str | None) -> dict[str, Any]:
+    """The product of an item; ``price_text``: its price formatted like the say line."""
     keys = ("product_id", "name", "category", "price", "currency", "score")
-    return {k: product.get(k) for k in keys}
+    return {**{k: product.get(k) for k in keys}, "price_text": price_text}
 
 
 def _held(action: Mapping, reason: str, **extra: Any) -> dict[str, Any]:

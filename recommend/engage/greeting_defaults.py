@@ -1,4 +1,5 @@
-"""Shipped greeting templates (Jinja2, rendered in the sandbox) and per-locale forms of address.
+"""Shipped greeting templates (Jinja2, rendered in the sandbox), per-locale forms of address and
+tier names.
 
 Admins override any of these through the API; deleting an override brings the default back.
 Variables are documented in ``recommend/engage/greetings.py`` (``VARIABLES``).
@@ -36,6 +37,15 @@ TITLE_GENDER: dict[str, str] = {
     "male": "male",
 }
 
+# The loyalty tiers (``profiles/attributes.py``) as a template says them (``tier_name``), per
+# language; a tier missing here is shown as recorded. ``tier`` stays the recorded value.
+TIER_NAMES: dict[str, dict[str, str]] = {
+    "en": {"bronze": "bronze", "silver": "silver", "gold": "gold", "platinum": "platinum"},
+    "de": {"bronze": "Bronze", "silver": "Silber", "gold": "Gold", "platinum": "Platin"},
+    "fr": {"bronze": "Bronze", "silver": "Argent", "gold": "Or", "platinum": "Platine"},
+    "es": {"bronze": "Bronce", "silver": "Plata", "gold": "Oro", "platinum": "Platino"},
+}
+
 _EN_HELLO = (
     "{% if time_of_day == 'morning' %}Good morning{% elif time_of_day == 'afternoon' %}"
     "Good afternoon{% elif time_of_day == 'evening' %}Good evening{% else %}Hello{% endif %}"
@@ -62,7 +72,7 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], str] = {
     ),
     ("en", "phone"): (
         _EN_HELLO + "{% if name %}, {{ name }}{% endif %}, thank you for calling"
-        "{% if tier %} - as a {{ tier }} member you are a priority for us{% endif %}. "
+        "{% if tier %} - as a {{ tier_name }} member you are a priority for us{% endif %}. "
         "{% if has_open_issue %}I can see your open support request. "
         "{% elif recent_product %}I see you bought the {{ recent_product }}"
         "{% if recent_purchase_date %} on {{ recent_purchase_date }}{% endif %}. "
@@ -91,7 +101,7 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], str] = {
     ),
     ("de", "phone"): (
         _DE_HELLO + "{% if name %}, {{ name }}{% endif %}, danke für Ihren Anruf"
-        "{% if tier %} - als {{ tier }}-Kunde haben Sie bei uns Vorrang{% endif %}. "
+        "{% if tier %} - als {{ tier_name }}-Kunde haben Sie bei uns Vorrang{% endif %}. "
         "{% if has_open_issue %}Ich sehe Ihre offene Anfrage. "
         "{% elif recent_product %}Ich sehe, Sie haben {% if recent_purchase_date %}am "
         "{{ recent_purchase_date }} {% endif %}{{ recent_product }} gekauft. "
@@ -120,7 +130,7 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], str] = {
     ),
     ("fr", "phone"): (
         _FR_HELLO + "{% if name %} {{ name }}{% endif %}, merci de votre appel"
-        "{% if tier %} ; en tant que client {{ tier }}, vous êtes prioritaire{% endif %}. "
+        "{% if tier %} ; en tant que client {{ tier_name }}, vous êtes prioritaire{% endif %}. "
         "{% if has_open_issue %}Je vois votre demande en cours. "
         "{% elif recent_product %}Je vois que vous avez acheté {{ recent_product }}"
         "{% if recent_purchase_date %} le {{ recent_purchase_date }}{% endif %}. "
@@ -148,7 +158,7 @@ DEFAULT_TEMPLATES: dict[tuple[str, str], str] = {
     ),
     ("es", "phone"): (
         _ES_HELLO + "{% if name %}, {{ name }}{% endif %}, gracias por llamar"
-        "{% if tier %}; como cliente {{ tier }} tiene prioridad{% endif %}. "
+        "{% if tier %}; como cliente {{ tier_name }} tiene prioridad{% endif %}. "
         "{% if has_open_issue %}Veo su solicitud abierta. "
         "{% elif recent_product %}Veo que compró {{ recent_product }}"
         "{% if recent_purchase_date %} el {{ recent_purchase_date }}{% endif %}. "

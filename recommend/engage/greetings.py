@@ -3,7 +3,9 @@
 Templates are data: shipped defaults (``recommend/engage/greeting_defaults.py``) overridden per
 ``(locale, channel)`` by admins (Redis hash ``SharedKeys.greeting_templates()``). The locale
 chain is the exact locale, then its language, then English (``de-AT`` → ``de`` → ``en``); at
-each step an admin override wins over a default.
+each step an admin override wins over a default. Dates, numbers and money follow the language
+of the template used, and the answer says whether it fell back
+(``recommend/engage/language.py``).
 
 Safety (``recommend/engage/sandbox.py``): a template is validated on save (syntax, length, only the
 documented ``VARIABLES``, no calls or underscore attributes: ``{{ ''.__class__ }}`` is refused)
@@ -26,10 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import babel
 import redis
-from babel.dates import format_date
-from babel.numbers import format_currency
 from markupsafe import Markup
 
 from core.channels import CHANNELS, zone
@@ -42,13 +41,39 @@ from recommend.engage.greeting_defaults import (
     LAST_RESORT,
     TITLE_GENDER,
 )
+from recommend.engage.language import (
+    DEFAULT_LOCALE,
+    LOCALE_PATTERN,
+    babel_locale,
+    format_locale,
+    is_fallback,
+    language,
+    locale_chain,
+    long_date,
+    money,
+    normalise_locale,
+    tier_name,
+)
 from recommend.engage.sandbox import render, template_version, used_variables
 from recommend.errors import TemplateNotFound
 
-log = logging.getLogger("rapport.greetings")
+# the locale helpers moved to recommend/engage/language.py and are still named here
+__all__ = [
+    "DEFAULT_LOCALE",
+    "LOCALE_PATTERN",
+    "SAMPLE_VALUES",
+    "VARIABLES",
+    "Greeter",
+    "GreetingTemplates",
+    "babel_locale",
+    "locale_chain",
+    "normalise_locale",
+    "time_of_day",
+    "validate_template",
+    "variables",
+]
 
-DEFAULT_LOCALE = "en"
-LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(?:-[A-Z]{2}|-[0-9]{3})?$")
+log = logging.getLogger("rapport.greetings")
 
 # The documented template variables (every one is always defined; unknown ones are None).
 VARIABLES: dict[str, str] = {
@@ -61,7 +86,8 @@ VARIABLES: dict[str, str] = {
     "honorific": "Ms/Mr, Frau/Herr, Madame/Monsieur, Sra./Sr. when the profile has a title",
     "time_of_day": "morning, afternoon, evening or night in the customer's timezone",
     "local_date": "today's date in the customer's timezone, formatted for the locale",
-    "tier": "loyalty tier",
+    "tier": "loyalty tier as recorded (bronze, silver, gold, platinum): for conditions",
+    "tier_name": "the loyalty tier in the template's language (gold, Gold, Or, Oro)",
     "is_known": "the caller was identified",
     "is_returning": "the customer has bought before",
     "is_first_time": "an identified customer without purchases",
@@ -72,45 +98,12 @@ VARIABLES: dict[str, str] = {
     "recent_purchase_days": "whole days since the latest purchase",
     "has_open_issue": "the customer has an open support contact",
     "open_support_contacts": "number of open support contacts",
-    "locale": "the locale used",
+    "locale": "the locale dates and money are formatted for (the template's language)",
     "channel": "chat, email or phone",
 }
 
 
-# -- locales and time of day ----------------------------------------------------------------
-def normalise_locale(value: str | None) -> str | None:
-    """``de_at`` / ``DE-at`` → ``de-AT``; None when it is not a locale tag."""
-    if not value:
-        return None
-    lang, _, region = value.strip().replace("_", "-").partition("-")
-    tag = lang.lower() + (f"-{region.upper()}" if region else "")
-    return tag if LOCALE_PATTERN.match(tag) else None
-
-
-def locale_chain(locale: str | None) -> list[str]:
-    """``de-AT`` → ``[de-AT, de, en]``."""
-    chain: list[str] = []
-    tag = normalise_locale(locale)
-    if tag:
-        chain.append(tag)
-        lang = tag.split("-", 1)[0]
-        if lang not in chain:
-            chain.append(lang)
-    if DEFAULT_LOCALE not in chain:
-        chain.append(DEFAULT_LOCALE)
-    return chain
-
-
-def babel_locale(tag: str) -> babel.Locale:
-    try:
-        return babel.Locale.parse(tag.replace("-", "_"))
-    except (ValueError, babel.UnknownLocaleError):
-        try:
-            return babel.Locale.parse(tag.split("-", 1)[0])
-        except (ValueError, babel.UnknownLocaleError):
-            return babel.Locale.parse(DEFAULT_LOCALE)
-
-
+# -- time of day ---------------------------------------------------------------------------
 def time_of_day(hour: int) -> str:
     """morning 05-12, afternoon 12-18, evening 18-22, night 22-05 (local hours)."""
     if 5 <= hour < 12:
@@ -124,11 +117,12 @@ def time_of_day(hour: int) -> str:
 
 # -- variables from facts -------------------------------------------------------------------
 def variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str, Any]:
-    """The template variables for a facts document (``recommend/engage/facts.py``)."""
+    """The template variables for a facts document (``recommend/engage/facts.py``), in and
+    formatted for ``locale``: the formatting locale of the template used
+    (``recommend/engage/language.py``)."""
     profile = facts.get("profile") or {}
     traits = facts.get("traits") or {}
-    lang = locale.split("-", 1)[0]
-    loc = babel_locale(locale)
+    lang = language(locale)
     given, family = profile.get("given_name"), profile.get("family_name")
     full = profile.get("full_name")
     honorific = _honorific(profile.get("title"), lang)
@@ -140,7 +134,7 @@ def variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str
     if tz is not None:
         local = datetime.fromtimestamp(now, tz)
         tod = time_of_day(local.hour)
-        local_date = format_date(local.date(), format="long", locale=loc)
+        local_date = long_date(local.date(), locale)
 
     order_count = _int(traits.get("order_count"))
     known = bool(facts.get("known"))
@@ -151,13 +145,10 @@ def variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str
     p_date = p_amount = p_days = None
     if purchase.get("at") is not None:
         at = datetime.fromtimestamp(purchase["at"], tz or UTC)
-        p_date = format_date(at.date(), format="long", locale=loc)
+        p_date = long_date(at.date(), locale)
         p_days = int(max(0.0, now - purchase["at"]) // 86400)
-    if purchase.get("total") is not None and purchase.get("currency"):
-        try:
-            p_amount = format_currency(purchase["total"], purchase["currency"], locale=loc)
-        except (ValueError, TypeError, babel.UnknownLocaleError):
-            p_amount = None
+    if purchase.get("total") is not None:
+        p_amount = money(purchase["total"], purchase.get("currency"), locale)
     open_contacts = _int(traits.get("open_support_contacts"))
     return {
         "name": name,
@@ -169,6 +160,7 @@ def variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str
         "time_of_day": tod,
         "local_date": local_date,
         "tier": profile.get("tier"),
+        "tier_name": tier_name(profile.get("tier"), locale),
         "is_known": known,
         "is_returning": known and order_count > 0,
         "is_first_time": known and order_count == 0,
@@ -340,7 +332,8 @@ def _tidy(text: str) -> str:
 
 
 class Greeter:
-    """Greets a customer (facts from ``recommend/engage/facts.py``) on a channel, in a locale."""
+    """Greets a customer (facts from ``recommend/engage/facts.py``) on a channel, in a locale:
+    one language per greeting (``recommend/engage/language.py``)."""
 
     def __init__(self, templates: GreetingTemplates, clock: Callable[[], float]):
         self.templates = templates
@@ -355,22 +348,27 @@ class Greeter:
         overrides: Mapping[str, str] | None = None,
     ) -> dict:
         """``overrides``: the template overrides hash when the caller already read it
-        (``GreetingTemplates.queue_overrides``); otherwise they are read here."""
+        (``GreetingTemplates.queue_overrides``); otherwise they are read here.
+
+        The words, dates, numbers and money are all in the language of the template rendered;
+        ``template.fallback`` is true when that is not the requested language or when a
+        stored template failed and a default was used."""
         if channel not in CHANNELS:
             raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
         if locale is not None and normalise_locale(locale) is None:
             raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
-        requested = locale or (facts.get("profile") or {}).get("locale")
+        requested = normalise_locale(locale or (facts.get("profile") or {}).get("locale"))
         chain = locale_chain(requested)
         if overrides is None:
             entry = self.templates.resolve(chain, channel)
         else:
             entry = self.templates.pick(chain, channel, overrides)
         now = self.clock()
-        # Format for the most specific locale we know (de-AT dates), speak the template's.
-        fmt_locale = chain[0] if normalise_locale(requested) else entry["locale"]
-        values = variables(facts, channel, fmt_locale, now)
-        html, entry, fallback = self._render(entry, channel, values)
+
+        def values_for(template_locale: str) -> dict[str, Any]:
+            return variables(facts, channel, format_locale(template_locale, requested), now)
+
+        html, entry, failed, values = self._render(entry, channel, values_for)
         html = _tidy(html)
         text = _tidy(Markup(html).unescape())
         used = sorted(used_variables(entry["source"], VARIABLES))
@@ -379,22 +377,27 @@ class Greeter:
             "html": html,
             "channel": channel,
             "locale": entry["locale"],
-            "requested_locale": normalise_locale(requested),
+            "requested_locale": requested,
+            "format_locale": values["locale"],
             "template": {
                 "id": f"{entry['origin']}:{entry['locale']}:{channel}",
                 "origin": entry["origin"],
                 "locale": entry["locale"],
                 "version": entry["version"],
-                "fallback": fallback,
+                "fallback": failed or is_fallback(entry["locale"], requested),
             },
             "facts": {k: values[k] for k in used if values.get(k) not in (None, "")},
         }
 
-    def _render(self, entry: dict, channel: str, values: dict[str, Any]) -> tuple[str, dict, bool]:
-        """Render ``entry``; a failing template falls back to the default, then to the last
-        resort text. Returns (html, the entry rendered, whether it fell back)."""
+    def _render(
+        self, entry: dict, channel: str, values_for: Callable[[str], dict[str, Any]]
+    ) -> tuple[str, dict, bool, dict[str, Any]]:
+        """Render ``entry`` with ``values_for(its locale)``; a failing template falls back to
+        the default, then to the last resort text. Returns (html, the entry rendered, whether
+        it fell back, the values used)."""
+        values = values_for(entry["locale"])
         try:
-            return render(entry["source"], values), entry, False
+            return render(entry["source"], values), entry, False, values
         except Exception as exc:  # a stored template must never cause a 500
             log.warning(
                 "greeting template %s/%s (%s) failed: %s; using the default",
@@ -403,19 +406,19 @@ class Greeter:
                 entry["origin"],
                 exc.__class__.__name__,
             )
-            entry = self._default(entry["locale"], channel)
-            try:
-                return render(entry["source"], values), entry, True
-            except Exception:
-                log.exception("default greeting template failed")
-                lang = entry["locale"].split("-", 1)[0]
-                html = LAST_RESORT.get(lang, LAST_RESORT[DEFAULT_LOCALE])
-                return html, {**entry, "origin": "builtin", "version": "last-resort"}, True
+        entry = self._default(entry["locale"], channel)
+        if language(entry["locale"]) != language(values["locale"]):
+            values = values_for(entry["locale"])  # the default speaks another language
+        try:
+            return render(entry["source"], values), entry, True, values
+        except Exception:
+            log.exception("default greeting template failed")
+            html = LAST_RESORT.get(language(entry["locale"]), LAST_RESORT[DEFAULT_LOCALE])
+            return html, {**entry, "origin": "builtin", "version": "last-resort"}, True, values
 
     @staticmethod
     def _default(locale: str, channel: str) -> dict:
-        lang = locale.split("-", 1)[0]
-        for tag in (locale, lang, DEFAULT_LOCALE):
+        for tag in (locale, language(locale), DEFAULT_LOCALE):
             source = DEFAULT_TEMPLATES.get((tag, channel))
             if source:
                 return {

@@ -165,8 +165,9 @@ def render(source: str, values: Mapping[str, Any]) -> str:
 
 
 def plain(html: str) -> str:
-    """The text of an autoescaped render, whitespace collapsed."""
-    return re.sub(r"\s+", " ", Markup(html).unescape()).strip()
+    """The text of an autoescaped render, whitespace collapsed; no-break spaces inside stay
+    (Babel puts one between an amount and its currency)."""
+    return re.sub(r"[ \t\r\n\f\v]+", " ", Markup(html).unescape()).strip()
 
 
 _USED: dict[str, frozenset[str]] = {}

@@ -13,6 +13,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from core.channels import CHANNELS
+from recommend.engage.action_catalog import MAX_SAY_LOCALES
 from recommend.engage.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
 from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION, ContactPolicy
 from service.extensions import Blueprint
@@ -47,6 +48,14 @@ class ProductRefSchema(ma.Schema):
     price = ma.fields.String(allow_none=True)
     currency = ma.fields.String(allow_none=True)
     score = ma.fields.Float(allow_none=True)
+    price_text = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The price in its currency, formatted like the say line "
+            "(`format_locale`)",
+            "example": "1,65\u00a0£",
+        },
+    )
 
 
 class NbaItemSchema(ma.Schema):
@@ -54,10 +63,31 @@ class NbaItemSchema(ma.Schema):
     title = ma.fields.String()
     category = ma.fields.String()
     say = ma.fields.String(allow_none=True, metadata={"description": "A line the agent can say"})
+    locale = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The language of the say line: the first locale of the customer's "
+            "chain (`de-AT` → `de` → `en`) the action has a line for; null without a line",
+            "example": "de",
+        },
+    )
+    fallback = ma.fields.Boolean(
+        metadata={"description": "The say line is not in the requested language (`fi-FI` → `en`)"}
+    )
+    format_locale = ma.fields.String(
+        metadata={
+            "description": "The locale the say line's dates, numbers and money (and "
+            "`product.price_text`) are formatted for: the requested locale when it has the "
+            "line's language, else the line's locale",
+            "example": "de-AT",
+        }
+    )
     score = ma.fields.Float(metadata={"description": "value × propensity"})
     value = ma.fields.Float()
     propensity = ma.fields.Float()
-    reasons = ma.fields.List(ma.fields.String())
+    reasons = ma.fields.List(
+        ma.fields.String(), metadata={"description": "Why, for the agent (English)"}
+    )
     product = ma.fields.Nested(ProductRefSchema, allow_none=True)
     cooldown_days = ma.fields.Float()
 
@@ -116,10 +146,35 @@ class FeedbackSchema(ma.Schema):
     duplicate = ma.fields.Boolean(metadata={"description": "a retry of a recorded feedback"})
 
 
+def _say_field() -> ma.fields.Raw:
+    """``say``: one template (English) or an object of locale tags to templates."""
+    return ma.fields.Raw(
+        allow_none=True,
+        metadata={
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "minProperties": 1,
+                    "maxProperties": MAX_SAY_LOCALES,
+                },
+            ],
+            "description": "The line the agent can say: a template (English), or an object "
+            "of locale tags to templates, picked along the customer's locale chain like "
+            "greeting templates; each is validated (sandbox rules; errors name `say.<locale>`)",
+            "example": {
+                "en": "Welcome back{% if name %}, {{ name }}{% endif %}!",
+                "de": "Willkommen zurück{% if name %}, {{ name }}{% endif %}!",
+            },
+        },
+    )
+
+
 class ActionInputSchema(StrictSchema):
     id = ma.fields.String()
     title = ma.fields.String(required=True)
-    say = ma.fields.String(allow_none=True)
+    say = _say_field()
     category = ma.fields.String(required=True, validate=ma.validate.OneOf(CATEGORIES))
     value = ma.fields.Float(required=True)
     rules = ma.fields.Raw(
@@ -137,7 +192,7 @@ class ActionInputSchema(StrictSchema):
 class ActionSchema(ma.Schema):
     id = ma.fields.String()
     title = ma.fields.String()
-    say = ma.fields.String(allow_none=True)
+    say = _say_field()
     category = ma.fields.String()
     value = ma.fields.Float()
     rules = ma.fields.Raw(allow_none=True)

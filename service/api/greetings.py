@@ -56,7 +56,11 @@ class TemplateRefSchema(ma.Schema):
     locale = ma.fields.String()
     version = ma.fields.String(metadata={"description": "sha256 prefix of the source"})
     fallback = ma.fields.Boolean(
-        metadata={"description": "The stored template failed; the default was used."}
+        metadata={
+            "description": "The template is not in the requested language (`fi-FI` served "
+            "by `en`; `de-AT` served by `de` is not a fallback), or the stored template failed "
+            "and the default was used."
+        }
     )
 
 
@@ -68,6 +72,14 @@ class GreetingSchema(ma.Schema):
     channel = ma.fields.String()
     locale = ma.fields.String(metadata={"description": "The locale of the template used."})
     requested_locale = ma.fields.String(allow_none=True)
+    format_locale = ma.fields.String(
+        metadata={
+            "description": "The locale dates, numbers and money are formatted for: the "
+            "requested locale when it has the template's language (`de-AT`), else the "
+            "template's locale (`en` for `fi-FI`).",
+            "example": "de-AT",
+        }
+    )
     template = ma.fields.Nested(TemplateRefSchema)
     facts = ma.fields.Dict(
         keys=ma.fields.String(),

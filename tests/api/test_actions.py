@@ -381,3 +381,82 @@ def test_product_action_with_a_trained_model(app, api, agent, profiles):
     assert 0.0 < item["propensity"] < 1.0
     assert item["propensity"] == pytest.approx(1 / (1 + math.exp(-product["score"])), abs=1e-3)
     assert item["score"] == pytest.approx(40 * item["propensity"], abs=0.01)
+
+
+# -- one language per answer ---------------------------------------------------------------
+def customer_in(profiles, locale):
+    return profiles.create(
+        {
+            "first_name": "Lena",
+            "last_name": "Berg",
+            "locale": locale,
+            "timezone": "Europe/Vienna",
+            "loyalty_tier": "gold",
+            "consent": {"marketing": {"granted": True, "source": "web"}},
+        }
+    ).id
+
+
+def test_the_action_line_for_de_at_is_german_with_german_money(app, api, agent, profiles):
+    st = app.extensions["rapport"]
+    Catalog(st.redis, st.keys).upsert(
+        {"name": "Teekanne", "category": "home", "price": "1.65", "currency": "GBP"}, "p-t"
+    )
+    top = {
+        "title": "Suggest our top pick",
+        "say": {
+            "en": "You might like {{ product_name }} ({{ product_price }}).",
+            "de": "{{ product_name }} ({{ product_price }}) könnte Ihnen gefallen.",
+        },
+        "category": "sales",
+        "value": 40,
+        "product": "top_recommendation",
+    }
+    resp = api.put("/v1/actions/top-pick", json=top)
+    assert resp.status_code == 200, resp.json
+    assert resp.json["say"] == top["say"]
+    item = nba(agent, customer_in(profiles, "de-AT"))["items"][0]
+    assert item["say"] == "Teekanne (£\xa01,65) könnte Ihnen gefallen."
+    assert (item["locale"], item["fallback"], item["format_locale"]) == ("de", False, "de-AT")
+    assert item["product"]["price_text"] == "£\xa01,65"
+    item = nba(agent, customer_in(profiles, "en-AU"))["items"][0]
+    assert item["say"] == "You might like Teekanne (GBP1.65)."  # en-AU's own format
+    assert item["product"]["price_text"] == "GBP1.65"  # the console shows the same
+    item = nba(agent, customer_in(profiles, "fi-FI"))["items"][0]
+    assert item["say"] == "You might like Teekanne (£1.65)."
+    assert (item["locale"], item["fallback"], item["format_locale"]) == ("en", True, "en")
+
+
+def test_shipped_actions_speak_the_customers_language(api, agent, profiles):
+    assert api.delete("/v1/actions").status_code == 200  # the shipped defaults
+    listed = {a["id"]: a for a in api.get("/v1/actions").json["items"]}
+    assert set(listed["first-order-welcome"]["say"]) == {"en", "de", "fr", "es"}
+    for locale, start in (
+        ("de-AT", "Willkommen, Lena! Deine erste Bestellung"),
+        ("fr", "Bienvenue, Lena ! Cette semaine"),
+        ("es-MX", "¡Bienvenido, Lena! Esta semana"),
+        ("en", "Welcome, Lena! Your first order"),
+    ):
+        items = nba(agent, customer_in(profiles, locale))["items"]
+        welcome = next(i for i in items if i["action_id"] == "first-order-welcome")
+        assert welcome["say"].startswith(start), (locale, welcome)
+        assert welcome["fallback"] is False
+
+
+@pytest.mark.parametrize(
+    ("say", "field"),
+    [
+        ({"en": "Hi", "de": "{{ ''.__class__ }}"}, "say.de"),
+        ({"en": "Hi", "fr-CA": "{{ nope }}"}, "say.fr-CA"),
+        ({"xx!": "Hi"}, "say.xx!"),
+        ({}, "say"),
+        (5, "say"),
+    ],
+)
+def test_an_invalid_say_line_in_any_locale_is_422_naming_it(api, say, field):
+    doc = {"title": "X", "category": "service", "value": 1, "say": say}
+    resp = api.put("/v1/actions/x", json=doc)
+    assert resp.status_code == 422, resp.json
+    assert resp.json["errors"][0]["field"] == field
+    resp = api.put("/v1/actions", json={"items": [{"id": "x", **doc}]})
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == f"items.0.{field}"

@@ -49,7 +49,7 @@ def test_greeting_for_a_customer(reader, anna):
     assert body["customer_id"] == anna and body["known"] is True
     assert body["facts"]["name"] == "Anna"
     phone = reader.get(f"/v1/profiles/{anna}/greeting?channel=phone").json
-    assert "Frau Schmidt" in phone["text"] and "als gold-Kunde" in phone["text"]
+    assert "Frau Schmidt" in phone["text"] and "als Gold-Kunde" in phone["text"]
     assert phone["facts"]["tier"] == "gold"
     en = reader.get(f"/v1/profiles/{anna}/greeting?channel=email&locale=en").json
     assert en["text"].startswith("Dear Ms Schmidt,") and en["locale"] == "en"
@@ -207,3 +207,59 @@ def test_greeting_uses_a_real_purchase_and_an_open_support_contact(app, reader, 
     chat = reader.get(f"/v1/profiles/{anna}/greeting?channel=chat").json
     assert "Ich sehe deine offene Anfrage" in chat["text"]
     assert chat["facts"]["has_open_issue"] is True
+
+
+# -- one language per answer ---------------------------------------------------------------
+def test_fi_fi_gets_english_with_an_english_date_and_fallback(app, reader, profiles):
+    st = app.extensions["rapport"]
+    Catalog(st.redis, st.keys).upsert({"name": "Mug", "price": "1.65", "currency": "GBP"}, "p-k")
+    cid = profiles.create(
+        {"first_name": "Aino", "last_name": "Virtanen", "locale": "fi-FI", "loyalty_tier": "gold"}
+    ).id
+    st.activity.record_purchase(
+        cid,
+        {
+            "order_id": "o-1",
+            "lines": [{"product_id": "p-k", "quantity": 1, "unit_price": "1.65"}],
+            "currency": "GBP",
+            "channel": "web",
+            "purchased_at": "2011-09-25T10:00:00Z",
+        },
+    )
+    phone = reader.get(f"/v1/profiles/{cid}/greeting?channel=phone").json
+    assert "on September 25, 2011." in phone["text"] and "syyskuuta" not in phone["text"]
+    assert "as a gold member" in phone["text"]
+    assert (phone["locale"], phone["requested_locale"], phone["format_locale"]) == (
+        "en",
+        "fi-FI",
+        "en",
+    )
+    assert phone["template"]["locale"] == "en" and phone["template"]["fallback"] is True
+    email = reader.get(f"/v1/profiles/{cid}/greeting?channel=email").json
+    assert "(£1.65)" in email["text"]
+
+
+def test_de_at_gets_german_dates_and_money_without_fallback(app, reader, anna):
+    st = app.extensions["rapport"]
+    Catalog(st.redis, st.keys).upsert({"name": "Tasse", "price": "1.65", "currency": "GBP"}, "p-k")
+    st.activity.record_purchase(
+        anna,
+        {
+            "order_id": "o-1",
+            "lines": [{"product_id": "p-k", "quantity": 1, "unit_price": "1.65"}],
+            "currency": "GBP",
+            "channel": "web",
+            "purchased_at": "2011-09-25T10:00:00Z",
+        },
+    )
+    phone = reader.get(f"/v1/profiles/{anna}/greeting?channel=phone").json
+    assert "am 25. September 2011 Tasse gekauft" in phone["text"]
+    assert "als Gold-Kunde" in phone["text"]
+    assert (phone["locale"], phone["format_locale"]) == ("de", "de-AT")
+    assert phone["template"]["fallback"] is False
+    email = reader.get(f"/v1/profiles/{anna}/greeting?channel=email").json
+    assert "(£\xa01,65)" in email["text"]
+    fr = reader.get(f"/v1/profiles/{anna}/greeting?channel=phone&locale=fr").json
+    assert "le 25 septembre 2011" in fr["text"] and "en tant que client Or" in fr["text"]
+    # an explicit locale is the requested one: French, not a fallback
+    assert (fr["format_locale"], fr["template"]["fallback"]) == ("fr", False)

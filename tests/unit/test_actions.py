@@ -420,3 +420,125 @@ def test_the_recommender_is_asked_only_when_a_product_action_could_make_the_list
     assert calls == []
     assert ids(nba.rank(customer(), limit=2))[1] == "suggest-top-product"
     assert calls == ["c-1"]
+
+
+# -- one language per answer ---------------------------------------------------------------
+def customer_in(locale, **over):
+    facts = customer(**over)
+    facts["profile"]["locale"] = locale
+    return facts
+
+
+def test_the_say_line_for_de_at_is_german_with_german_money(nba):
+    items = {i["action_id"]: i for i in nba.rank(customer_in("de-AT"), limit=5)["items"]}
+    top = items["suggest-top-product"]
+    assert top["say"] == "Nach deinem Geschmack könnte dir Kettle (€\xa039,90) gefallen."
+    assert (top["locale"], top["fallback"], top["format_locale"]) == ("de", False, "de-AT")
+    assert top["product"]["price_text"] == "€\xa039,90"  # the console shows this one
+    assert items["winback-60d"]["say"].startswith("Lange nicht gesehen, Anna! ")
+    assert "10 % Rabatt auf deine" in items["winback-60d"]["say"]
+    phone = {i["action_id"]: i for i in nba.rank(customer_in("de-AT"), channel="phone")["items"]}
+    assert phone["resolve-open-ticket"]["say"] == (
+        "Ich sehe Ihre offene Anfrage, Frau Schmidt; ich schaue gleich nach dem Stand."
+    )
+
+
+def test_a_customer_without_lines_in_their_language_gets_english_formatted_as_english(nba):
+    top = next(
+        i
+        for i in nba.rank(customer_in("fi-FI"), limit=5)["items"]
+        if i["action_id"] == "suggest-top-product"
+    )
+    assert top["say"] == "Based on what you like, you might enjoy Kettle (€39.90)."
+    assert (top["locale"], top["fallback"], top["format_locale"]) == ("en", True, "en")
+    assert top["product"]["price_text"] == "€39.90"
+
+
+@pytest.mark.parametrize(
+    ("locale", "start"),
+    [
+        ("fr-FR", "D'après tes goûts, Kettle (39,90\xa0€) pourrait te plaire."),
+        ("es", "Por tus gustos, te podría gustar Kettle (39,90\xa0€)."),
+        ("en-GB", "Based on what you like, you might enjoy Kettle (€39.90)."),
+    ],
+)
+def test_shipped_lines_per_locale(nba, locale, start):
+    top = next(
+        i
+        for i in nba.rank(customer_in(locale), limit=5)["items"]
+        if i["action_id"] == "suggest-top-product"
+    )
+    assert top["say"] == start and top["fallback"] is False
+    assert top["format_locale"] == locale
+
+
+def test_every_shipped_action_has_a_line_per_shipped_locale():
+    for action in DEFAULT_ACTIONS:
+        assert set(action["say"]) == {"en", "de", "fr", "es"}, action["id"]
+        normalise_action(action)  # every line passes the sandbox's checks
+
+
+def test_a_say_mapping_renders_per_locale_and_a_plain_string_is_english(nba, catalog):
+    catalog.put(
+        "hello",
+        {
+            "title": "Hello",
+            "category": "service",
+            "value": 500,
+            "say": {"en": "Hello {{ name }}", "fr_ca": "Allô {{ name }}", "fr": "Salut {{ name }}"},
+        },
+    )
+    catalog.put("plain", {"title": "Plain", "category": "service", "value": 400, "say": "Hi"})
+    catalog.put(
+        "german-only", {"title": "G", "category": "service", "value": 300, "say": {"de": "Hallo"}}
+    )
+
+    def lines(locale):
+        result = nba.rank(customer_in(locale), limit=10)
+        return {i["action_id"]: (i["say"], i["locale"], i["fallback"]) for i in result["items"]}
+
+    assert catalog.get("hello")["say"]["fr-CA"] == "Allô {{ name }}"  # keys normalised
+    fr_ca = lines("fr-CA")
+    assert fr_ca["hello"] == ("Allô Anna", "fr-CA", False)
+    assert fr_ca["plain"] == ("Hi", "en", True)
+    assert fr_ca["german-only"] == (None, None, False)  # no line along fr-CA -> fr -> en
+    assert lines("fr-BE")["hello"] == ("Salut Anna", "fr", False)
+    de = lines("de-AT")
+    assert de["hello"] == ("Hello Anna", "en", True)
+    assert de["german-only"] == ("Hallo", "de", False)
+
+
+@pytest.mark.parametrize(
+    ("say", "field"),
+    [
+        ({"en": "Hi", "de": "{{ ''.__class__ }}"}, "say.de"),
+        ({"en": "Hi", "fr": "{{ unknown_thing }}"}, "say.fr"),
+        ({"en": "Hi", "es": "{% for x in y %}{% endfor %}"}, "say.es"),
+        ({"en": "Hi", "de-AT": ""}, "say.de-AT"),
+        ({"en": "Hi", "de": 5}, "say.de"),
+        ({"not a locale!": "Hi"}, "say.not a locale!"),
+        ({"de": "Hallo", "DE": "Hallo"}, "say.DE"),
+        ({}, "say"),
+        (["Hi"], "say"),
+    ],
+)
+def test_an_invalid_say_line_in_any_locale_is_refused(catalog, say, field):
+    body = {"title": "x", "category": "service", "value": 1, "say": say}
+    with pytest.raises((InvalidTemplate, InvalidAction)) as info:
+        catalog.put("bad", body)
+    assert info.value.field == field
+
+
+def test_reasons_are_english_with_english_numbers(nba, policy, catalog):
+    winback = catalog.get("winback-60d")
+    for i in range(3):
+        policy.record_feedback(
+            f"c-{i + 10}", winback, feedback_id=f"w{i}", outcome="accepted", agent_id="a"
+        )
+    item = next(
+        i
+        for i in nba.rank(customer_in("de-AT"), limit=5)["items"]
+        if i["action_id"] == "winback-60d"
+    )
+    assert "accepted 100% of 3 times offered" in item["reasons"]
+    assert item["locale"] == "de"

@@ -402,3 +402,89 @@ def test_invalid_locale_on_save(templates):
     with pytest.raises(InvalidInput) as info:
         templates.put("en", "sms", "Hi")
     assert info.value.field == "channel"
+
+
+# -- one language per answer ---------------------------------------------------------------
+GBP_PURCHASE = {**PURCHASE, "currency": "GBP", "total": "1.65"}
+
+
+def test_fi_fi_gets_english_with_an_english_date_and_says_it_fell_back(templates):
+    f = facts(profile(locale="fi-FI"), purchase=PURCHASE, products=PRODUCTS)
+    g = greeter(templates)
+    phone = g.greet(f, "phone")
+    assert "I see you bought the Kettle on November 19, 2026." in phone["text"]
+    assert "marraskuuta" not in phone["text"]
+    assert (phone["locale"], phone["requested_locale"], phone["format_locale"]) == (
+        "en",
+        "fi-FI",
+        "en",
+    )
+    assert phone["template"]["locale"] == "en" and phone["template"]["fallback"] is True
+    email = g.greet(f, "email")
+    assert "(€39.90)" in email["text"] and email["template"]["fallback"] is True
+    # the explicit locale counts like the profile's
+    assert g.greet(facts(), "chat", "pt-BR")["template"]["fallback"] is True
+
+
+def test_de_at_gets_german_with_german_dates_and_money_and_no_fallback(templates):
+    f = facts(profile(locale="de-AT"), purchase=GBP_PURCHASE, products=PRODUCTS)
+    g = greeter(templates)
+    phone = g.greet(f, "phone")
+    assert "am 19. November 2026 Kettle gekauft" in phone["text"]
+    assert (phone["locale"], phone["format_locale"]) == ("de", "de-AT")
+    assert phone["template"]["fallback"] is False  # a regional step in the same language
+    email = g.greet(f, "email")
+    assert "(£\xa01,65)" in email["text"]  # the data's currency, in Austrian German format
+    plain_de = g.greet(
+        facts(profile(locale="de"), purchase=GBP_PURCHASE, products=PRODUCTS), "email"
+    )
+    assert "(1,65\xa0£)" in plain_de["text"] and plain_de["format_locale"] == "de"
+
+
+def test_a_regional_english_locale_keeps_its_date_format(templates):
+    f = facts(profile(locale="en-GB"), purchase=PURCHASE, products=PRODUCTS)
+    out = greeter(templates).greet(f, "phone")
+    assert "on 19 November 2026." in out["text"]
+    assert (out["format_locale"], out["template"]["fallback"]) == ("en-GB", False)
+
+
+def test_no_requested_locale_is_english_without_fallback(templates):
+    out = greeter(templates).greet(empty_facts(), "chat")
+    assert (out["locale"], out["format_locale"], out["template"]["fallback"]) == (
+        "en",
+        "en",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("locale", "tier", "words"),
+    [
+        ("en", "gold", "as a gold member"),
+        ("de", "gold", "als Gold-Kunde haben Sie"),
+        ("de", "silver", "als Silber-Kunde"),
+        ("de", "platinum", "als Platin-Kunde"),
+        ("fr", "gold", "en tant que client Or,"),
+        ("fr", "silver", "en tant que client Argent,"),
+        ("es", "gold", "como cliente Oro tiene prioridad"),
+        ("es", "bronze", "como cliente Bronce"),
+        ("de", "diamond", "als diamond-Kunde"),  # no translation: as recorded
+    ],
+)
+def test_tier_names_are_translated_per_shipped_locale(templates, locale, tier, words):
+    out = greeter(templates).greet(facts(profile(tier=tier)), "phone", locale)
+    assert words in out["text"]
+    assert out["facts"]["tier"] == tier  # the recorded value, for conditions
+
+
+def test_a_failing_override_falls_back_to_a_default_formatted_in_its_language(
+    templates, redis_client
+):
+    # a pt override that fails: the English default is used, with English formats
+    redis_client.hset(
+        Keys("rp").greeting_templates(), "pt:phone", json.dumps({"source": "{{ broken"})
+    )
+    f = facts(profile(locale="pt-BR"), purchase=PURCHASE, products=PRODUCTS)
+    out = greeter(templates).greet(f, "phone")
+    assert out["template"]["id"] == "default:en:phone" and out["template"]["fallback"] is True
+    assert "on November 19, 2026." in out["text"] and out["format_locale"] == "en"
