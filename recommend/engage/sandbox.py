@@ -10,7 +10,12 @@ Two layers:
 * at render (:func:`render`): an ``ImmutableSandboxedEnvironment`` with autoescaping,
   ``StrictUndefined`` (every documented variable is always passed, None when unknown, so an
   undefined value is a blocked attribute or a mistake and raises, ``SecurityError`` for an
-  unsafe one) and no globals. Callers catch any failure and fall back.
+  unsafe one) and no globals. The render-time rules do not trust the save-time check (a
+  branch the test render never took, a template stored before a rule existed): no call at
+  all, no ``%`` formatting, ``*`` and ``**`` of a string or a list, ``+`` that would build a
+  text longer than ``MAX_OUTPUT_CHARS``, no printed value longer than that, and the output
+  is streamed and stopped past it. So ``{{ '%999999999s' % name }}`` costs nothing in any
+  branch. Callers catch any failure and fall back.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
@@ -35,6 +41,7 @@ ALLOWED_FILTERS = frozenset(
 )
 _FORBIDDEN_NODES: dict[type, str] = {
     nodes.Call: "calls are not allowed",
+    nodes.Mod: "'%' (string formatting) is not allowed",
     nodes.Mul: "'*' is not allowed",
     nodes.Pow: "'**' is not allowed",
     nodes.Include: "include is not allowed",
@@ -47,12 +54,43 @@ _FORBIDDEN_NODES: dict[type, str] = {
 }
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
+class BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox with the amplifying operations refused while rendering (see above)."""
+
+    intercepted_binops = frozenset({"%", "*", "**", "+"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        text = (str, list)
+        if operator == "%" or (
+            operator in ("*", "**") and (isinstance(left, text) or isinstance(right, text))
+        ):
+            raise SecurityError(f"'{operator}' on text is not allowed in templates")
+        if operator == "+" and isinstance(left, str) and isinstance(right, str):
+            if len(left) + len(right) > MAX_OUTPUT_CHARS:
+                raise SecurityError("the text would be longer than a rendered template may be")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        raise SecurityError("calls are not allowed in templates")
+
+
+def _bounded(value: Any) -> Any:
+    """Every printed value: refused past ``MAX_OUTPUT_CHARS`` (``finalize``)."""
+    if isinstance(value, str) and len(value) > MAX_OUTPUT_CHARS:
+        raise SecurityError("a value is longer than a rendered template may be")
+    return value
+
+
+def _environment() -> BoundedSandbox:
     # StrictUndefined: every documented variable is always passed (None when unknown), so an
     # undefined value is a mistake or a blocked attribute; printing it raises (SecurityError
     # for an unsafe attribute) instead of rendering an empty string. No globals (range, ...).
-    env = ImmutableSandboxedEnvironment(
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined
+    env = BoundedSandbox(
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=StrictUndefined,
+        finalize=_bounded,
     )
     env.globals.clear()
     return env
@@ -157,11 +195,16 @@ COMPILED = _Compiled()
 
 
 def render(source: str, values: Mapping[str, Any]) -> str:
-    """Render in the sandbox; raises on any failure (callers fall back)."""
-    out = COMPILED.get(source).render(values)
-    if len(out) > MAX_OUTPUT_CHARS:
-        raise ValueError("rendered text too long")
-    return out
+    """Render in the sandbox; raises on any failure (callers fall back). The output is
+    streamed and the render stops as soon as it passes ``MAX_OUTPUT_CHARS``."""
+    parts: list[str] = []
+    size = 0
+    for part in COMPILED.get(source).generate(values):
+        size += len(part)
+        if size > MAX_OUTPUT_CHARS:
+            raise ValueError("rendered text too long")
+        parts.append(part)
+    return "".join(parts)
 
 
 def plain(html: str) -> str:

@@ -488,3 +488,54 @@ def test_a_failing_override_falls_back_to_a_default_formatted_in_its_language(
     out = greeter(templates).greet(f, "phone")
     assert out["template"]["id"] == "default:en:phone" and out["template"]["fallback"] is True
     assert "on November 19, 2026." in out["text"] and out["format_locale"] == "en"
+
+
+# -- the sandbox at render time (issue 18) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ '%999999999s' % name }}",
+        "{% if name %}{{ '%300000000s' % name }}{% endif %}Hello {{ name }}",
+        "{{ name * 100000000 }}",
+        "{{ [name] * 100000000 }}",
+        "{{ '{:>999999999}'.format(name) }}",
+        "{{ name.ljust(999999999) }}",
+    ],
+)
+def test_an_amplifying_template_costs_nothing_at_render(templates, redis_client, source):
+    # stored behind validation's back (or hidden in a branch the test render never takes):
+    # refused while rendering, before any large string exists, and the default greets
+    import time
+    import tracemalloc
+
+    redis_client.hset(Keys("rp").greeting_templates(), "de:phone", json.dumps({"source": source}))
+    tracemalloc.start()
+    started = time.perf_counter()
+    out = greeter(templates).greet(facts(), "phone", "de")
+    took = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out["template"]["fallback"] is True and out["template"]["origin"] == "default"
+    assert out["text"].startswith("Guten Morgen, Frau Schmidt")
+    assert peak < 5_000_000, peak  # the bombs above would need 100 MB to 2 GB
+    assert took < 1.0
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ '%5s' % name }}", "{% if name %}{{ '%9s' % name }}{% endif %}"]
+)
+def test_string_formatting_is_refused_on_save_even_in_a_branch(templates, source):
+    with pytest.raises(InvalidTemplate) as info:
+        templates.put("en", "chat", source)
+    assert "'%'" in info.value.detail and info.value.field == "source"
+
+
+def test_the_output_is_cut_off_while_rendering():
+    from recommend.engage import sandbox
+
+    long_name = "x" * (sandbox.MAX_OUTPUT_CHARS // 2 + 1)
+    with pytest.raises(Exception):  # noqa: B017 - any failure makes the caller fall back
+        sandbox.render("{{ a }}{{ b }}{{ c }}", {"a": long_name, "b": long_name, "c": "!"})
+    with pytest.raises(Exception):  # noqa: B017
+        sandbox.render("{{ a + b }}", {"a": long_name, "b": long_name})
+    assert sandbox.render("{{ a }}!", {"a": "short"}) == "short!"
