@@ -29,7 +29,7 @@ import gzip
 import io
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core.errors import Conflict, InvalidInput, RapportError
-from profiles import document
+from profiles import demo, document
 from profiles.activity import ActivityStore
 from profiles.errors import OrderConflict
 from profiles.import_mapping import (
@@ -138,8 +138,8 @@ def _skip_reason(row: dict[str, str], cols: dict[str, str], retail: bool) -> str
 def parse_orders(
     rows: Iterable[dict[str, str]], mapping: Mapping, summary: Summary, progress: Any = None
 ) -> tuple[dict[tuple[str, str], _Order], dict[str, Counter]]:
-    """Group order rows into purchases; returns (orders by (customer, order id), the countries
-    seen per customer). Skipped rows are counted in ``summary``."""
+    """Group order rows into purchases: (orders by (customer, order id), countries seen per
+    customer); skipped rows are counted in ``summary``; ``progress``, a bar, closes at the end."""
     cols = mapping.orders
     missing = [f for f in ("customer", "order_id", "product_id", "quantity", "unit_price")
                if f not in cols]  # fmt: skip
@@ -184,6 +184,8 @@ def parse_orders(
             country = country_of(row.get(cols["country"], ""), retail)
             if country:
                 countries[customer][country] += 1
+    if progress is not None:
+        progress.close()
     return orders, countries
 
 
@@ -229,9 +231,15 @@ class Importer:
         return profile.id
 
     def import_customers(
-        self, rows: Iterable[dict[str, str]], mapping: Mapping, summary: Summary, progress=None
+        self,
+        rows: Iterable[dict[str, str]],
+        mapping: Mapping,
+        summary: Summary,
+        progress=None,
+        enrich: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> dict[str, str]:
-        """Customers file -> {external id value: profile id}."""
+        """Customers file -> {external id value: profile id}; ``enrich(key, data)`` may add to
+        each input document (the demo's consent); ``progress``, a bar, is closed at the end."""
         cols = mapping.customers
         out: dict[str, str] = {}
         retail = mapping is ONLINE_RETAIL
@@ -254,11 +262,15 @@ class Importer:
             if not data.get("external_ids") and not data.get("email"):
                 summary.skipped["no_customer_id"] += 1
                 continue
+            if enrich is not None:
+                enrich(key, data)
             cid = self.ensure_customer(data, summary)
             if cid is not None:
                 summary.rows_imported += 1
                 if key:
                     out[key] = cid
+        if progress is not None:
+            progress.close()
         return out
 
     def import_orders(
@@ -336,6 +348,18 @@ class Importer:
                     summary.orders_unchanged += 1
 
 
+def _progress_factory(progress: bool) -> Callable[..., Any] | None:
+    """What makes a progress bar (tqdm, for the CLI), or None without progress."""
+    if not progress:
+        return None
+    from tqdm import tqdm  # optional: only for the progress bars of the CLI
+
+    def progress_bar(**kw: Any) -> Any:
+        return tqdm(mininterval=0.5, **kw)
+
+    return progress_bar
+
+
 def run_import(
     profiles: Any,
     activity: ActivityStore,
@@ -349,27 +373,15 @@ def run_import(
     """Import a customers file and/or an orders file; returns the summary."""
     summary = Summary()
     started = time.perf_counter()
-    factory: Callable[..., Any] | None = None  # makes a progress bar
-    if progress:
-        from tqdm import tqdm  # optional: only for the progress bars of the CLI
-
-        def progress_bar(**kw: Any) -> Any:
-            return tqdm(mininterval=0.5, **kw)
-
-        factory = progress_bar
-
+    factory = _progress_factory(progress)
     importer = Importer(profiles, activity, batch_size=batch_size)
     known: dict[str, str] = {}
     if customers is not None:
         bar = factory(desc="customers file", unit="row") if factory else None
         known = importer.import_customers(read_rows(customers), mapping, summary, bar)
-        if bar is not None:
-            bar.close()
     if orders is not None:
         bar = factory(desc="reading orders", unit="row") if factory else None
         parsed, countries = parse_orders(read_rows(orders), mapping, summary, bar)
-        if bar is not None:
-            bar.close()
         importer.import_orders(parsed, countries, mapping, summary, known, factory)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -401,33 +413,38 @@ def catalog_products(
 
 # -- demo data ---------------------------------------------------------------------------------
 def load_demo(
-    profiles: Any, activity: ActivityStore, *, data_dir: Path = DEMO_DIR, progress: bool = False
+    profiles: Any,
+    activity: ActivityStore,
+    *,
+    data_dir: Path = DEMO_DIR,
+    progress: bool = False,
+    now: float | None = None,
+    only_customers: Collection[str] | None = None,
 ) -> Summary | None:
-    """Load the shipped demo sample when the store holds no profile yet; None when skipped.
-
-    Idempotent: a second run finds the profiles (by their external ids) and the orders."""
-    redis = activity.redis
+    """Load the shipped demo sample when the store holds no profile yet (else None), its dates
+    ending a few days before ``now`` (default: the store's clock), with the additions of
+    ``profiles/demo.py``; ``only_customers`` (tests): these ids only. Counts the sample only."""
     pattern = profiles.keys.customer_tag("*") + ":profile"
-    if next(iter(redis.scan_iter(match=pattern, count=1000)), None) is not None:
+    if next(iter(activity.redis.scan_iter(match=pattern, count=1000)), None) is not None:
         return None
-    summary = run_import(
-        profiles,
-        activity,
-        customers=data_dir / "customers.csv",
-        mapping=DEMO_CUSTOMERS_MAPPING,
-        progress=progress,
-    )
-    orders = run_import(
-        profiles, activity, orders=data_dir / "orders.csv.gz", mapping=ONLINE_RETAIL,
-        progress=progress,
-    )  # fmt: skip
-    summary.rows_read += orders.rows_read
-    summary.rows_imported += orders.rows_imported
-    summary.skipped.update(orders.skipped)
-    summary.customers_existing += orders.customers_existing
-    summary.customers_created += orders.customers_created
-    summary.orders_created += orders.orders_created
-    summary.orders_unchanged += orders.orders_unchanged
-    summary.orders_rejected.update(orders.orders_rejected)
-    summary.seconds += orders.seconds
+    summary, started = Summary(), time.perf_counter()
+    orders_file, factory = data_dir / "orders.csv.gz", _progress_factory(progress)
+    now = profiles.clock() if now is None else now
+    plan = demo.plan_sample(read_rows(orders_file), now, only_customers)
+    customers = plan.kept_customers(read_rows(data_dir / "customers.csv"))
+    importer = Importer(profiles, activity)
+    bar = factory(desc="customers file", unit="row", total=len(customers)) if factory else None
+    known = importer.import_customers(customers, DEMO_CUSTOMERS_MAPPING, summary, bar,
+                                      plan.customer_fields)  # fmt: skip
+    aside: list[dict[str, str]] = []  # the rows of the second accounts' orders
+    rows = demo.route_rows(read_rows(orders_file), plan, aside)
+    bar = factory(desc="reading orders", unit="row") if factory else None
+    parsed = parse_orders(rows, ONLINE_RETAIL, summary, bar)
+    importer.import_orders(*parsed, ONLINE_RETAIL, summary, known, factory)
+    seconds = demo.create_second_accounts(profiles, customers, plan)
+    importer.import_orders(*parse_orders(aside, ONLINE_RETAIL, summary), ONLINE_RETAIL, summary,
+                           seconds)  # fmt: skip
+    demo.add_support_contacts(activity, known, plan)
+    demo.merge_second_accounts(profiles, known, seconds)
+    summary.seconds = time.perf_counter() - started
     return summary
