@@ -391,23 +391,24 @@ def run_import(
 def catalog_products(
     source: str | Path | Iterable[dict[str, str]],
 ) -> dict[str, dict[str, str]]:
-    """StockCode -> ``{"name": Description, "unit_price": UnitPrice}`` from an Online Retail file
-    (product codes only; the latest non-blank description and positive price win)."""
+    """StockCode -> ``{"name": Description, "unit_price": UnitPrice}`` from an Online Retail file.
+
+    Only sales (a product code, positive quantity and price, no cancellation; guest sales
+    count) name a product or put it in the catalog, never stock adjustments ("found", "damaged",
+    price 0, a negative quantity); the latest sale's description and price win."""
     out: dict[str, dict[str, str]] = {}
     for row in read_rows(source):
         code = (row.get("StockCode") or "").strip()
-        if not code[:1].isdigit():
-            continue
-        item = out.setdefault(code, {"name": "", "unit_price": ""})
         name = (row.get("Description") or "").strip()
-        if name:
-            item["name"] = name
         price = (row.get("UnitPrice") or "").strip()
+        if not code[:1].isdigit() or not name or (row.get("InvoiceNo") or "").startswith("C"):
+            continue
         try:
-            if float(price) > 0:
-                item["unit_price"] = price
+            if float(price) <= 0 or float(row.get("Quantity") or 0) <= 0:
+                continue
         except ValueError:
-            pass
+            continue
+        out[code] = {"name": name, "unit_price": price}
     return out
 
 

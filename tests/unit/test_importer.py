@@ -152,7 +152,29 @@ def test_catalog_products_hook(tmp_path):
         "unit_price": "1.69",
     }
     assert "POST" not in products and "AMAZONFEE" not in products
-    assert products["22962"]["unit_price"] == ""  # never sold at a positive price
+    assert "22962" not in products  # never sold at a positive price: not a product
+
+
+def test_stock_adjustments_never_name_or_create_a_product():
+    rows = [
+        {"InvoiceNo": "1", "StockCode": "35598C", "Description": "WHITE TREE", "Quantity": "2",
+         "UnitPrice": "2.95", "CustomerID": "12346"},
+        {"InvoiceNo": "2", "StockCode": "35598C", "Description": "found", "Quantity": "5",
+         "UnitPrice": "0", "CustomerID": ""},
+        {"InvoiceNo": "3", "StockCode": "35598C", "Description": "damaged", "Quantity": "-3",
+         "UnitPrice": "2.95", "CustomerID": ""},
+        {"InvoiceNo": "C4", "StockCode": "35598C", "Description": "check", "Quantity": "1",
+         "UnitPrice": "2.95", "CustomerID": "12346"},
+        {"InvoiceNo": "5", "StockCode": "21134", "Description": "?", "Quantity": "-10",
+         "UnitPrice": "0", "CustomerID": ""},
+        {"InvoiceNo": "6", "StockCode": "21135", "Description": "GUEST MUG", "Quantity": "1",
+         "UnitPrice": "1.10", "CustomerID": ""},
+    ]  # fmt: skip
+    products = catalog_products(rows)
+    assert products == {
+        "35598C": {"name": "WHITE TREE", "unit_price": "2.95"},
+        "21135": {"name": "GUEST MUG", "unit_price": "1.10"},  # a guest sale is a sale
+    }
 
 
 def test_cli_import_prints_a_summary(redis_client, redis_url, tmp_path):
