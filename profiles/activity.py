@@ -11,19 +11,27 @@ Keys (all in the customer's ``{c:ID}`` slot; see ``profiles.keys``)::
     support       hash    open support contact id -> {contact_id, channel, topic, opened_at}
     absorbed      hash    source id -> what a merge added ({orders, message_ids, events, support})
 
-Caps: about ``EVENTS_CAP`` (1,000) events per customer (approximate ``MAXLEN ~`` trimming);
-message ids are remembered for ``MESSAGE_WINDOW_S`` (7 days) and at most ``MESSAGE_IDS_CAP``
-(10,000) of them, so a retry within a week is a duplicate; purchases are kept in full
-(idempotency needs them). Page size of ``list_purchases``: 1 to ``MAX_PAGE`` (100).
+Caps (docs/profiles.md "Limits"): at most ``MAX_ORDERS`` (2,000) purchases per customer (the
+next one is :class:`TooManyOrders`, 422 on ``order_id``; the record script counts, so racing
+writers cannot pass it), each of at most ``activity_input.MAX_LINES`` (600) lines; about
+``EVENTS_CAP`` (1,000) events per customer (approximate ``MAXLEN ~`` trimming; a merge trims
+exactly); message ids are remembered for ``MESSAGE_WINDOW_S`` (7 days) and at most
+``MESSAGE_IDS_CAP`` (10,000) of them, so a retry within a week is a duplicate; purchases are
+kept in full (idempotency needs them). A merged customer holds both histories (up to twice the
+cap); it takes no new purchase until under the cap again. Page size of ``list_purchases``: 1
+to ``MAX_PAGE`` (100).
 
 Traits (``traits()``, listed in ``profiles/traits.py``) are kept current by the write scripts,
 never by scanning on read; a snapshot's shape is in ``profiles/activity_snapshot.py``.
 
 Every write is one Lua script in the customer's slot (no WATCH/MULTI; Cluster-safe). A purchase
 replay with the same body changes nothing; another body under the same order id is
-:class:`~profiles.errors.OrderConflict`. ``absorb``/``remove`` (merge/unmerge) are idempotent and
-inverse: ``absorb`` records what it added under ``absorbed[source]``, ``remove`` takes out
-exactly that; both recompute the traits from the customer's own orders in the same script.
+:class:`~profiles.errors.OrderConflict`. ``snapshot``/``absorb``/``remove`` (export, merge,
+unmerge) and ``recompute_traits`` work in pages (``profiles/activity_paged.py``: each Redis call
+a page of at most 200 orders, so none blocks Redis for long whatever the history size); absorb
+and remove are idempotent and inverse: ``absorb`` records what it added under
+``absorbed[source]``, ``remove`` takes out exactly that; both keep the traits current
+incrementally.
 An order id present on both sides with different bodies is kept twice: the incoming one under
 ``<order id>~<source id>``.
 """
@@ -42,6 +50,7 @@ from redis.cluster import ClusterPipeline
 
 from core.errors import InvalidInput, RapportError
 from profiles import activity_lua as lua
+from profiles import activity_paged as paged
 from profiles.activity_input import (
     canonical_json,
     normalise_event,
@@ -49,11 +58,12 @@ from profiles.activity_input import (
     to_epoch_ms,
     total_units,
 )
-from profiles.activity_snapshot import event_from, snapshot_args, snapshot_from
+from profiles.activity_snapshot import event_from
 from profiles.errors import OrderConflict
 from profiles.keys import Keys
 from profiles.traits import queue_trait_reads, traits_from
 
+MAX_ORDERS = 2_000  # purchases one customer may hold (docs/profiles.md "Limits")
 EVENTS_CAP = 1_000
 MESSAGE_WINDOW_S = 7 * 86_400
 MESSAGE_IDS_CAP = 10_000
@@ -61,6 +71,10 @@ DEFAULT_PAGE = 20
 MAX_PAGE = 100
 
 CategoryOf = Callable[[list[str]], Mapping[str, str]]
+
+
+class TooManyOrders(InvalidInput):
+    """The customer already holds :data:`MAX_ORDERS` purchases (422 on ``order_id``)."""
 
 
 class ActivityStore:
@@ -79,10 +93,11 @@ class ActivityStore:
         self.category_of = category_of
         self._record = client.register_script(lua.RECORD_PURCHASE)
         self._events = client.register_script(lua.RECORD_EVENTS)
-        self._snapshot = client.register_script(lua.SNAPSHOT)
-        self._absorb = client.register_script(lua.ABSORB)
-        self._remove = client.register_script(lua.REMOVE)
-        self._recompute = client.register_script(lua.RECOMPUTE)
+        self.paged = paged.PagedScripts(client)
+
+    def script_keys(self, cid: str) -> list[str]:
+        """The KEYS every activity script takes (``profiles/activity_lua.py``)."""
+        return self._keys(cid)
 
     def _keys(self, cid: str) -> list[str]:
         k = self.keys
@@ -163,6 +178,12 @@ class ActivityStore:
             )
         if code == 3:
             raise InvalidInput("the customer's total spend would overflow", field="lines")
+        if code == 4:
+            raise TooManyOrders(
+                f"the customer already holds {value} purchases, the most one customer may have "
+                "(see Limits in docs/profiles.md)",
+                field="order_id",
+            )
         return json.loads(value), code == 1
 
     def _categories(self, purchases: list[dict[str, Any]]) -> Mapping[str, str]:
@@ -183,6 +204,7 @@ class ActivityStore:
             str(stored["item_count"]),
             str(to_epoch_ms(stored["purchased_at"])),
             stored["purchased_at"],
+            str(MAX_ORDERS),
         ]
         items: dict[str, int] = {}  # category -> units bought
         for line in stored["lines"]:
@@ -251,7 +273,8 @@ class ActivityStore:
         :func:`profiles.activity_input.normalise_event`. A ``purchase`` event records its
         purchase through :meth:`record_purchase` first; ``conflict`` means its order id holds
         another purchase, ``invalid`` that the purchase cannot be stored (the customer's total
-        would overflow); such events are not recorded."""
+        would overflow), ``full`` that the customer holds :data:`MAX_ORDERS` purchases; such
+        events are not recorded."""
         return self.record_events_many({customer_id: events})[customer_id]
 
     def record_events_many(
@@ -301,6 +324,8 @@ class ActivityStore:
         for (cid, i), outcome in zip(new, stored, strict=True):
             if isinstance(outcome, OrderConflict):
                 results[cid][i] = "conflict"
+            elif isinstance(outcome, TooManyOrders):
+                results[cid][i] = "full"
             elif isinstance(outcome, InvalidInput):  # the spend counter would overflow
                 results[cid][i] = "invalid"
             elif isinstance(outcome, RapportError):
@@ -355,51 +380,32 @@ class ActivityStore:
         return lambda replies: traits_from(replies, self.clock())
 
     def recompute_traits(self, customer_id: str) -> None:
-        """Rebuild the traits from the customer's own data (e.g. once the catalog knows more)."""
-        self._run_recompute(self._recompute, customer_id, [], set())
+        """Rebuild the traits from the customer's own data (e.g. once the catalog knows more),
+        a page of orders per Redis call (``profiles/activity_paged.py``)."""
+        paged.recompute_traits(self, customer_id)
 
     # -- whole-customer operations (export, merge, unmerge) ------------------------------------
     def snapshot(self, customer_id: str) -> dict[str, Any]:
-        """Everything held about one customer, JSON-able; ``absorb``/``remove`` take it back."""
-        reply = self._snapshot(keys=self._keys(customer_id))
-        return snapshot_from(customer_id, reply, self.traits(customer_id))
+        """Everything held about one customer, JSON-able; ``absorb``/``remove`` take it back.
+        Read in pages (not one atomic read; see ``profiles/activity_paged.py``)."""
+        return paged.snapshot(self, customer_id)
 
     def absorb(self, target_id: str, snapshot: Mapping[str, Any]) -> None:
-        """Add a snapshot's content to ``target_id`` (a merge); idempotent.
+        """Add a snapshot's content to ``target_id`` (a merge); idempotent, in pages (a run that
+        stopped half-way is finished by running it again).
 
         From another customer, what is added is recorded so :meth:`remove` can take out exactly
-        that. A customer's own snapshot (``snapshot["customer_id"] == target_id``) restores it."""
-        self._apply(self._absorb, target_id, snapshot)
+        that. A customer's own snapshot (``snapshot["customer_id"] == target_id``) restores it.
+        The events stream is trimmed to :data:`EVENTS_CAP` (the oldest go)."""
+        if snapshot:
+            paged.absorb(self, target_id, snapshot, EVENTS_CAP)
 
     def remove(self, target_id: str, snapshot: Mapping[str, Any]) -> None:
         """Take out of ``target_id`` exactly what ``absorb(target_id, snapshot)`` added (an
-        unmerge); with the customer's own snapshot, take out that content (a drain)."""
-        self._apply(self._remove, target_id, snapshot)
-
-    def _apply(self, script: Any, target_id: str, snapshot: Mapping[str, Any]) -> None:
-        if not snapshot:
-            return
-        args, products = snapshot_args(target_id, snapshot)
-        self._run_recompute(script, target_id, args, products)
-
-    def _run_recompute(self, script: Any, cid: str, args: list[str], products: set[str]) -> None:
-        """Run a script ending in the trait recompute; when it finds products the category map
-        lacked (a purchase raced in), recompute again with them."""
-        if self.category_of is None:
-            script(keys=self._keys(cid), args=[*args, "null"])
-            return
-        products |= {ln["product_id"] for p in self._all_purchases(cid) for ln in p["lines"]}
-        for _ in range(5):
-            cats = dict(self.category_of(sorted(products)) or {})
-            catmap = {p: cats.get(p) for p in products}
-            missing = script(keys=self._keys(cid), args=[*args, json.dumps(catmap)])
-            if not missing:
-                return
-            products |= set(missing)
-            script, args = self._recompute, []
-
-    def _all_purchases(self, cid: str) -> list[dict[str, Any]]:
-        return [json.loads(v) for v in self.redis.hvals(self.keys.orders(cid))]
+        unmerge); with the customer's own snapshot, take out that content (a drain). Idempotent,
+        in pages."""
+        if snapshot:
+            paged.remove(self, target_id, snapshot)
 
     def iter_all_purchases(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(customer id, purchase)`` over every customer (SCAN; for batch jobs)."""

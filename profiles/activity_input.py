@@ -24,7 +24,7 @@ from core.errors import InvalidInput
 PRICE_PLACES = 4  # fractional digits a unit price may have; totals are kept in 1e-4 units
 SCALE = 10**PRICE_PLACES
 MAX_ID = 128  # order id, product id, message id, contact id
-MAX_LINES = 1_000
+MAX_LINES = 600  # lines per purchase: real invoices reach 542 (docs/profiles.md "Limits")
 MAX_QUANTITY = 1_000_000
 MAX_UNIT_PRICE = Decimal(1_000_000_000)
 MAX_ORDER_TOTAL = Decimal(1_000_000_000_000)  # keeps summed totals far inside int64

@@ -1,6 +1,6 @@
 """A customer's activity as one JSON-able snapshot (export, merge, unmerge): built from the
-reply of the ``SNAPSHOT`` script, and turned back into the arguments of ``ABSORB``/``REMOVE``
-(``profiles/activity_lua.py``). Events read from the stream take the same shape.
+reads of ``profiles/activity_paged.py``, and turned back into the arguments of its paged
+scripts (``profiles/activity_lua_paged.py``). Events read from the stream take the same shape.
 
 Shape: ``{customer_id, purchases (one stored under another field than its order id carries
 stored_as), events, message_ids: [[id, ms]], support_contacts, absorbed: [{source, record}],
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from profiles.activity_input import canonical_json, to_epoch_ms
 
 
 def snapshot_from(customer_id: str, reply: list[Any], traits: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot of ``customer_id`` from the ``SNAPSHOT`` script's reply and its traits."""
+    """The snapshot of ``customer_id`` from its paged reads (flat lists: orders, events, message
+    ids with scores, support, absorbed) and its traits."""
     orders, entries, mids, support, absorbed = reply
     purchases = []
     for field, body in pairs(orders):
@@ -37,34 +39,50 @@ def snapshot_from(customer_id: str, reply: list[Any], traits: dict[str, Any]) ->
     }
 
 
-def snapshot_args(target_id: str, snapshot: Mapping[str, Any]) -> tuple[list[str], set[str]]:
-    """The ``ABSORB``/``REMOVE`` arguments for applying ``snapshot`` to ``target_id`` (before
-    the category map), and the product ids its purchases name."""
+@dataclass(frozen=True)
+class SnapshotParts:
+    """A snapshot as the paged scripts take it (``profiles/activity_paged.py``): ``orders``
+    field -> [canonical JSON, ms], ``purchases`` field -> purchase, ``events`` [[id, message_id,
+    type, at, at_ms, payload JSON]], ``message_ids`` id -> ms, ``contacts`` contact id -> JSON,
+    ``absorbed`` source -> record; ``own`` when it is the target's own snapshot."""
+
+    source: str
+    own: bool
+    orders: dict[str, list[Any]]
+    purchases: dict[str, dict[str, Any]]
+    events: list[list[str]]
+    message_ids: dict[str, int]
+    contacts: dict[str, str]
+    absorbed: dict[str, str]
+
+
+def snapshot_parts(target_id: str, snapshot: Mapping[str, Any]) -> SnapshotParts:
+    """What applying ``snapshot`` to ``target_id`` takes (absorb/remove)."""
     source = str(snapshot.get("customer_id") or "")
-    own = source == target_id
     orders: dict[str, list[Any]] = {}
+    purchases: dict[str, dict[str, Any]] = {}
     for purchase in snapshot.get("purchases") or []:
         p = {k: v for k, v in purchase.items() if k != "stored_as"}
         field = purchase.get("stored_as") or p["order_id"]
         orders[field] = [canonical_json(p), to_epoch_ms(p["purchased_at"])]
+        purchases[field] = p
     events = [
         [e["id"], e["message_id"], e["type"], e["at"], str(e["at_ms"]),
          canonical_json(e["payload"])]
         for e in snapshot.get("events") or []
     ]  # fmt: skip
-    contacts = {c["contact_id"]: canonical_json(c) for c in snapshot.get("support_contacts") or []}
-    absorbed = {a["source"]: a["record"] for a in snapshot.get("absorbed") or []}
-    args = [
-        source,
-        "1" if own else "0",
-        json.dumps(orders),
-        json.dumps(events),
-        json.dumps({m: ms for m, ms in snapshot.get("message_ids") or []}),
-        json.dumps(contacts),
-        json.dumps(absorbed),
-    ]
-    products = {ln["product_id"] for p in snapshot.get("purchases") or [] for ln in p["lines"]}
-    return args, products
+    return SnapshotParts(
+        source=source,
+        own=source == target_id,
+        orders=orders,
+        purchases=purchases,
+        events=events,
+        message_ids={m: ms for m, ms in snapshot.get("message_ids") or []},
+        contacts={
+            c["contact_id"]: canonical_json(c) for c in snapshot.get("support_contacts") or []
+        },
+        absorbed={a["source"]: a["record"] for a in snapshot.get("absorbed") or []},
+    )
 
 
 def pairs(flat: list[Any]) -> list[tuple[Any, Any]]:

@@ -3,13 +3,15 @@
 Greetings, next-best actions, recommendations and training read customers only through this
 module (they never name a customer key nor parse a stored order). :meth:`CustomerView.read`
 returns a :class:`CustomerRecord`: the profile document, the stored purchases (the
-``profiles.activity`` shape, newest ``MAX_ORDERS`` at most) and, when asked, the products
-offered to the customer since a time (the contact log's resting products).
+``profiles.activity`` shape: the recent window, the newest ``MAX_ORDERS`` (500) by purchase
+time) and, when asked, the products offered to the customer since a time (the contact log's
+resting products).
 
-One read-only Lua script reads the profile hash, the orders and the offered products: every key
-carries the customer's hash tag, so this is one Redis Cluster slot and one round trip. Only a
-merge alias (the profile store resolves it) or a customer with more than ``MAX_ORDERS`` orders
-(the newest are read by time) takes more trips.
+One read-only Lua script reads the profile hash, the window of orders (``ZREVRANGE`` of the
+order times, then ``HMGET`` of those orders) and the offered products: every key carries the
+customer's hash tag, so this is one Redis Cluster slot and one round trip, and its work is
+bounded by the window whatever the history size. Only a merge alias (the profile store
+resolves it) takes more trips.
 """
 
 from __future__ import annotations
@@ -27,18 +29,25 @@ from profiles.keys import Keys
 from profiles.profile_hash import Stored
 from profiles.store import ProfileStore
 
-MAX_ORDERS = 5000  # a customer's orders read for one request (newest first beyond that)
+MAX_ORDERS = 500  # the recent window: a customer's newest orders read for one request
 _BATCH = 1000  # profiles per pipeline in :meth:`CustomerView.profile_docs`
 
-# KEYS: profile hash, orders hash, [offered products zset]; ARGV: MAX_ORDERS, [offered since]
-# Returns {profile fields, offered ids, [order JSONs]}: no orders when there are more than
-# ARGV[1] (the caller then reads the newest by time). Read-only.
+# KEYS: profile hash, orders hash, order times zset, [offered products zset];
+# ARGV: MAX_ORDERS, [offered since]. Returns {profile fields, offered ids, order JSONs (the
+# newest ARGV[1] by time)}. Read-only.
 _READ = """
 local profile = redis.call('HGETALL', KEYS[1])
 local offered = {}
-if KEYS[3] then offered = redis.call('ZRANGEBYSCORE', KEYS[3], ARGV[2], '+inf') end
-if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {profile, offered} end
-return {profile, offered, redis.call('HVALS', KEYS[2])}
+if KEYS[4] then offered = redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[2], '+inf') end
+local ids = redis.call('ZREVRANGE', KEYS[3], 0, tonumber(ARGV[1]) - 1)
+if #ids == 0 then return {profile, offered, {}} end
+return {profile, offered, redis.call('HMGET', KEYS[2], unpack(ids))}
+"""
+# KEYS: orders hash, order times zset; ARGV: MAX_ORDERS. The window's order JSONs. Read-only.
+_WINDOW = """
+local ids = redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+if #ids == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(ids))
 """
 
 
@@ -62,26 +71,30 @@ class CustomerView:
         self.keys = keys
         self.profiles = profiles or ProfileStore(client, keys)
         self._script = client.register_script(_READ)
+        self._window = client.register_script(_WINDOW)
 
     def read(self, customer_id: str, *, offered_since: float | None = None) -> CustomerRecord:
         """The customer's profile and purchases and, with ``offered_since`` (epoch s), the
         products offered since then. An unknown id gives a record without a profile."""
         if not is_customer_id(customer_id):  # cannot be anybody (and must not reach a key name)
             return CustomerRecord(None, offered=set() if offered_since is not None else None)
-        script_keys = [self.keys.profile(customer_id), self.keys.orders(customer_id)]
+        script_keys = [
+            self.keys.profile(customer_id),
+            self.keys.orders(customer_id),
+            self.keys.order_times(customer_id),
+        ]
         args: list[Any] = [MAX_ORDERS]
         if offered_since is not None:
             script_keys.append(self.keys.offered_products(customer_id))
             args.append(repr(offered_since))
-        flat, offered, *rest = self._script(keys=script_keys, args=args)
+        flat, offered, orders = self._script(keys=script_keys, args=args)
         stored = Stored(customer_id, dict(zip(flat[::2], flat[1::2], strict=True)))
         if stored.merged_into:
             return self._resolved(customer_id, offered_since)
-        purchases = _parsed(rest[0]) if rest else self.purchases(customer_id)
         return CustomerRecord(
             customer_id,
             stored.doc if stored.exists else None,
-            purchases,
+            _parsed(orders),
             set(offered) if offered_since is not None else None,
         )
 
@@ -98,25 +111,19 @@ class CustomerView:
         return CustomerRecord(cid, doc, self.purchases(cid), offered)
 
     def purchases(self, customer_id: str) -> list[dict[str, Any]]:
-        """The stored purchases (all, or the newest ``MAX_ORDERS``); unreadable ones skipped."""
-        orders = self.keys.orders(customer_id)
+        """The recent window of stored purchases (the newest ``MAX_ORDERS`` by time, newest
+        first; one script call); unreadable ones skipped."""
+        keys = [self.keys.orders(customer_id), self.keys.order_times(customer_id)]
         # the client decodes responses (decode_responses=True): replies are str
-        raws: list[str | None]
-        if self.redis.hlen(orders) > MAX_ORDERS:
-            times = self.keys.order_times(customer_id)
-            ids = cast("list[str]", self.redis.zrevrange(times, 0, MAX_ORDERS - 1))
-            raws = cast("list[str | None]", self.redis.hmget(orders, ids)) if ids else []
-        else:
-            raws = cast("list[str | None]", self.redis.hvals(orders))
-        return _parsed(raws)
+        return _parsed(cast("list[str | None]", self._window(keys=keys, args=[MAX_ORDERS])))
 
     def bought_products(self, customer_id: str) -> list[str]:
-        """Every product the customer bought, once each, in no particular order (what
-        ``discover`` excludes): cheaper than :meth:`purchases` for a long history."""
+        """The products of the recent window (:meth:`purchases`), once each, in no particular
+        order (what ``discover`` excludes); one script call, bounded whatever the history."""
         seen: dict[str, None] = {}
         if not is_customer_id(customer_id):
             return []
-        for purchase in _parsed(cast("list[str]", self.redis.hvals(self.keys.orders(customer_id)))):
+        for purchase in self.purchases(customer_id):
             for line in purchase.get("lines") or ():
                 pid = line.get("product_id") if isinstance(line, dict) else None
                 if pid:

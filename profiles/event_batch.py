@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import InvalidInput, NotFound, RapportError
-from profiles.activity import ActivityStore
+from profiles.activity import MAX_ORDERS, ActivityStore
 from profiles.activity_input import normalise_event
 from profiles.store import ProfileStore
 
@@ -70,6 +70,12 @@ _OUTCOMES: dict[str, dict[str, str]] = {
         "status": "rejected",
         "reason": "the customer's total spend would overflow",
         "field": "lines",
+    },
+    "full": {
+        "status": "rejected",
+        "reason": f"the customer already holds {MAX_ORDERS} purchases, the most one customer "
+        "may have (see Limits in docs/profiles.md)",
+        "field": "order_id",
     },
 }
 

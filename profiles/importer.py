@@ -425,7 +425,7 @@ def load_demo(
     """Load the shipped demo sample when the store holds no profile yet (else None), its dates
     ending a few days before ``now`` (default: the store's clock), with the additions of
     ``profiles/demo.py``; ``only_customers`` (tests): these ids only. Counts the sample only."""
-    pattern = profiles.keys.customer_tag("*") + ":profile"
+    pattern = profiles.keys.profile("*")
     if next(iter(activity.redis.scan_iter(match=pattern, count=1000)), None) is not None:
         return None
     summary, started = Summary(), time.perf_counter()

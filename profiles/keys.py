@@ -19,6 +19,7 @@ key                                type       what
 ``rp:{c:ID}:merges``               list       merge record ids this customer took part in
 ``rp:{i:KIND:VALUE}:owner``        string     identity claim: customer id owning the identity
 ``rp:merge:<merge id>``            string     merge record (JSON): who, when, what moved
+``rp:merge:<merge id>:unmerge``    string     who is undoing the merge now (60 s expiry)
 ``rp:{c:ID}:orders``               hash       order id -> purchase JSON
 ``rp:{c:ID}:order_times``          zset       order id -> purchase time (epoch s), for paging
 ``rp:{c:ID}:traits``               hash       computed traits kept current on write
@@ -27,6 +28,7 @@ key                                type       what
 ``rp:{c:ID}:message_ids``          zset       event message id -> receive time (dedup window)
 ``rp:{c:ID}:support``              hash       open support contact id -> contact JSON
 ``rp:{c:ID}:absorbed``             hash       source id -> what a merge added (for unmerge)
+``rp:{c:ID}:<key>:rebuild``        (as key)   a paged rebuild of events/traits/categories
 ``rp:{c:ID}:action_feedback``      hash       client feedback id -> feedback JSON
 ``rp:{c:ID}:action_state``         hash       action id -> last feedback (cooldown)
 ``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
@@ -66,6 +68,10 @@ class Keys(SharedKeys):
     def merge_record(self, merge_id: str) -> str:
         return f"{self.prefix}:merge:{merge_id}"
 
+    def unmerge_claim(self, merge_id: str) -> str:
+        """String (60 s expiry): who is undoing this merge now (one unmerge at a time)."""
+        return f"{self.merge_record(merge_id)}:unmerge"
+
     # -- per customer activity (profiles/activity.py) ------------------------------------------
     def orders(self, customer_id: str) -> str:
         return f"{self.customer_tag(customer_id)}:orders"
@@ -92,6 +98,11 @@ class Keys(SharedKeys):
     def absorbed(self, customer_id: str) -> str:
         """Hash source customer id -> JSON of what a merge added here (undone by unmerge)."""
         return f"{self.customer_tag(customer_id)}:absorbed"
+
+    def rebuild(self, key: str) -> str:
+        """The side key a paged rebuild writes before swapping it in for ``key`` (one of this
+        customer's ``events``, ``traits`` or ``categories``: same slot)."""
+        return f"{key}:rebuild"
 
     def all_orders_pattern(self) -> str:
         """A SCAN ``MATCH`` pattern for every customer's orders hash (batch jobs)."""
@@ -137,6 +148,9 @@ class Keys(SharedKeys):
             self.action_state(customer_id),
             self.contacts(customer_id),
             self.offered_products(customer_id),
+            self.rebuild(self.events(customer_id)),  # left only by a rebuild stopped half-way
+            self.rebuild(self.traits(customer_id)),
+            self.rebuild(self.categories(customer_id)),
         ]
 
     # -- audit log (profiles/audit.py): global, not per customer, so erasure keeps it --------

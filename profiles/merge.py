@@ -42,7 +42,11 @@ are compare-and-set on the version), so :meth:`Merges.resume` re-runs whatever w
 ``merge`` of the same pair resumes too. Of two concurrent merges of one source, the one that
 freezes it first proceeds; the other stops before moving anything (status ``abandoned``).
 The activity steps rely on ``absorb``/``remove`` being idempotent for the same snapshot (by
-order id and event message id), which ``profiles/activity.py`` guarantees.
+order id and event message id), which ``profiles/activity.py`` guarantees; they run in pages
+(``profiles/activity_paged.py``: no Redis call over a few ms whatever the history size), and a
+step stopped between two pages is finished by running it again. Starting an unmerge claims a
+small key next to the record (``SET NX`` with an expiry) instead of a compare-and-set script
+over the record, which holds megabytes of snapshot for a big history.
 
 Known limit: a purchase or event whose request resolved the source id just before the alias
 step and is written after the drain stays on the (alias) source's keys: it is invisible while
@@ -70,14 +74,11 @@ from profiles.merge_rules import (
 )
 from profiles.profile_hash import ProfileHashes, Stored, dumps
 
-# KEYS[1] record; ARGV[1] status expected; ARGV[2] the new record JSON.
-_RECORD_CAS = """
-local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
-if cjson.decode(v)['status'] ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
-return 1
-"""
+# Who starts an unmerge: ``SET NX`` of a small claim key next to the record (a record holds the
+# source's activity snapshot, megabytes for a big history; reading it in a script would block
+# Redis for milliseconds per megabyte). The claim expires, so a run that died between the claim
+# and saving the record leaves nothing stuck.
+_UNMERGE_CLAIM_S = 60
 # KEYS[1] list; ARGV[1] value: append unless present.
 _PUSH_ONCE = """
 if redis.call('LPOS', KEYS[1], ARGV[1]) then return 0 end
@@ -94,7 +95,6 @@ class Merges:
         self.store = store
         self.redis = store.redis
         self.keys = store.keys
-        self._record_cas = self.redis.register_script(_RECORD_CAS)
         self._push_once = self.redis.register_script(_PUSH_ONCE)
 
     # -- records -------------------------------------------------------------------------------
@@ -353,10 +353,12 @@ class Merges:
             raise MergeConflict(f"{sid} is not an alias from merge {merge_id}")
         updated = copy.deepcopy(record)
         updated.update(status="unmerging", unmerge_steps=[], unmerged_by=actor)
-        if not self._record_cas(
-            keys=[self.keys.merge_record(merge_id)], args=["done", dumps(updated)]
-        ):
+        claim = self.keys.unmerge_claim(merge_id)
+        if not self.redis.set(claim, actor, nx=True, ex=_UNMERGE_CLAIM_S):
+            return self.resume(merge_id)  # another request is undoing it
+        if self.get(merge_id)["status"] != "done":  # finished by another since our read
             return self.resume(merge_id)
+        self._save(updated)
         return self._run_unmerge(updated)
 
     def _run_unmerge(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from profiles import activity as act
+from profiles.activity import MAX_ORDERS
 from profiles.activity_input import CHANNELS, MAX_ID, MAX_LINES, MAX_QUANTITY
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
@@ -52,9 +53,19 @@ class LineSchema(StrictSchema):
 
 
 class PurchaseInSchema(StrictSchema):
-    order_id = ma.fields.String(required=True, validate=ma.validate.Length(1, MAX_ID))
+    order_id = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(1, MAX_ID),
+        metadata={
+            "description": f"unique per customer; a customer holds at most {MAX_ORDERS} "
+            "purchases, past that a new one is refused (422 on order_id)"
+        },
+    )
     lines = ma.fields.List(
-        ma.fields.Nested(LineSchema), required=True, validate=ma.validate.Length(1, MAX_LINES)
+        ma.fields.Nested(LineSchema),
+        required=True,
+        validate=ma.validate.Length(1, MAX_LINES),
+        metadata={"description": f"1 to {MAX_LINES} lines"},
     )
     currency = ma.fields.String(
         required=True, metadata={"description": "ISO 4217 code, e.g. EUR", "example": "EUR"}

@@ -174,3 +174,74 @@ def test_concurrent_purchases_and_patches_on_one_customer(app, api):
     assert traits["item_count"] == 180
     assert traits["last_purchase_at"] == "2024-02-20T02:00:00Z"
     assert traits["first_purchase_at"] == "2024-02-01T00:00:00Z"
+
+
+# -- bounded histories (issue 18; docs/profiles.md "Limits") -------------------------------------
+def test_a_purchase_past_the_customer_cap_is_422_on_order_id(api, monkeypatch):
+    from profiles import activity
+
+    monkeypatch.setattr(activity, "MAX_ORDERS", 2)
+    cid = create(api)
+    url = f"/v1/profiles/{cid}/purchases"
+    for i in range(2):
+        assert api.post(url, json=order(f"o-{i}")).status_code == 201
+    resp = api.post(url, json=order("o-9"))
+    assert resp.status_code == 422 and resp.content_type == PROBLEM
+    (error,) = resp.json["errors"]
+    assert error["field"] == "order_id" and "2 purchases" in error["message"]
+    assert api.post(url, json=order("o-1")).status_code == 200  # a replay is still a replay
+    # the events batch refuses the purchase item alone
+    at = "2024-03-02T10:00:00+00:00"
+    items = [
+        {"customer": {"profile_id": cid}, "message_id": "m-1", "type": "purchase", "at": at,
+         **{k: v for k, v in order("o-8").items() if k != "purchased_at"}},
+        {"customer": {"profile_id": cid}, "message_id": "m-2", "type": "view", "at": at,
+         "product_id": "P1"},
+    ]  # fmt: skip
+    out = api.post("/v1/events", json={"events": items}).json
+    assert [(r["status"], r.get("field")) for r in out["results"]] == [
+        ("rejected", "order_id"),
+        ("accepted", None),
+    ]
+    assert (
+        "2 purchases" in out["results"][0]["reason"] or "purchases" in out["results"][0]["reason"]
+    )
+    assert api.get(f"/v1/profiles/{cid}").json["traits"]["order_count"] == 2
+
+
+def test_more_lines_than_the_cap_is_422_on_lines(api):
+    from profiles.activity_input import MAX_LINES
+
+    cid = create(api)
+    line = {"product_id": "P1", "quantity": 1, "unit_price": "1"}
+    resp = api.post(
+        f"/v1/profiles/{cid}/purchases", json=order("o-1", lines=[line] * (MAX_LINES + 1))
+    )
+    assert resp.status_code == 422 and "lines" in [e["field"] for e in resp.json["errors"]]
+    ok = api.post(f"/v1/profiles/{cid}/purchases", json=order("o-2", lines=[line] * MAX_LINES))
+    assert ok.status_code == 201
+
+
+def test_export_of_a_customer_at_the_cap(api, app):
+    import time
+
+    from profiles.activity import MAX_ORDERS
+
+    cid = create(api)
+    activity = app.extensions["rapport"].profiles.activity
+    lines = [{"product_id": f"P{n}", "quantity": 1, "unit_price": "1.25"} for n in range(20)]
+    for start in range(0, MAX_ORDERS, 250):
+        batch = [
+            (cid, order(f"o-{i}", at=1_700_000_000 + i * 60, lines=lines))
+            for i in range(start, start + 250)
+        ]
+        assert not any(isinstance(r, Exception) for r in activity.record_purchases(batch))
+    started = time.perf_counter()
+    resp = api.get(f"/v1/profiles/{cid}/export")
+    seconds = time.perf_counter() - started
+    assert resp.status_code == 200
+    assert len(resp.json["activity"]["purchases"]) == MAX_ORDERS
+    # measured on this machine: ~1 s and ~3.5 MB for 2,000 orders of 20 lines
+    assert seconds < 10 and len(resp.data) < 10_000_000, (seconds, len(resp.data))
+    over = api.post(f"/v1/profiles/{cid}/purchases", json=order("o-new"))
+    assert over.status_code == 422

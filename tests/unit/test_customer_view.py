@@ -58,7 +58,7 @@ def test_profile_features_and_orders_in_one_round_trip(redis_client, stores, vie
     after = _calls(redis_client)
     delta = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
     # one script call from the client; Redis counts the three reads it makes inside it too
-    assert delta == {"evalsha": 1, "hgetall": 1, "hlen": 1, "hvals": 1}
+    assert delta == {"evalsha": 1, "hgetall": 1, "zrevrange": 1, "hmget": 1}
     assert ctx.customer_id == "c1" and ctx.has_profile
     assert (ctx.country, ctx.locale, ctx.tier) == ("FR", "fr-FR", "gold")
     assert ctx.preferred_categories == ["kitchen"]
@@ -112,7 +112,7 @@ def test_offered_products_ride_along_in_the_same_script(redis_client, stores, vi
     assert record.customer_id == "c1" and record.offered == {"P1", "P2"}
     after = _calls(redis_client)
     delta = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
-    assert delta == {"evalsha": 1, "hgetall": 1, "zrangebyscore": 1, "hlen": 1, "hvals": 1}
+    assert delta == {"evalsha": 1, "hgetall": 1, "zrangebyscore": 1, "zrevrange": 1}
     assert view.read("c1").offered is None  # not asked for
     assert view.read("nobody", offered_since=0.0).offered == set()
     assert view.read("bad id!", offered_since=0.0).offered == set()
