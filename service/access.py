@@ -7,6 +7,8 @@ Keys, scopes and their verification are ``service/auth.py``'s; 401 and 403 are a
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -20,19 +22,35 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 def current_key() -> ApiKey:
-    """Authenticate the request's bearer token (cached on ``g``); raise on failure."""
+    """Authenticate the request's API key (cached on ``g``); raise on failure.
+
+    The key is a bearer token, or the user name of HTTP Basic (``Basic base64(key:)``, the
+    password empty or ignored), which is how a Segment webhook destination sends it."""
     cached = g.get("api_key")
     if cached is not None:
         return cached
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("missing bearer token")
+    if scheme.lower() == "basic":
+        token = _basic_user(token.strip())
+    elif scheme.lower() != "bearer":
+        token = ""
+    if not token.strip():
+        raise Unauthenticated("missing bearer token or Basic credentials")
     key = state().api_keys.verify(token.strip())
     if key is None:
         raise Unauthenticated("unknown API key")
     g.api_key = key
     return key
+
+
+def _basic_user(credentials: str) -> str:
+    """The user name of HTTP Basic ``credentials`` (``base64(user:password)``), or ""."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return ""
+    return decoded.partition(":")[0]
 
 
 def require_scope(scope: str) -> Callable[[View], View]:

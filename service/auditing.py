@@ -31,7 +31,9 @@ _JSON_MIMES = {"application/json", errors.PROBLEM_MIME}
 _AUTOMATIC = frozenset({"HEAD", "OPTIONS"})  # answered by Flask for every rule
 # Routes holding profile data: a customer or merge id in the path, or customer ids in the body.
 _PROFILE_ARG = re.compile(r"<(?:[^:<>]+:)?(customer_id|merge_id)>")
-PROFILE_BODY_RULES = frozenset({"/v1/profiles", "/v1/profiles/identify", "/v1/events"})
+PROFILE_BODY_RULES = frozenset(
+    {"/v1/profiles", "/v1/profiles/identify", "/v1/events", "/v1/ingest/segment"}
+)
 
 
 @dataclass(frozen=True)

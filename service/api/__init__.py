@@ -9,6 +9,7 @@ from service.api import (
     audit,
     events,
     greetings,
+    ingest,
     keys,
     merges,
     model_versions,
@@ -36,6 +37,7 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
         model_versions,
         purchases,
         events,
+        ingest,
         audit,
     ):
         api.register_blueprint(module.blp)
