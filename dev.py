@@ -29,11 +29,13 @@ BENCHMARKS = {
     "bench-serve": "bench/serve.py",  # HTTP throughput/latency vs the bare-Flask ceilings
     "bench-cost": "bench/request_cost.py",  # CPU and Redis round trips of one request, in process
     "bench-ingest": "bench/ingest.py",  # POST /v1/events and rapport import rates
+    "bench-segment": "bench/segment_ingest.py",  # Segment ingest vs POST /v1/events
     "bench-greetings": "bench/greeting_nba.py",  # greeting and next-best-action latency
     "bench-profiles": "bench/profiles_store.py",  # profile store operations
     "bench-fuzz": "bench/fuzz_live.py",  # schemathesis against gunicorn
     "bench-abuse": "bench/abuse.py",  # hostile requests and a bad-request flood
     "bench-faults": "bench/faults.py",  # kill -9 Redis/workers, outage, corrupt models
+    "bench-nba": "bench/nba_adaptive.py",  # adaptive next-best actions vs global rate, oracle
 }
 
 

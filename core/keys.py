@@ -16,6 +16,8 @@ key                                type       what
 ``rp:actions``                     hash       action id -> next-best action JSON
 ``rp:actions_seeded``              string     set once the default actions were written
 ``rp:action_stats``                hash       ``<action id>:<counter>`` -> count
+``rp:action_segments``             hash       ``<action>|<segment key>|<value>:<counter>``
+``rp:action_outcomes:<day>``       hash       ``<group>:<action id>:<counter>``, one UTC day
 ``rp:{catalog}:...``               various    products, category indexes, catalog version
 ``rp:{models}:...``                various    model versions, active version, history, popular
 ``rp:ratelimit:{key:ID}:...``      string     rate-limit windows of one caller
@@ -59,6 +61,16 @@ class SharedKeys:
     def action_stats(self) -> str:
         """Hash ``<action id>:<counter>`` -> count (shown, accepted, dismissed, completed)."""
         return f"{self.prefix}:action_stats"
+
+    def action_segments(self) -> str:
+        """Hash ``<action id>|<segment key>|<segment value>:<counter>`` -> count (shown,
+        accepted): the adaptive propensity's counters (recommend/engage/adaptive.py)."""
+        return f"{self.prefix}:action_segments"
+
+    def action_outcomes(self, day: str) -> str:
+        """Hash ``<group>:<action id>:<counter>`` -> count for one UTC day (``YYYY-MM-DD``):
+        offers and outcomes per experiment group (adaptive, control); expires after 400 days."""
+        return f"{self.prefix}:action_outcomes:{day}"
 
     # -- catalog (recommend/catalog/products.py): one hash tag, so a product write is one Lua script
     def product(self, product_id: str) -> str:

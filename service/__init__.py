@@ -76,7 +76,13 @@ def _flask_config(config: Config) -> dict[str, object]:
                         "type": "http",
                         "scheme": "bearer",
                         "description": "An API key from `rapport keys create`.",
-                    }
+                    },
+                    "basicAuth": {
+                        "type": "http",
+                        "scheme": "basic",
+                        "description": "The same API key as the user name, any password (how "
+                        "Segment's webhook destination authenticates).",
+                    },
                 }
             },
         },

@@ -15,6 +15,7 @@ from typing import Any
 
 from limits import parse_many
 
+from service.pii import parse_regions
 from service.redis_connect import RedisUrlError, parse_redis_url
 
 
@@ -154,10 +155,46 @@ SETTINGS: tuple[Setting, ...] = (
         "A worker killed with SIGKILL loses the reads of its last interval.",
     ),
     Setting(
+        "RAPPORT_NBA_CONTROL_SHARE",
+        "nba_control_share",
+        float,
+        "Share of customers (0..1, by a stable hash of their id and RAPPORT_NBA_SALT) whose "
+        "next-best actions use the global acceptance rate instead of the learned one (the "
+        "control group), default 0.1. Unset in a test app (`testing`): 1, everyone.",
+    ),
+    Setting(
+        "RAPPORT_NBA_EXPLORE_SHARE",
+        "nba_explore_share",
+        float,
+        "Share of next-best-action decisions (0..1) that explore by Thompson sampling instead "
+        "of ranking by the learned means, default 0.1. Unset in a test app: 0.",
+    ),
+    Setting(
+        "RAPPORT_NBA_SALT",
+        "nba_salt",
+        str,
+        "Experiment salt of the control group's hash; a new salt draws a new control group.",
+    ),
+    Setting(
         "RAPPORT_CORS_ORIGINS",
         "cors_origins",
         str,
         "Comma-separated origins allowed to call the API from a browser (CORS); empty: none.",
+    ),
+    Setting(
+        "RAPPORT_PII_REGIONS",
+        "pii_regions",
+        str,
+        "Comma-separated regions (ISO 3166 alpha-2) whose national phone spellings are masked in "
+        "free text for keys without `pii:read`; international ones (+CC, 00CC) are masked from "
+        "anywhere. See docs/pii.md.",
+    ),
+    Setting(
+        "RAPPORT_PII_NAMES",
+        "pii_names",
+        int,
+        "1: first_name, last_name and display_name are PII, shown as `J***` to keys without "
+        "`pii:read`; 0: they are shown, with any email or phone in them masked.",
     ),
 )
 
@@ -185,6 +222,11 @@ class Config:
     audit_retention_days: int = 365
     audit_flush_ms: int = 20
     cors_origins: str = ""
+    nba_control_share: float | None = None  # None: 0.1 (1.0 when testing)
+    nba_explore_share: float | None = None  # None: 0.1 (0.0 when testing)
+    nba_salt: str = "rapport"
+    pii_regions: str = "AT,DE,GB,US,FR,ES"
+    pii_names: int = 0
     testing: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -219,6 +261,20 @@ class Config:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
         if not 0 <= self.audit_flush_ms <= 10_000:
             raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
+        if self.pii_names not in (0, 1):
+            raise ConfigError("RAPPORT_PII_NAMES: 0 or 1")
+        try:
+            parse_regions(self.pii_regions)
+        except ValueError as exc:
+            raise ConfigError(f"RAPPORT_PII_REGIONS: {exc}") from None
+        for name, share in (
+            ("RAPPORT_NBA_CONTROL_SHARE", self.nba_control_share),
+            ("RAPPORT_NBA_EXPLORE_SHARE", self.nba_explore_share),
+        ):
+            if share is not None and not 0 <= share <= 1:
+                raise ConfigError(f"{name}: must be in [0, 1]")
+        if not self.nba_salt:
+            raise ConfigError("RAPPORT_NBA_SALT: must not be empty")
         limit = self.rate_limit.strip()
         if limit and limit.lower() != "off":
             try:
@@ -231,6 +287,18 @@ class Config:
             except RedisUrlError as exc:
                 name = "REDIS_URL" if self.redis_url else "REDIS_CLUSTER_NODES"
                 raise ConfigError(f"{name}: {exc}") from None
+
+    @property
+    def nba_shares(self) -> tuple[float, float]:
+        """(control share, explore share) with their defaults: 0.1 and 0.1; a test app
+        (``testing``) ranks everyone by the global rate unless a test sets them."""
+        control = self.nba_control_share
+        explore = self.nba_explore_share
+        if control is None:
+            control = 1.0 if self.testing else 0.1
+        if explore is None:
+            explore = 0.0 if self.testing else 0.1
+        return control, explore
 
     @property
     def models_path(self) -> Path:

@@ -20,6 +20,7 @@ from profiles.contact_log import ContactLog
 from profiles.customer_view import CustomerView
 from profiles.event_batch import EventBatch
 from profiles.keys import Keys
+from profiles.segment_ingest import SegmentIngest
 from profiles.store import ProfileStore
 from service.auth import ApiKeyStore
 from service.config import Config
@@ -61,6 +62,7 @@ class RapportState:
     customers: CustomerView
     contacts: ContactLog
     events: EventBatch
+    segment: SegmentIngest  # POST /v1/ingest/segment
     models: ModelHolder
     recommendations: RecommendationAnswers
     engage: Engagement

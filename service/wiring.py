@@ -20,9 +20,11 @@ from profiles.contact_log import ContactLog
 from profiles.customer_view import CustomerView
 from profiles.event_batch import EventBatch
 from profiles.keys import Keys
+from profiles.segment_ingest import SegmentIngest
 from profiles.store import ProfileStore
 from recommend.catalog.products import CachedCatalog, Catalog
 from recommend.engage.actions import ActionCatalog, NextBestActions
+from recommend.engage.adaptive import AdaptivePropensity
 from recommend.engage.contact import ContactPolicy
 from recommend.engage.facts import FactsLoader
 from recommend.engage.greetings import Greeter, GreetingTemplates
@@ -52,7 +54,11 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
         keep=config.models_keep,
         share_arrays=bool(config.share_model_arrays),
     )
-    policy = ContactPolicy(client, keys, clock)
+    control, explore = config.nba_shares
+    learning = AdaptivePropensity(
+        control_share=control, explore_share=explore, salt=config.nba_salt
+    )
+    policy = ContactPolicy(client, keys, clock, learning=learning)
     actions = ActionCatalog(client, keys, clock)
     templates = GreetingTemplates(client, keys, clock)
     pick = product_picker(customers, lambda: models.current.recommender, products.lookup)
@@ -68,6 +74,7 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
         customers=customers,
         contacts=ContactLog(client, keys),
         events=EventBatch(profiles, activity),
+        segment=SegmentIngest(profiles, activity),
         models=models,
         recommendations=RecommendationAnswers(
             customers,
@@ -82,7 +89,7 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
             templates=templates,
             actions=actions,
             policy=policy,
-            nba=NextBestActions(actions, policy, clock, pick),
+            nba=NextBestActions(actions, policy, clock, pick, learning),
         ),
     )
 

@@ -9,8 +9,12 @@ rules hold, ``score = value × propensity``:
 
 * product actions: the top recommendation's score normalised to [0, 1] by the product picker
   (see ``service/api/actions.py``), skipping products that rest after a recent offer;
-* every other action: the smoothed acceptance rate ``(accepted + 1) / (shown + 2)`` from the
-  feedback statistics (``recommend/engage/contact.py``): 0.5 for a new action.
+* every other action: for a customer of the ``adaptive`` group, the propensity learned per
+  action and customer segment (``recommend/engage/adaptive.py``: Beta posteriors with back-off
+  to the global rate, Thompson sampling on a share of the decisions); for the ``control``
+  group (and without a learning model), the smoothed acceptance rate
+  ``(accepted + 1) / (shown + 2)`` from the feedback statistics
+  (``recommend/engage/contact.py``): 0.5 for a new action. The answer names the ``group``.
 
 Then the contact policy applies (consent, cooldown, the shared daily budget; see
 ``recommend/engage/contact.py``). Eligible actions it holds back are listed under ``withheld`` with
@@ -27,7 +31,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from babel.numbers import format_decimal, format_percent
 
@@ -41,6 +45,7 @@ from recommend.engage.action_catalog import (
     normalise_action,
     say_for,
 )
+from recommend.engage.adaptive import AdaptivePropensity, parse_counters, segment_of
 from recommend.engage.contact import ContactPolicy, parse_stats
 from recommend.engage.greetings import variables
 from recommend.engage.language import (
@@ -97,11 +102,14 @@ class NextBestActions:
         policy: ContactPolicy,
         clock: Callable[[], float],
         pick_products: ProductPicker | None = None,
+        learning: AdaptivePropensity | None = None,
     ):
         self.catalog = catalog
         self.policy = policy
         self.clock = clock
         self.pick_products = pick_products
+        self.learning = learning  # None: everyone gets the global-rate ranking
+        self._seen: dict[str, Mapping] = {}  # the last catalogue's actions without a product
 
     def rank(
         self,
@@ -120,10 +128,16 @@ class NextBestActions:
         customer_id = facts.get("customer_id")
         profile = facts.get("profile") or {}
         facts = {**facts, "context": {"name": context, "channel": channel}}
-        actions, stats, state = self._read(customer_id, profile.get("timezone"))
+        group = self.learning.group_of(customer_id) if self.learning else "control"
+        # the learning counters of the actions seen last time come in the same round trip
+        prefetch = self._fields(self._seen, facts) if group == "adaptive" else []
+        actions, stats, state, fetched = self._read(customer_id, profile.get("timezone"), prefetch)
+        self._seen = {a["id"]: a for a in actions if not a.get("product")}
         candidates, withheld = self._candidates(
             actions, stats, state["last_feedback"], facts, channel, context, now
         )
+        if group == "adaptive":
+            candidates = self._adapt(candidates, stats, facts, fetched)
         used = state["used_today"].get(channel, 0)
         items, held_back = self._fill(
             candidates,
@@ -137,22 +151,25 @@ class NextBestActions:
             "customer_id": customer_id,
             "channel": channel,
             "context": context,
+            "group": group,
             "items": items,
             "withheld": withheld + held_back,
             "budget": self.policy.budget_view(channel, used),
         }
 
     def _read(
-        self, customer_id: str | None, timezone: str | None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-        """The catalogue, the statistics and the customer's contact state, in one round trip
-        (no customer: an empty state)."""
+        self, customer_id: str | None, timezone: str | None, prefetch: list[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The catalogue, the statistics, the customer's contact state (no customer: an empty
+        state) and the ``prefetch`` learning counters (field -> raw value), in one round trip."""
         pipe = self.catalog.redis.pipeline(transaction=False)
         pipe.hgetall(self.catalog.keys.action_catalog())
         pipe.hgetall(self.policy.keys.action_stats())
         read_state = None
         if customer_id:
             read_state = self.policy.queue_customer_state(pipe, customer_id, timezone)
+        if prefetch:
+            pipe.hmget(self.policy.keys.action_segments(), prefetch)
         results = pipe.execute()
         actions = self.catalog.list(results[0])
         stats = parse_stats(results[1], [a["id"] for a in actions])
@@ -160,7 +177,47 @@ class NextBestActions:
             state = read_state(results[2:5])
         else:
             state = {"last_feedback": {}, "used_today": {}, "resting_products": set()}
-        return actions, stats, state
+        fetched = dict(zip(prefetch, results[-1], strict=True)) if prefetch else {}
+        return actions, stats, state, fetched
+
+    def _fields(self, actions: Mapping[str, Mapping], facts: Mapping) -> list[str]:
+        segments = {aid: segment_of(facts, action) for aid, action in actions.items()}
+        return cast("AdaptivePropensity", self.learning).fields(segments, segments)
+
+    def _adapt(
+        self,
+        candidates: list[dict[str, Any]],
+        stats: Mapping[str, Any],
+        facts: Mapping,
+        fetched: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """The candidates without a product rescored by the learned propensity of the
+        customer's segment (counters not ``fetched`` yet: one HMGET)."""
+        learning = cast("AdaptivePropensity", self.learning)
+        todo = {c["action"]["id"]: c["action"] for c in candidates if not c["pending"]}
+        if not todo:
+            return candidates
+        segments = {aid: segment_of(facts, action) for aid, action in todo.items()}
+        fields = learning.fields(segments, segments)
+        missing = [f for f in fields if f not in fetched]
+        if missing:
+            values = self.catalog.redis.hmget(self.policy.keys.action_segments(), missing)
+            fetched.update(zip(missing, values, strict=True))
+        counters = parse_counters({f: fetched[f] for f in fields})
+        explore = learning.explores()
+        out = []
+        for cand in candidates:
+            if cand["pending"]:
+                out.append(cand)
+                continue
+            aid = cand["action"]["id"]
+            est = learning.estimate(stats.get(aid), counters, aid, segments[aid], explore=explore)
+            reasons = cand["rule_reasons"] + [est["reason"]] if est["reason"] else cand["reasons"]
+            out.append(
+                _candidate(cand["action"], None, est["propensity"], reasons, rule=cand)
+                | {"exploring": est["exploring"]}
+            )
+        return out
 
     def _candidates(
         self,
@@ -313,6 +370,7 @@ def _item(cand: dict, say: _SayLines) -> dict[str, Any]:
         "value": action["value"],
         "propensity": round(cand["propensity"], 4),
         "reasons": cand["reasons"],
+        "exploring": cand.get("exploring", False),
         "product": _product_view(product, line["price_text"]) if product else None,
         "cooldown_days": action.get("cooldown_days", 0),
     }
@@ -325,7 +383,9 @@ def _candidate(
     reasons: list[str],
     *,
     pending: bool = False,
+    rule: Mapping | None = None,
 ) -> dict[str, Any]:
+    """``rule``: an earlier candidate of the action whose rule reasons this one keeps."""
     propensity = min(1.0, max(0.0, propensity))
     return {
         "action": action,
@@ -333,6 +393,7 @@ def _candidate(
         "propensity": propensity,
         "score": float(action["value"]) * propensity,
         "reasons": reasons,
+        "rule_reasons": rule["rule_reasons"] if rule else reasons,
         "pending": pending,
     }
 
@@ -345,12 +406,15 @@ def _scored(action: Mapping, stats: Mapping[str, Any] | None, reasons: list[str]
         return _candidate(action, None, 1.0, reasons, pending=True)
     counters = stats or {}
     shown = counters.get("shown", 0)
+    rule_reasons = reasons
     if shown:
         # reasons are English: their numbers are formatted for English
         rate = format_percent(counters["acceptance_rate"], locale=DEFAULT_LOCALE)
         offered = format_decimal(shown, locale=DEFAULT_LOCALE)
         reasons = [*reasons, f"accepted {rate} of {offered} times offered"]
-    return _candidate(action, None, smoothed_rate(stats), reasons)
+    return _candidate(
+        action, None, smoothed_rate(stats), reasons, rule={"rule_reasons": rule_reasons}
+    )
 
 
 def _with_product(cand: Mapping, product: Mapping) -> dict[str, Any]:

@@ -26,7 +26,10 @@ are incremented only when the script reports a new record. (A crash between the 
 statistics one short, never double.)
 
 Statistics per action (global): ``shown`` (offers), ``accepted`` (accepted, or completed as a
-new offer), ``dismissed``, ``completed``; ``acceptance_rate = accepted / shown``.
+new offer), ``dismissed``, ``completed``; ``acceptance_rate = accepted / shown``. In the same
+pipeline: the counters per action and customer segment that the adaptive propensity learns
+from (when the caller passes the customer's ``segment``), and the offers and outcomes per
+experiment group and day (``recommend/engage/adaptive.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from core.channels import CHANNELS, zone
 from core.errors import InvalidInput
 from profiles.contact_log import ContactLog, ContactState
 from profiles.keys import Keys
+from recommend.engage.adaptive import AdaptivePropensity
 from recommend.errors import FeedbackConflict
 
 OUTCOMES = ("accepted", "dismissed", "completed")
@@ -76,6 +80,7 @@ class ContactPolicy:
         *,
         daily_budget: int = 3,
         product_rest_days: int = 30,
+        learning: AdaptivePropensity | None = None,
     ):
         self.redis = client
         self.keys = keys
@@ -83,6 +88,7 @@ class ContactPolicy:
         self.daily_budget = daily_budget
         self.product_rest_days = product_rest_days
         self.log = ContactLog(client, keys)
+        self.learning = learning or AdaptivePropensity()
 
     # -- writes -------------------------------------------------------------------------------
     def record_feedback(
@@ -96,8 +102,10 @@ class ContactPolicy:
         channel: str = "chat",
         note: str | None = None,
         product_id: str | None = None,
+        segment: dict[str, str] | None = None,
     ) -> tuple[dict, bool]:
-        """Record feedback on ``action`` for a customer; returns (record, created?)."""
+        """Record feedback on ``action`` for a customer; returns (record, created?).
+        ``segment``: the customer's segment (``adaptive.segment_of``), counted for learning."""
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
         if channel not in CHANNELS:
@@ -128,18 +136,38 @@ class ContactPolicy:
                     field="feedback_id",
                 )
             return stored.record, False
-        self._count(action["id"], outcome, stored.new_offer)
+        self._count(customer_id, action["id"], outcome, stored.new_offer, segment, now)
         return stored.record, True
 
-    def _count(self, action_id: str, outcome: str, new_offer: bool) -> None:
+    def _count(
+        self,
+        customer_id: str,
+        action_id: str,
+        outcome: str,
+        new_offer: bool,
+        segment: dict[str, str] | None,
+        now: float,
+    ) -> None:
         key = self.keys.action_stats()
         pipe = self.redis.pipeline(transaction=False)
+        accepted = outcome == "accepted" or (outcome == "completed" and new_offer)
         if new_offer:
             pipe.hincrby(key, f"{action_id}:shown", 1)
-        if outcome == "accepted" or (outcome == "completed" and new_offer):
+        if accepted:
             pipe.hincrby(key, f"{action_id}:accepted", 1)
         if outcome in ("dismissed", "completed"):
             pipe.hincrby(key, f"{action_id}:{outcome}", 1)
+        self.learning.queue_count(
+            pipe,
+            self.keys,
+            customer_id=customer_id,
+            action_id=action_id,
+            segment=segment,
+            shown=new_offer,
+            accepted=accepted,
+            completed=outcome == "completed",
+            now=now,
+        )
         pipe.execute()
 
     # -- reads --------------------------------------------------------------------------------

@@ -9,13 +9,19 @@ action fields and the contact rule are documented in ``recommend/engage/actions.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import marshmallow as ma
 from flask.views import MethodView
 
 from core.channels import CHANNELS
+from core.errors import InvalidInput
+from recommend.engage import adaptive, uplift
 from recommend.engage.action_catalog import MAX_SAY_LOCALES
 from recommend.engage.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
 from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION, ContactPolicy
+from recommend.engage.facts import build_facts
+from service.api.action_performance import PerformanceQuerySchema, PerformanceSchema
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
 from service.state import state
@@ -88,6 +94,12 @@ class NbaItemSchema(ma.Schema):
     reasons = ma.fields.List(
         ma.fields.String(), metadata={"description": "Why, for the agent (English)"}
     )
+    exploring = ma.fields.Boolean(
+        metadata={
+            "description": "Ranked by a sample of the learned propensity above its estimate "
+            "(exploration, to learn more about the action); the reasons say so"
+        }
+    )
     product = ma.fields.Nested(ProductRefSchema, allow_none=True)
     cooldown_days = ma.fields.Float()
 
@@ -112,6 +124,12 @@ class NbaSchema(ma.Schema):
     customer_id = ma.fields.String()
     channel = ma.fields.String()
     context = ma.fields.String(allow_none=True)
+    group = ma.fields.String(
+        metadata={
+            "description": "adaptive (propensity learned per customer segment) or control "
+            "(the global acceptance rate): a stable share of customers, to measure the uplift"
+        }
+    )
     items = ma.fields.List(ma.fields.Nested(NbaItemSchema))
     withheld = ma.fields.List(ma.fields.Nested(WithheldSchema))
     budget = ma.fields.Nested(BudgetSchema)
@@ -130,6 +148,10 @@ class FeedbackInputSchema(StrictSchema):
     product_id = ma.fields.String(
         validate=ma.validate.Length(1, 64),
         metadata={"description": "The product offered (product actions): it then rests"},
+    )
+    context = ma.fields.String(
+        validate=ma.validate.Length(1, 64),
+        metadata={"description": "The context the action was shown in (its segment learns)"},
     )
 
 
@@ -259,11 +281,21 @@ class ActionFeedback(MethodView):
     def post(self, body, customer_id, action_id):
         """Record accepted / dismissed / completed; idempotent by ``feedback_id``."""
         st = state()
-        target = st.profiles.get(customer_id, with_traits=False).id
-        return _record(st.engage.policy, target, st.engage.actions.get(action_id), body)
+        profile = st.profiles.get(customer_id)
+        action = st.engage.actions.get(action_id)
+        context = {"name": body.get("context"), "channel": body["channel"]}
+        facts = build_facts(profile.id, profile.doc, profile.traits, context=context)
+        segment = adaptive.segment_of(facts, action)
+        return _record(st.engage.policy, profile.id, action, body, segment)
 
 
-def _record(policy: ContactPolicy, customer_id: str, action: dict, body: dict):
+def _record(
+    policy: ContactPolicy,
+    customer_id: str,
+    action: dict,
+    body: dict,
+    segment: dict[str, str] | None = None,
+):
     record, created = policy.record_feedback(
         customer_id,
         action,
@@ -273,6 +305,7 @@ def _record(policy: ContactPolicy, customer_id: str, action: dict, body: dict):
         channel=body["channel"],
         note=body.get("note"),
         product_id=body.get("product_id"),
+        segment=segment,
     )
     out = {**record, "customer_id": customer_id, "duplicate": not created}
     return (out, 201) if created else (out, 200)
@@ -338,6 +371,32 @@ class ActionStats(MethodView):
         ids = [a["id"] for a in engage.actions.list()] + [PRODUCT_SUGGESTION["id"]]
         stats = engage.policy.stats(ids)
         return {"items": [{"action_id": k, **v} for k, v in sorted(stats.items())]}
+
+
+@blp.not_audited("aggregate statistics: no profile data")
+@blp.route("/actions/performance")
+class ActionPerformance(MethodView):
+    @blp.auth("admin")
+    @blp.arguments(PerformanceQuerySchema, location="query")
+    @blp.response(200, PerformanceSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def get(self, query):
+        """Acceptance per action and experiment group (adaptive, control) over UTC days, with
+        Wilson 95% intervals and the uplift of adaptive over control."""
+        st = state()
+        end = query.get("to") or datetime.now(UTC).date()
+        start = query.get("from_") or end - timedelta(days=29)
+        if start > end:
+            raise InvalidInput("from is after to", field="from")
+        if (end - start).days >= adaptive.RETAIN_DAYS:
+            raise InvalidInput(f"at most {adaptive.RETAIN_DAYS} days", field="from")
+        pipe = st.redis.pipeline(transaction=False)
+        for day in uplift.days_between(start, end):
+            pipe.hgetall(st.keys.action_outcomes(day))
+        ids = [a["id"] for a in st.engage.actions.list()] + [PRODUCT_SUGGESTION["id"]]
+        out = uplift.performance(pipe.execute(), ids)
+        control = st.engage.policy.learning.control_share
+        return {"from_": start.isoformat(), "to": end.isoformat(), "control_share": control, **out}
 
 
 @blp.not_audited("action catalogue (admin): no profile data")

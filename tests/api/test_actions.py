@@ -460,3 +460,106 @@ def test_an_invalid_say_line_in_any_locale_is_422_naming_it(api, say, field):
     assert resp.json["errors"][0]["field"] == field
     resp = api.put("/v1/actions", json={"items": [{"id": "x", **doc}]})
     assert resp.status_code == 422 and resp.json["errors"][0]["field"] == f"items.0.{field}"
+
+
+# -- learning, the control group and the performance statistics (recommend/engage/adaptive.py)
+@pytest.fixture
+def learning_app(app_config, redis_client):
+    """An app whose customers are half adaptive, half control, ranked by the learned means."""
+    from service import create_app
+
+    config = {**app_config, "nba_control_share": 0.5, "nba_explore_share": 0.0, "nba_salt": "t"}
+    return create_app(config, redis=redis_client)
+
+
+@pytest.fixture
+def learning_api(learning_app):
+    from tests.conftest import ApiClient
+
+    _, token = learning_app.extensions["rapport"].api_keys.create("admin", ["admin"])
+    return ApiClient(learning_app.test_client(), token)
+
+
+def test_the_test_app_ranks_everyone_by_the_global_rate(agent, profiles, catalogue):
+    body = nba(agent, make_customer(profiles))
+    assert body["group"] == "control"
+    assert not any(item["exploring"] for item in body["items"])
+
+
+def test_adaptive_customers_learn_per_segment_over_http(learning_app, learning_api, profiles):
+    assert learning_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    learning = learning_app.extensions["rapport"].engage.policy.learning
+    gold, bronze = [], []
+    while len(gold) < 13 or len(bronze) < 13:
+        tier = "gold" if len(gold) < 13 else "bronze"
+        cid = make_customer(profiles, tier=tier)
+        if learning.group_of(cid) == "adaptive":
+            (gold if tier == "gold" else bronze).append(cid)
+    for i, (g, b) in enumerate(zip(gold[:12], bronze[:12], strict=True)):
+        assert feedback(learning_api, g, "tips", f"g{i}", "accepted").status_code == 201
+        assert feedback(learning_api, b, "tips", f"b{i}", "dismissed").status_code == 201
+    tips = {}
+    for cid in (gold[12], bronze[12]):
+        body = nba(learning_api, cid, "limit=10")
+        assert body["group"] == "adaptive"
+        tips[cid] = next(i for i in body["items"] if i["action_id"] == "tips")
+    assert tips[gold[12]]["propensity"] > 0.6 > 0.4 > tips[bronze[12]]["propensity"]
+    assert "accepted by 100% of gold customers on chat (12 offers)" in tips[gold[12]]["reasons"]
+    assert "accepted by 0% of bronze customers on chat (12 offers)" in tips[bronze[12]]["reasons"]
+
+
+def test_performance_per_group_with_intervals(learning_app, learning_api, profiles, api):
+    assert learning_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    learning = learning_app.extensions["rapport"].engage.policy.learning
+    shown = {"adaptive": 0, "control": 0}
+    accepted = {"adaptive": 0, "control": 0}
+    for i in range(30):
+        cid = make_customer(profiles)
+        group = learning.group_of(cid)
+        outcome = "accepted" if (group == "adaptive" or i % 3 == 0) else "dismissed"
+        assert feedback(learning_api, cid, "survey", f"f{i}", outcome).status_code == 201
+        shown[group] += 1
+        accepted[group] += outcome == "accepted"
+    assert shown["adaptive"] and shown["control"]
+    resp = learning_api.get("/v1/actions/performance")
+    assert resp.status_code == 200, resp.json
+    body = resp.json
+    assert body["control_share"] == 0.5 and body["from"] <= body["to"]
+    survey = next(i for i in body["items"] if i["action_id"] == "survey")
+    for group in ("adaptive", "control"):
+        view = survey["groups"][group]
+        assert view["shown"] == shown[group] and view["accepted"] == accepted[group]
+        assert view["low"] <= view["acceptance_rate"] <= view["high"]
+    uplift = survey["uplift"]
+    assert uplift["difference"] == pytest.approx(
+        accepted["adaptive"] / shown["adaptive"] - accepted["control"] / shown["control"], abs=1e-3
+    )
+    assert uplift["low"] <= uplift["difference"] <= uplift["high"]
+    assert body["total"]["groups"]["control"]["shown"] == shown["control"]
+    tips = next(i for i in body["items"] if i["action_id"] == "tips")
+    assert tips["groups"]["adaptive"]["shown"] == 0 and tips["uplift"] is None
+    # a range before the feedback has none of it
+    old = learning_api.get("/v1/actions/performance?from=2020-01-01&to=2020-01-31").json
+    assert old["total"]["groups"]["adaptive"]["shown"] == 0
+    assert old["from"] == "2020-01-01" and old["to"] == "2020-01-31"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("from=2026-02-01&to=2026-01-01", "from"),
+        ("from=2024-01-01&to=2026-01-01", "from"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01", "to"),
+        ("since=2026-01-01", "since"),
+    ],
+)
+def test_performance_bad_inputs_are_422_with_the_field(api, query, field):
+    resp = api.get(f"/v1/actions/performance?{query}")
+    assert resp.status_code == 422, resp.json
+    assert resp.content_type == PROBLEM
+    assert resp.json["errors"][0]["field"] == field
+
+
+def test_performance_needs_admin(agent):
+    assert agent.get("/v1/actions/performance").status_code == 403

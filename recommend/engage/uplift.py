@@ -1,0 +1,96 @@
+"""How the next-best actions do per experiment group: acceptance per action and group
+(adaptive, control) with Wilson 95% intervals, and the uplift of adaptive over control with
+Newcombe's interval. Input: the daily per-group counters ``ContactPolicy`` keeps
+(``SharedKeys.action_outcomes``, see ``recommend/engage/adaptive.py``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from recommend.engage.adaptive import GROUPS
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (95% by default); None without trials."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def days_between(start: date, end: date) -> list[str]:
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def _group_view(counts: Mapping[str, int]) -> dict[str, Any]:
+    shown, accepted = counts.get("shown", 0), counts.get("accepted", 0)
+    interval = wilson(accepted, shown)
+    return {
+        "shown": shown,
+        "accepted": accepted,
+        "completed": counts.get("completed", 0),
+        "acceptance_rate": round(accepted / shown, 4) if shown else None,
+        "completion_rate": round(counts.get("completed", 0) / shown, 4) if shown else None,
+        "low": round(interval[0], 4) if interval else None,
+        "high": round(interval[1], 4) if interval else None,
+    }
+
+
+def _uplift(adaptive: Mapping[str, int], control: Mapping[str, int]) -> dict[str, Any] | None:
+    """Adaptive minus control acceptance rate, with Newcombe's 95% interval (from the two
+    Wilson intervals); None when a group has no offers."""
+    na, nc = adaptive.get("shown", 0), control.get("shown", 0)
+    wa, wc = wilson(adaptive.get("accepted", 0), na), wilson(control.get("accepted", 0), nc)
+    if wa is None or wc is None:
+        return None
+    pa, pc = adaptive.get("accepted", 0) / na, control.get("accepted", 0) / nc
+    diff = pa - pc
+    low = diff - math.sqrt((pa - wa[0]) ** 2 + (wc[1] - pc) ** 2)
+    high = diff + math.sqrt((wa[1] - pa) ** 2 + (pc - wc[0]) ** 2)
+    return {"difference": round(diff, 4), "low": round(low, 4), "high": round(high, 4)}
+
+
+def performance(days: Iterable[Mapping[str, str]], action_ids: Iterable[str]) -> dict[str, Any]:
+    """Per action and group, and over all actions: offers, acceptance (with its Wilson 95%
+    interval), completion, and the uplift of adaptive over control. ``days``: the raw daily
+    hashes (``<group>:<action>:<counter>`` -> count)."""
+    totals: dict[str, dict[str, dict[str, int]]] = {}
+    for aid in action_ids:
+        totals[aid] = {g: {} for g in GROUPS}
+    for raw in days:
+        for field, value in raw.items():
+            group, _, rest = field.partition(":")
+            aid, _, counter = rest.rpartition(":")
+            if group not in GROUPS or not aid:
+                continue
+            per = totals.setdefault(aid, {g: {} for g in GROUPS})[group]
+            per[counter] = per.get(counter, 0) + int(value)
+    overall: dict[str, dict[str, int]] = {g: {} for g in GROUPS}
+    items = []
+    for aid in sorted(totals):
+        groups = totals[aid]
+        for g in GROUPS:
+            for counter, n in groups[g].items():
+                overall[g][counter] = overall[g].get(counter, 0) + n
+        items.append(
+            {
+                "action_id": aid,
+                "groups": {g: _group_view(groups[g]) for g in GROUPS},
+                "uplift": _uplift(groups["adaptive"], groups["control"]),
+            }
+        )
+    return {
+        "items": items,
+        "total": {
+            "groups": {g: _group_view(overall[g]) for g in GROUPS},
+            "uplift": _uplift(overall["adaptive"], overall["control"]),
+        },
+    }

@@ -1,0 +1,59 @@
+"""The schemas of ``GET /v1/actions/performance`` (the view is in ``service/api/actions.py``):
+acceptance per action and experiment group with Wilson intervals, and the uplift of adaptive
+over control (``recommend/engage/adaptive.py``)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from service.schemas import StrictSchema
+
+
+class PerformanceQuerySchema(StrictSchema):
+    from_ = ma.fields.Date(
+        data_key="from",
+        metadata={"description": "First UTC day (YYYY-MM-DD), default `to` - 29 days"},
+    )
+    to = ma.fields.Date(metadata={"description": "Last UTC day (YYYY-MM-DD), default today"})
+
+
+class GroupPerformanceSchema(ma.Schema):
+    shown = ma.fields.Integer(metadata={"description": "offers"})
+    accepted = ma.fields.Integer()
+    completed = ma.fields.Integer()
+    acceptance_rate = ma.fields.Float(allow_none=True)
+    completion_rate = ma.fields.Float(allow_none=True)
+    low = ma.fields.Float(
+        allow_none=True, metadata={"description": "Wilson 95% interval of the acceptance rate"}
+    )
+    high = ma.fields.Float(allow_none=True)
+
+
+class GroupsSchema(ma.Schema):
+    adaptive = ma.fields.Nested(GroupPerformanceSchema)
+    control = ma.fields.Nested(GroupPerformanceSchema)
+
+
+class UpliftSchema(ma.Schema):
+    difference = ma.fields.Float(metadata={"description": "adaptive minus control acceptance rate"})
+    low = ma.fields.Float(metadata={"description": "Newcombe 95% interval (from the Wilson ones)"})
+    high = ma.fields.Float()
+
+
+class ActionPerformanceSchema(ma.Schema):
+    action_id = ma.fields.String()
+    groups = ma.fields.Nested(GroupsSchema)
+    uplift = ma.fields.Nested(UpliftSchema, allow_none=True)
+
+
+class PerformanceTotalSchema(ma.Schema):
+    groups = ma.fields.Nested(GroupsSchema)
+    uplift = ma.fields.Nested(UpliftSchema, allow_none=True)
+
+
+class PerformanceSchema(ma.Schema):
+    from_ = ma.fields.String(data_key="from")
+    to = ma.fields.String()
+    control_share = ma.fields.Float()
+    items = ma.fields.List(ma.fields.Nested(ActionPerformanceSchema))
+    total = ma.fields.Nested(PerformanceTotalSchema)
