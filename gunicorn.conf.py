@@ -6,6 +6,8 @@ Environment: RAPPORT_BIND, RAPPORT_WORKERS, RAPPORT_THREADS, RAPPORT_TIMEOUT.
 import json
 import os
 
+from gunicorn.glogging import Logger
+
 # One BLAS thread per worker. Serving does small products (one user vector against the item
 # matrix); OpenBLAS's own threads only add spin-waiting and contention with the request
 # threads: on a busy 2-core machine a (100k x 32) product took 17 ms with 2 BLAS threads and
@@ -32,8 +34,21 @@ control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, with emails and phone numbers in the logged URL masked (docs/pii.md)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        from service.logs import redact_access_atoms
+
+        return redact_access_atoms(super().atoms(resp, req, environ, request_time))
+
+
+logger_class = AccessLogger
+
 loglevel = os.environ.get("RAPPORT_LOG_LEVEL", "info").lower()
-# One JSON object per request. Never the Authorization header.
+# One JSON object per request. Never the Authorization header; the path redacted (AccessLogger).
 access_log_format = json.dumps(
     {
         "ts": "%(t)s",

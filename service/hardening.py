@@ -9,9 +9,10 @@
   flask-limiter; counters in the app's Redis, every window in one round trip, and a caller over
   its limit refused in-process until the window ends (``service/ratelimit.py``); 429
   problem+json with ``Retry-After``.
-- **PII masking**: a key without ``pii:read`` sees every email and phone number in a JSON
-  response masked (``j***@example.com``, ``+44*******89``), whatever the route; the console
-  reads the same API, so it shows the masked values too.
+- **PII masking**: a key without ``pii:read`` sees the PII of every JSON response masked
+  (``j***@example.com``, ``+44*******89``), whatever the route, by field and in free text; ids
+  stay as they are (``service/pii.py``, docs/pii.md). The console reads the same API, so it
+  shows the masked values too.
 - **Audit**: who read, changed, exported, merged, unmerged or erased which profile, appended to
   ``profiles.audit.AuditLog`` after every successful request of a route declaring an audit
   action (ids only): the declarations and the hook are ``service/auditing.py``'s.
@@ -39,6 +40,7 @@ from service.auditing import audit_response, json_body
 from service.auth import Forbidden, Unauthenticated
 from service.extensions import RapportApi
 from service.logs import request_id
+from service.pii import Masker, mask_pii, mask_text  # noqa: F401  (mask_*: imported from here)
 from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
 from service.state import state_of
 
@@ -49,41 +51,6 @@ _CORS_EXPOSE = (
     "ETag, Location, Content-Location, Retry-After, X-Request-ID, Rapport-Merged-Into, "
     "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
 )
-
-
-# -- PII masking ---------------------------------------------------------------------------------
-_NOT_ADDR = r"\s@:,;<>\"'()\[\]{}/\\"
-EMAIL = re.compile(rf"(?P<local>[^{_NOT_ADDR}]+)@(?P<domain>[^{_NOT_ADDR}]+\.[^{_NOT_ADDR}]+)")
-PHONE = re.compile(r"\+(?P<digits>\d{6,15})(?!\d)")
-
-
-def _mask_email(m: re.Match) -> str:
-    return f"{m['local'][0]}***@{m['domain']}"
-
-
-def _mask_phone(m: re.Match) -> str:
-    d = m["digits"]
-    return f"+{d[:2]}{'*' * (len(d) - 4)}{d[-2:]}"
-
-
-def mask_text(text: str) -> str:
-    """``jane.doe@example.com`` -> ``j***@example.com``; ``+436641234567`` -> ``+43********67``."""
-    if "@" in text:
-        text = EMAIL.sub(_mask_email, text)
-    if "+" in text:
-        text = PHONE.sub(_mask_phone, text)
-    return text
-
-
-def mask_pii(value: Any) -> Any:
-    """Mask emails and phone numbers in every string (and object key) of a JSON document."""
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, list):
-        return [mask_pii(v) for v in value]
-    if isinstance(value, dict):
-        return {mask_text(k): mask_pii(v) for k, v in value.items()}
-    return value
 
 
 # -- JSON shape guard ----------------------------------------------------------------------------
@@ -208,6 +175,7 @@ def init_app(app: Flask, api: RapportApi) -> None:
     audit = _init_audit_log(app)
     origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
     declared = cache(lambda: _declared_query(api))
+    masker = app.extensions["rapport.pii"] = Masker.from_config(config)
     limit = config.rate_limit.strip()
     if limit and limit.lower() != "off":
         _init_rate_limits(app, limit, origins)
@@ -228,7 +196,7 @@ def init_app(app: Flask, api: RapportApi) -> None:
         if request.path.startswith("/v1/"):
             response.headers["Cache-Control"] = "no-store"
             audit_response(audit, response)
-            _mask(response)
+            _mask(response, masker)
         _cors_headers(response, origins)
         return response
 
@@ -415,13 +383,13 @@ def _preflight(origins: frozenset[str]) -> Response:
     return response
 
 
-def _mask(response: Response) -> None:
+def _mask(response: Response, masker: Masker) -> None:
     key = g.get("api_key")
     if key is None or key.allows(PII_SCOPE):
         return
     body = json_body(response)
     if body is None:
         return
-    masked = mask_pii(body)
+    masked = masker.value(body)
     if masked != body:
         response.set_data(json.dumps(masked))

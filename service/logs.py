@@ -1,7 +1,12 @@
-"""Structured JSON logs, one object per line, with the request id when there is a request."""
+"""Structured JSON logs, one object per line, with the request id when there is a request.
+
+Emails and phone numbers in a message or a string field (a path, a query) are masked
+(``service/pii.py`` ``redact``), with the app's ``RAPPORT_PII_REGIONS`` when there is one.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -9,7 +14,9 @@ import sys
 import time
 import uuid
 
-from flask import g, has_request_context
+from flask import current_app, g, has_app_context, has_request_context
+
+from service import pii
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -30,16 +37,45 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        masker = _masker()
+        doc["msg"] = pii.redact(doc["msg"], masker)
         if has_request_context():
             rid = g.get("request_id")
             if rid:
                 doc["request_id"] = rid
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                doc[key] = value
+                doc[key] = pii.redact(value, masker) if isinstance(value, str) else value
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = pii.redact(self.formatException(record.exc_info), masker)
         return json.dumps(doc, default=str)
+
+
+def _masker() -> pii.Masker:
+    """The app's masker (its RAPPORT_PII_REGIONS), else one from the environment."""
+    if has_app_context():
+        masker = current_app.extensions.get("rapport.pii")
+        if masker is not None:
+            return masker
+    return _env_masker()
+
+
+@functools.cache
+def _env_masker() -> pii.Masker:
+    try:
+        return pii.Masker.from_env()
+    except ValueError:
+        return pii.DEFAULT  # a bad RAPPORT_PII_REGIONS is refused by the config, not here
+
+
+def redact_access_atoms(atoms: dict) -> dict:
+    """gunicorn's access-log atoms with the path, request line, query and referer redacted."""
+    masker = _env_masker()
+    for name in ("U", "r", "q", "f", "{referer}i"):
+        value = atoms.get(name)
+        if isinstance(value, str):
+            atoms[name] = pii.redact(value, masker)
+    return atoms
 
 
 def configure_logging(level: str = "INFO", stream=None) -> None:
