@@ -18,14 +18,27 @@ be missed by the rebuilt counters until the next rebuild (the purchase itself is
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 from profiles import activity_lua_paged as lua
 from profiles.activity_snapshot import snapshot_from, snapshot_parts
+from profiles.keys import Keys
 
-if TYPE_CHECKING:
-    from profiles.activity import ActivityStore
+
+class ActivityStore(Protocol):
+    """What the paged operations use of ``profiles.activity.ActivityStore`` (typed here as a
+    protocol so this module, which that store imports, does not import it back)."""
+
+    redis: Any
+    keys: Keys
+    paged: PagedScripts
+    category_of: Callable[[list[str]], Mapping[str, str]] | None
+
+    def script_keys(self, cid: str) -> list[str]: ...
+
+    def traits(self, customer_id: str) -> dict[str, Any]: ...
+
 
 PAGE = 200  # orders per script call at most ...
 PAGE_LINES = 500  # ... and purchase lines (a page of big orders is fewer orders)

@@ -106,6 +106,11 @@ def test_request_schemas_are_closed_and_problems_open(client):
         if isinstance(op, dict) and "requestBody" in op
     }
     assert len(bodies) >= 10
-    for name in bodies:
+    # a Segment message is another project's format with fields of its own (context,
+    # integrations, ...): the body is open, its messages are checked one by one (per item)
+    open_by_design = {"SegmentBody"}
+    for name in bodies - open_by_design:
         assert schemas[name]["additionalProperties"] is False, name
+    for name in open_by_design:
+        assert name in bodies and schemas[name]["additionalProperties"] is True, name
     assert schemas["Problem"]["additionalProperties"] is True
