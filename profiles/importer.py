@@ -388,9 +388,7 @@ def run_import(
 
 
 # -- catalog hook ------------------------------------------------------------------------------
-def catalog_products(
-    source: str | Path | Iterable[dict[str, str]],
-) -> dict[str, dict[str, str]]:
+def catalog_products(source: str | Path | Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
     """StockCode -> ``{"name": Description, "unit_price": UnitPrice}`` from an Online Retail file.
 
     Only sales (a product code, positive quantity and price, no cancellation; guest sales
