@@ -18,6 +18,8 @@ key                                type       what
 ``rp:action_stats``                hash       ``<action id>:<counter>`` -> count
 ``rp:action_segments``             hash       ``<action>|<segment key>|<value>:<counter>``
 ``rp:action_outcomes:<day>``       hash       ``<group>:<action id>:<counter>``, one UTC day
+``{rp:action_outcomes:<day>}:...`` string     a request whose impressions were counted (1 day)
+``rp:action_experiment``           hash       admin override of control_share and salt
 ``rp:{catalog}:...``               various    products, category indexes, catalog version
 ``rp:{models}:...``                various    model versions, active version, history, popular
 ``rp:ratelimit:{key:ID}:...``      string     rate-limit windows of one caller
@@ -71,6 +73,17 @@ class SharedKeys:
         """Hash ``<group>:<action id>:<counter>`` -> count for one UTC day (``YYYY-MM-DD``):
         offers and outcomes per experiment group (adaptive, control); expires after 400 days."""
         return f"{self.prefix}:action_outcomes:{day}"
+
+    def action_experiment(self) -> str:
+        """Hash ``control_share``, ``salt``: the admin's experiment settings, overriding the
+        configured ones (recommend/engage/learning_admin.py)."""
+        return f"{self.prefix}:action_experiment"
+
+    def action_impression_request(self, day: str, request_id: str) -> str:
+        """String (expires after a day): the request whose impressions were counted in
+        ``action_outcomes(day)``. Its hash tag is that key's whole name, so both share a slot
+        and one Lua script counts a request once (Redis Cluster too)."""
+        return f"{{{self.action_outcomes(day)}}}:request:{request_id}"
 
     # -- catalog (recommend/catalog/products.py): one hash tag, so a product write is one Lua script
     def product(self, product_id: str) -> str:

@@ -145,6 +145,28 @@ class ContactLog:
         records = [_without_fingerprint(json.loads(v)) for v in raw.values()]
         return sorted(records, key=lambda r: (r.get("at", 0), r.get("feedback_id", "")))
 
+    # -- impressions (next-best actions shown; the feedback window) -------------------------
+    def queue_impressions(
+        self, pipe: Any, customer_id: str, action_ids: list[str], now: float, ttl: int
+    ) -> None:
+        """Queue on ``pipe``: the actions shown to the customer at ``now`` (one member per
+        action, so the zset is bounded by the catalogue), the key expiring after ``ttl`` s."""
+        key = self.keys.impressions(customer_id)
+        pipe.zadd(key, dict.fromkeys(action_ids, now))
+        pipe.expire(key, max(1, int(ttl)))
+
+    def feedback_context(
+        self, customer_id: str, action_id: str, feedback_id: str
+    ) -> tuple[float | None, bool, bool]:
+        """(when the action was last shown to the customer or None, whether the customer
+        gave feedback on it before, whether ``feedback_id`` is recorded), in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zscore(self.keys.impressions(customer_id), action_id)
+        pipe.hexists(self.keys.action_state(customer_id), action_id)
+        pipe.hexists(self.keys.action_feedback(customer_id), feedback_id)
+        shown, earlier, known = pipe.execute()
+        return (float(shown) if shown is not None else None), bool(earlier), bool(known)
+
 
 def _state(results: list[Any]) -> ContactState:
     states, contacts, products = results

@@ -33,6 +33,7 @@ key                                type       what
 ``rp:{c:ID}:action_state``         hash       action id -> last feedback (cooldown)
 ``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
 ``rp:{c:ID}:offered_products``     zset       product id -> time last offered
+``rp:{c:ID}:impressions``          zset       action id -> time last shown (feedback window)
 ``rp:audit``                       stream     audit log: key id/name, action, profile id (no PII)
 =================================  =========  ====================================================
 
@@ -131,6 +132,11 @@ class Keys(SharedKeys):
         """Zset product id -> time it was last offered (not pushed again for N days)."""
         return f"{self.customer_tag(customer_id)}:offered_products"
 
+    def impressions(self, customer_id: str) -> str:
+        """Zset action id -> time the next-best actions last showed it (feedback on it is
+        matched within the impression window; expires with the window)."""
+        return f"{self.customer_tag(customer_id)}:impressions"
+
     def customer_keys(self, customer_id: str) -> list[str]:
         """Every per-customer key: erasure deletes exactly these (add new ones here)."""
         return [
@@ -148,6 +154,7 @@ class Keys(SharedKeys):
             self.action_state(customer_id),
             self.contacts(customer_id),
             self.offered_products(customer_id),
+            self.impressions(customer_id),
             self.rebuild(self.events(customer_id)),  # left only by a rebuild stopped half-way
             self.rebuild(self.traits(customer_id)),
             self.rebuild(self.categories(customer_id)),

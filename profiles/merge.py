@@ -5,7 +5,7 @@
       the source's become secondary).
     * **Activity** moves: ``activity.absorb(target, activity.snapshot(source))``, then
       ``activity.remove(source, snapshot)``; anything the source received meanwhile is moved the
-      same way (and recorded as a further snapshot).
+      same way (and recorded as a further snapshot). So does the contact history (contact_merge).
     * **Precedence**: the target wins every conflict. Fields the target lacks (names, locale,
       timezone, country, loyalty tier, ``preferences.categories/channels/language``) are filled
       from the source; ``preferences.custom`` keys the target lacks are added (up to the
@@ -63,7 +63,7 @@ import json
 from typing import Any, cast
 
 from core.errors import InvalidInput
-from profiles import document
+from profiles import contact_merge, document
 from profiles.errors import MergeConflict, MergeNotFound, ProfileNotFound
 from profiles.merge_rules import (
     delete_path,
@@ -288,6 +288,7 @@ class Merges:
                 if store.write(sid, src.version, fields, replace=True) > 0:
                     break
             self._step(record, "alias")
+        contact_merge.merge_steps(self.redis, self.keys, record, self._step)
         if "drain" not in steps:
             if activity:
                 activity.remove(sid, record["source_activity"][0])
@@ -383,6 +384,7 @@ class Merges:
                     activity.remove(tid, snap)
                     activity.absorb(sid, snap)
             self._unmerge_step(record, "activity")
+        contact_merge.unmerge_steps(self.redis, self.keys, record, self._unmerge_step)
         record["status"] = "unmerged"
         record["unmerged_at"] = store.clock()
         record["returned_identities"] = [document.identity_key(i) for i in returned]

@@ -176,6 +176,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Experiment salt of the control group's hash; a new salt draws a new control group.",
     ),
     Setting(
+        "RAPPORT_NBA_IMPRESSION_WINDOW_S",
+        "nba_impression_window_s",
+        int,
+        "Seconds after next-best actions are shown within which feedback on them matches the "
+        "impression, default 86400; `accepted`/`dismissed` feedback on an action not shown in "
+        "the window (nor answered before) is 422. `0`: no impression needed (unset in a test "
+        "app: 0).",
+    ),
+    Setting(
         "RAPPORT_CORS_ORIGINS",
         "cors_origins",
         str,
@@ -225,6 +234,7 @@ class Config:
     nba_control_share: float | None = None  # None: 0.1 (1.0 when testing)
     nba_explore_share: float | None = None  # None: 0.1 (0.0 when testing)
     nba_salt: str = "rapport"
+    nba_impression_window_s: int | None = None  # None: 86400 (0 when testing)
     pii_regions: str = "AT,DE,GB,US,FR,ES"
     pii_names: int = 0
     testing: bool = False
@@ -273,6 +283,8 @@ class Config:
         ):
             if share is not None and not 0 <= share <= 1:
                 raise ConfigError(f"{name}: must be in [0, 1]")
+        if self.nba_impression_window_s is not None and self.nba_impression_window_s < 0:
+            raise ConfigError("RAPPORT_NBA_IMPRESSION_WINDOW_S: must be 0 or more")
         if not self.nba_salt:
             raise ConfigError("RAPPORT_NBA_SALT: must not be empty")
         limit = self.rate_limit.strip()
@@ -299,6 +311,13 @@ class Config:
         if explore is None:
             explore = 0.0 if self.testing else 0.1
         return control, explore
+
+    @property
+    def nba_impression_window(self) -> int:
+        """The impression window (s): 86400 by default, 0 (no impression needed) in a test app."""
+        if self.nba_impression_window_s is not None:
+            return self.nba_impression_window_s
+        return 0 if self.testing else 86400
 
     @property
     def models_path(self) -> Path:

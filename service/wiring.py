@@ -58,7 +58,9 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
     learning = AdaptivePropensity(
         control_share=control, explore_share=explore, salt=config.nba_salt
     )
-    policy = ContactPolicy(client, keys, clock, learning=learning)
+    policy = ContactPolicy(
+        client, keys, clock, learning=learning, impression_window=config.nba_impression_window
+    )
     actions = ActionCatalog(client, keys, clock)
     templates = GreetingTemplates(client, keys, clock)
     pick = product_picker(customers, lambda: models.current.recommender, products.lookup)

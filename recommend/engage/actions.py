@@ -37,25 +37,17 @@ from babel.numbers import format_decimal, format_percent
 
 from core.channels import CHANNELS
 from core.errors import InvalidInput
-from recommend.engage import rules, sandbox
+from recommend.engage import rules
 from recommend.engage.action_catalog import (
     CATEGORIES,
     PRODUCT_LINKS,
     ActionCatalog,
     normalise_action,
-    say_for,
 )
 from recommend.engage.adaptive import AdaptivePropensity, parse_counters, segment_of
 from recommend.engage.contact import ContactPolicy, parse_stats
-from recommend.engage.greetings import variables
-from recommend.engage.language import (
-    DEFAULT_LOCALE,
-    format_locale,
-    is_fallback,
-    locale_chain,
-    money,
-    normalise_locale,
-)
+from recommend.engage.language import DEFAULT_LOCALE
+from recommend.engage.say_lines import SayLines
 
 # the catalogue's names are re-exported: callers import them from here
 __all__ = [
@@ -119,7 +111,10 @@ class NextBestActions:
         context: str | None = None,
         limit: int = 3,
         locale: str | None = None,
+        request_id: str | None = None,
     ) -> dict[str, Any]:
+        """``request_id``: the serving request's id; given, the items shown are recorded as
+        impressions, once per id (``recommend/engage/impressions.py``)."""
         if channel not in CHANNELS:
             raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
         if not 1 <= limit <= MAX_LIMIT:
@@ -132,6 +127,8 @@ class NextBestActions:
         # the learning counters of the actions seen last time come in the same round trip
         prefetch = self._fields(self._seen, facts) if group == "adaptive" else []
         actions, stats, state, fetched = self._read(customer_id, profile.get("timezone"), prefetch)
+        if self.learning:  # the experiment settings read in the pipeline may move the customer
+            group = self.learning.group_of(customer_id)
         self._seen = {a["id"]: a for a in actions if not a.get("product")}
         candidates, withheld = self._candidates(
             actions, stats, state["last_feedback"], facts, channel, context, now
@@ -145,8 +142,11 @@ class NextBestActions:
             resting=state["resting_products"],
             budget=max(0, self.policy.daily_budget - used),
             limit=limit,
-            say=_SayLines(facts, channel, locale or profile.get("locale"), now),
+            say=SayLines(facts, channel, locale or profile.get("locale"), now),
         )
+        if customer_id and request_id is not None:
+            shown = [item["action_id"] for item in items]
+            self.policy.record_impressions(customer_id, group, shown, request_id)
         return {
             "customer_id": customer_id,
             "channel": channel,
@@ -170,7 +170,11 @@ class NextBestActions:
             read_state = self.policy.queue_customer_state(pipe, customer_id, timezone)
         if prefetch:
             pipe.hmget(self.policy.keys.action_segments(), prefetch)
+        if self.learning:
+            pipe.hgetall(self.policy.keys.action_experiment())
         results = pipe.execute()
+        if self.learning:
+            self.learning.apply(results.pop(), self.clock())
         actions = self.catalog.list(results[0])
         stats = parse_stats(results[1], [a["id"] for a in actions])
         if read_state is not None:
@@ -265,7 +269,7 @@ class NextBestActions:
         resting: set[str],
         budget: int,
         limit: int,
-        say: _SayLines,
+        say: SayLines,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(items, withheld): the best ``limit`` candidates within the daily ``budget`` (service
         actions without a product are not rationed); a product action gets the top
@@ -312,50 +316,7 @@ class NextBestActions:
         return None
 
 
-class _SayLines:
-    """The say lines of one ranking: the customer's locale chain and the line variables per
-    formatting locale (computed once each)."""
-
-    def __init__(self, facts: Mapping, channel: str, requested: str | None, now: float):
-        self.facts, self.channel, self.now = facts, channel, now
-        self.requested = normalise_locale(requested)
-        self.chain = locale_chain(self.requested)
-        self._values: dict[str, dict[str, Any]] = {}
-
-    def values(self, fmt: str) -> dict[str, Any]:
-        if fmt not in self._values:
-            self._values[fmt] = _say_variables(self.facts, self.channel, fmt, self.now)
-        return self._values[fmt]
-
-    def line(self, action: Mapping, product: Mapping | None) -> dict[str, Any]:
-        """``say`` (None without a line or when it fails), its ``locale``, ``fallback``,
-        ``format_locale`` and the product's price formatted for it (``price_text``)."""
-        source, say_locale = say_for(action.get("say"), self.chain)
-        fmt = format_locale(say_locale or DEFAULT_LOCALE, self.requested)
-        price = money(product.get("price"), product.get("currency"), fmt) if product else None
-        values = dict(self.values(fmt))
-        if product:
-            values.update(
-                product_name=product.get("name"),
-                product_price=price,
-                product_category=product.get("category"),
-            )
-        say = None
-        if source:
-            try:
-                say = sandbox.plain(sandbox.render(source, values)) or None
-            except Exception:  # a stored template must never cause a 500
-                log.warning("say line of action %s failed to render", action["id"])
-        return {
-            "say": say,
-            "locale": say_locale if say else None,
-            "fallback": bool(say and say_locale and is_fallback(say_locale, self.requested)),
-            "format_locale": fmt,
-            "price_text": price,
-        }
-
-
-def _item(cand: dict, say: _SayLines) -> dict[str, Any]:
+def _item(cand: dict, say: SayLines) -> dict[str, Any]:
     action, product = cand["action"], cand["product"]
     line = say.line(action, product)
     return {
@@ -422,16 +383,6 @@ def _with_product(cand: Mapping, product: Mapping) -> dict[str, Any]:
     propensity = float(product.get("propensity") or 0.0)
     reasons = [*cand["reasons"], f"top recommendation: {product['name']}"]
     return _candidate(cand["action"], product, propensity, reasons)
-
-
-def _say_variables(facts: Mapping, channel: str, locale: str, now: float) -> dict[str, Any]:
-    """The variables of the say lines (without a product; :meth:`_SayLines.line`
-    adds the product's)."""
-    values = variables(facts, channel, locale, now)
-    traits = facts.get("traits") or {}
-    values["days_since_last_purchase"] = traits.get("days_since_last_purchase")
-    values.update(product_name=None, product_price=None, product_category=None)
-    return values
 
 
 def _order(cand: Mapping) -> tuple[float, float, str]:

@@ -246,6 +246,8 @@ class AdaptivePropensity:
         self.control_share = control_share
         self.explore_share = explore_share
         self.salt = salt
+        self.defaults = (control_share, salt)  # the configured ones, before an override
+        self.applied_at: float | None = None
         self.pseudo_count = pseudo_count
         self.rng = random.Random(seed)
 
@@ -254,6 +256,24 @@ class AdaptivePropensity:
         if not customer_id:
             return "control"
         return "control" if bucket(customer_id, self.salt) < self.control_share else "adaptive"
+
+    def apply(self, stored: Mapping[str, Any] | None, now: float | None = None) -> None:
+        """Apply the admin's experiment settings (``SharedKeys.action_experiment``) over the
+        configured defaults; a damaged value is ignored with a warning."""
+        control, salt = self.defaults
+        stored = stored or {}
+        if stored.get("control_share") is not None:
+            try:
+                share = float(stored["control_share"])
+                if not 0 <= share <= 1:
+                    raise ValueError(share)
+                control = share
+            except (TypeError, ValueError):
+                log.warning("damaged experiment control_share: using the configured one")
+        if stored.get("salt"):
+            salt = str(stored["salt"])
+        self.control_share, self.salt = control, salt
+        self.applied_at = now
 
     def explores(self) -> bool:
         """Whether this decision explores (Thompson samples) rather than takes the means."""
@@ -353,8 +373,11 @@ class AdaptivePropensity:
         accepted: bool,
         completed: bool,
         now: float,
+        impressed: bool = False,
     ) -> None:
-        """Queue the segment and per-group daily increments of one new feedback on ``pipe``."""
+        """Queue the segment and per-group daily increments of one new feedback on ``pipe``.
+        ``impressed``: the offer answers an impression, already counted as ``shown`` for the
+        day and group (``recommend/engage/impressions.py``); otherwise it counts as its own."""
         if segment is not None and (shown or accepted):
             key = keys.action_segments()
             for seg_key in SEGMENT_KEYS:
@@ -365,7 +388,7 @@ class AdaptivePropensity:
                     pipe.hincrby(key, f"{prefix}:accepted", 1)
         group = self.group_of(customer_id)
         day_key = keys.action_outcomes(day_of(now))
-        counts = {"shown": shown, "accepted": accepted, "completed": completed}
+        counts = {"shown": shown and not impressed, "accepted": accepted, "completed": completed}
         for counter, yes in counts.items():
             if yes:
                 pipe.hincrby(day_key, f"{group}:{action_id}:{counter}", 1)

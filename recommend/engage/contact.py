@@ -30,6 +30,11 @@ new offer), ``dismissed``, ``completed``; ``acceptance_rate = accepted / shown``
 pipeline: the counters per action and customer segment that the adaptive propensity learns
 from (when the caller passes the customer's ``segment``), and the offers and outcomes per
 experiment group and day (``recommend/engage/adaptive.py``).
+
+Impressions (what the ranking showed; ``recommend/engage/impressions.py``): recorded by
+:meth:`ContactPolicy.record_impressions`; :meth:`ContactPolicy.check_shown` matches feedback
+to them within ``impression_window`` seconds (0: none needed) and rejects an offer outcome on
+an action never shown (422, ``action_id``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from core.channels import CHANNELS, zone
 from core.errors import InvalidInput
 from profiles.contact_log import ContactLog, ContactState
 from profiles.keys import Keys
+from recommend.engage import impressions
 from recommend.engage.adaptive import AdaptivePropensity
 from recommend.errors import FeedbackConflict
 
@@ -81,6 +87,7 @@ class ContactPolicy:
         daily_budget: int = 3,
         product_rest_days: int = 30,
         learning: AdaptivePropensity | None = None,
+        impression_window: float = DAY,
     ):
         self.redis = client
         self.keys = keys
@@ -89,6 +96,47 @@ class ContactPolicy:
         self.product_rest_days = product_rest_days
         self.log = ContactLog(client, keys)
         self.learning = learning or AdaptivePropensity()
+        # feedback matches an impression this many seconds old at most; 0: none is required
+        self.impression_window = impression_window
+
+    def refresh_experiment(self, now: float | None = None, max_age: float = 1.0) -> None:
+        """Re-read the admin's experiment settings when older than ``max_age`` s (the ranking
+        reads them with every answer; see ``recommend/engage/learning_admin.py``)."""
+        now = self.clock() if now is None else now
+        applied = self.learning.applied_at
+        if applied is None or not 0 <= now - applied < max_age:
+            stored = cast("dict[str, str]", self.redis.hgetall(self.keys.action_experiment()))
+            self.learning.apply(stored, now)
+
+    # -- impressions (recommend/engage/impressions.py) -----------------------------------------
+    def record_impressions(
+        self, customer_id: str, group: str, action_ids: list[str], request_id: str | None
+    ) -> None:
+        """The impressions of one answer, in one round trip (counted once per request id)."""
+        if not action_ids:
+            return
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        ttl = int(self.impression_window) or int(DAY)
+        self.log.queue_impressions(pipe, customer_id, action_ids, now, ttl)
+        impressions.queue_counts(
+            pipe, self.keys, group=group, action_ids=action_ids, request_id=request_id, now=now
+        )
+        pipe.execute()
+
+    def check_shown(self, customer_id: str, action_id: str, feedback_id: str, outcome: str) -> bool:
+        """Whether feedback on ``action_id`` matches an impression within the window; 422
+        (``action_id``) for an offer outcome on an action never shown (see impressions.py)."""
+        shown_at, earlier, known = self.log.feedback_context(customer_id, action_id, feedback_id)
+        return impressions.check_shown(
+            action_id,
+            outcome,
+            shown_at=shown_at,
+            earlier_feedback=earlier,
+            duplicate=known,
+            now=self.clock(),
+            window=self.impression_window,
+        )
 
     # -- writes -------------------------------------------------------------------------------
     def record_feedback(
@@ -103,9 +151,11 @@ class ContactPolicy:
         note: str | None = None,
         product_id: str | None = None,
         segment: dict[str, str] | None = None,
+        impressed: bool = False,
     ) -> tuple[dict, bool]:
         """Record feedback on ``action`` for a customer; returns (record, created?).
-        ``segment``: the customer's segment (``adaptive.segment_of``), counted for learning."""
+        ``segment``: the customer's segment (``adaptive.segment_of``), counted for learning;
+        ``impressed``: it answers a recorded impression (already counted as shown per group)."""
         if outcome not in OUTCOMES:
             raise InvalidInput(f"outcome is one of {', '.join(OUTCOMES)}", field="outcome")
         if channel not in CHANNELS:
@@ -136,7 +186,7 @@ class ContactPolicy:
                     field="feedback_id",
                 )
             return stored.record, False
-        self._count(customer_id, action["id"], outcome, stored.new_offer, segment, now)
+        self._count(customer_id, action["id"], outcome, stored.new_offer, segment, now, impressed)
         return stored.record, True
 
     def _count(
@@ -147,7 +197,9 @@ class ContactPolicy:
         new_offer: bool,
         segment: dict[str, str] | None,
         now: float,
+        impressed: bool = False,
     ) -> None:
+        self.refresh_experiment(now)
         key = self.keys.action_stats()
         pipe = self.redis.pipeline(transaction=False)
         accepted = outcome == "accepted" or (outcome == "completed" and new_offer)
@@ -167,6 +219,7 @@ class ContactPolicy:
             accepted=accepted,
             completed=outcome == "completed",
             now=now,
+            impressed=impressed,
         )
         pipe.execute()
 

@@ -94,3 +94,31 @@ def performance(days: Iterable[Mapping[str, str]], action_ids: Iterable[str]) ->
             "uplift": _uplift(overall["adaptive"], overall["control"]),
         },
     }
+
+
+def daily(day_names: Iterable[str], days: Iterable[Mapping[str, str]]) -> list[dict[str, Any]]:
+    """Per UTC day, over all actions: each group's offers, acceptances and acceptance rate (the
+    console's chart of both groups over time). ``days``: the raw daily hashes, in order."""
+    out = []
+    for name, raw in zip(day_names, days, strict=True):
+        groups: dict[str, dict[str, int]] = {g: {"shown": 0, "accepted": 0} for g in GROUPS}
+        for field, value in raw.items():
+            group, _, rest = field.partition(":")
+            counter = rest.rpartition(":")[2]
+            if group in groups and counter in ("shown", "accepted"):
+                groups[group][counter] += int(value)
+        out.append(
+            {
+                "day": name,
+                **{
+                    g: {
+                        **c,
+                        "acceptance_rate": round(c["accepted"] / c["shown"], 4)
+                        if c["shown"]
+                        else None,
+                    }
+                    for g, c in groups.items()
+                },
+            }
+        )
+    return out

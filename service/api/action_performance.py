@@ -1,6 +1,7 @@
 """The schemas of ``GET /v1/actions/performance`` (the view is in ``service/api/actions.py``):
 acceptance per action and experiment group with Wilson intervals, and the uplift of adaptive
-over control (``recommend/engage/adaptive.py``)."""
+over control (``recommend/engage/adaptive.py``); and of the learning's admin operations
+(experiment settings, resetting an action's learning)."""
 
 from __future__ import annotations
 
@@ -51,9 +52,54 @@ class PerformanceTotalSchema(ma.Schema):
     uplift = ma.fields.Nested(UpliftSchema, allow_none=True)
 
 
+class DailyGroupSchema(ma.Schema):
+    shown = ma.fields.Integer(metadata={"description": "impressions (and unmatched offers)"})
+    accepted = ma.fields.Integer()
+    acceptance_rate = ma.fields.Float(allow_none=True)
+
+
+class DailySchema(ma.Schema):
+    day = ma.fields.String(metadata={"description": "UTC day, YYYY-MM-DD"})
+    adaptive = ma.fields.Nested(DailyGroupSchema)
+    control = ma.fields.Nested(DailyGroupSchema)
+
+
 class PerformanceSchema(ma.Schema):
     from_ = ma.fields.String(data_key="from")
     to = ma.fields.String()
     control_share = ma.fields.Float()
     items = ma.fields.List(ma.fields.Nested(ActionPerformanceSchema))
     total = ma.fields.Nested(PerformanceTotalSchema)
+    daily = ma.fields.List(
+        ma.fields.Nested(DailySchema),
+        metadata={"description": "Per day over all actions, both groups (the console's chart)"},
+    )
+
+
+# -- the learning's admin operations (recommend/engage/learning_admin.py) ----------------------
+class ExperimentInputSchema(StrictSchema):
+    control_share = ma.fields.Float(
+        validate=ma.validate.Range(0, 1),
+        metadata={"description": "Share of customers in the control group (0..1)"},
+    )
+    salt = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[A-Za-z0-9._:-]{1,64}$"),
+        metadata={"description": "Experiment salt: a new salt draws a new control group"},
+    )
+
+
+class ExperimentSchema(ma.Schema):
+    control_share = ma.fields.Float()
+    salt = ma.fields.String()
+    overridden = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "The settings stored by an admin (the others are configured)"},
+    )
+
+
+class LearningResetSchema(ma.Schema):
+    action_id = ma.fields.String()
+    segment_fields = ma.fields.Integer(metadata={"description": "segment counters removed"})
+    outcome_fields = ma.fields.Integer(
+        metadata={"description": "per-group daily outcome counters removed"}
+    )

@@ -9,22 +9,39 @@ action fields and the contact rule are documented in ``recommend/engage/actions.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import marshmallow as ma
+from flask import g
 from flask.views import MethodView
 
 from core.channels import CHANNELS
 from core.errors import InvalidInput
-from recommend.engage import adaptive, uplift
-from recommend.engage.action_catalog import MAX_SAY_LOCALES
-from recommend.engage.actions import CATEGORIES, MAX_LIMIT, PRODUCT_LINKS
+from recommend.engage import adaptive, learning_admin, uplift
+from recommend.engage.actions import MAX_LIMIT
 from recommend.engage.contact import OUTCOMES, PRODUCT_SUGGESTION, ContactPolicy
 from recommend.engage.facts import build_facts
-from service.api.action_performance import PerformanceQuerySchema, PerformanceSchema
+from service.api.action_performance import (
+    ExperimentInputSchema,
+    ExperimentSchema,
+    LearningResetSchema,
+    PerformanceQuerySchema,
+    PerformanceSchema,
+)
+from service.api.action_schemas import (
+    ActionInputSchema,
+    ActionListInputSchema,
+    ActionListSchema,
+    ActionSchema,
+    ActionStatsListSchema,
+)
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
 from service.state import state
+
+admin_log = logging.getLogger("rapport.admin")
 
 blp = Blueprint(
     "actions",
@@ -168,86 +185,6 @@ class FeedbackSchema(ma.Schema):
     duplicate = ma.fields.Boolean(metadata={"description": "a retry of a recorded feedback"})
 
 
-def _say_field() -> ma.fields.Raw:
-    """``say``: one template (English) or an object of locale tags to templates."""
-    return ma.fields.Raw(
-        allow_none=True,
-        metadata={
-            "oneOf": [
-                {"type": "string"},
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                    "minProperties": 1,
-                    "maxProperties": MAX_SAY_LOCALES,
-                },
-            ],
-            "description": "The line the agent can say: a template (English), or an object "
-            "of locale tags to templates, picked along the customer's locale chain like "
-            "greeting templates; each is validated (sandbox rules; errors name `say.<locale>`)",
-            "example": {
-                "en": "Welcome back{% if name %}, {{ name }}{% endif %}!",
-                "de": "Willkommen zurück{% if name %}, {{ name }}{% endif %}!",
-            },
-        },
-    )
-
-
-class ActionInputSchema(StrictSchema):
-    id = ma.fields.String()
-    title = ma.fields.String(required=True)
-    say = _say_field()
-    category = ma.fields.String(required=True, validate=ma.validate.OneOf(CATEGORIES))
-    value = ma.fields.Float(required=True)
-    rules = ma.fields.Raw(
-        allow_none=True, metadata={"description": "See recommend/engage/rules.py"}
-    )
-    cooldown_days = ma.fields.Float()
-    product = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(PRODUCT_LINKS))
-    requires_consent = ma.fields.List(ma.fields.String())
-    channels = ma.fields.List(ma.fields.String())
-    contexts = ma.fields.List(ma.fields.String())
-    active_from = ma.fields.String(allow_none=True)
-    active_to = ma.fields.String(allow_none=True)
-
-
-class ActionSchema(ma.Schema):
-    id = ma.fields.String()
-    title = ma.fields.String()
-    say = _say_field()
-    category = ma.fields.String()
-    value = ma.fields.Float()
-    rules = ma.fields.Raw(allow_none=True)
-    cooldown_days = ma.fields.Float()
-    product = ma.fields.String(allow_none=True)
-    requires_consent = ma.fields.List(ma.fields.String())
-    channels = ma.fields.List(ma.fields.String())
-    contexts = ma.fields.List(ma.fields.String())
-    active_from = ma.fields.String(allow_none=True)
-    active_to = ma.fields.String(allow_none=True)
-
-
-class ActionListSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ActionSchema))
-
-
-class ActionListInputSchema(StrictSchema):
-    items = ma.fields.List(ma.fields.Dict(), required=True)
-
-
-class ActionStatsSchema(ma.Schema):
-    action_id = ma.fields.String()
-    shown = ma.fields.Integer()
-    accepted = ma.fields.Integer()
-    dismissed = ma.fields.Integer()
-    completed = ma.fields.Integer()
-    acceptance_rate = ma.fields.Float(allow_none=True)
-
-
-class ActionStatsListSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ActionStatsSchema))
-
-
 # -- views ---------------------------------------------------------------------------------
 @blp.route("/profiles/<string:customer_id>/next-best-actions")
 class NextBestActions(MethodView):
@@ -266,6 +203,7 @@ class NextBestActions(MethodView):
             context=query.get("context"),
             limit=query["limit"],
             locale=query.get("locale"),
+            request_id=g.get("request_id") or "",
         )
 
 
@@ -278,15 +216,20 @@ class ActionFeedback(MethodView):
     @blp.alt_response(200, schema=FeedbackSchema, description="A retry: the stored feedback")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def post(self, body, customer_id, action_id):
-        """Record accepted / dismissed / completed; idempotent by ``feedback_id``."""
+        """Record accepted / dismissed / completed; idempotent by ``feedback_id``.
+        ``accepted``/``dismissed`` on an action not shown to the customer within the
+        impression window (nor answered before) is 422 with field ``action_id``."""
         st = state()
         profile = st.profiles.get(customer_id)
         action = st.engage.actions.get(action_id)
+        policy = st.engage.policy
+        impressed = policy.check_shown(profile.id, action_id, body["feedback_id"], body["outcome"])
         context = {"name": body.get("context"), "channel": body["channel"]}
         facts = build_facts(profile.id, profile.doc, profile.traits, context=context)
         segment = adaptive.segment_of(facts, action)
-        return _record(st.engage.policy, profile.id, action, body, segment)
+        return _record(policy, profile.id, action, body, segment, impressed)
 
 
 def _record(
@@ -295,6 +238,7 @@ def _record(
     action: dict,
     body: dict,
     segment: dict[str, str] | None = None,
+    impressed: bool = False,
 ):
     record, created = policy.record_feedback(
         customer_id,
@@ -306,6 +250,7 @@ def _record(
         note=body.get("note"),
         product_id=body.get("product_id"),
         segment=segment,
+        impressed=impressed,
     )
     out = {**record, "customer_id": customer_id, "duplicate": not created}
     return (out, 201) if created else (out, 200)
@@ -391,10 +336,13 @@ class ActionPerformance(MethodView):
         if (end - start).days >= adaptive.RETAIN_DAYS:
             raise InvalidInput(f"at most {adaptive.RETAIN_DAYS} days", field="from")
         pipe = st.redis.pipeline(transaction=False)
-        for day in uplift.days_between(start, end):
+        days = uplift.days_between(start, end)
+        for day in days:
             pipe.hgetall(st.keys.action_outcomes(day))
         ids = [a["id"] for a in st.engage.actions.list()] + [PRODUCT_SUGGESTION["id"]]
-        out = uplift.performance(pipe.execute(), ids)
+        raws = pipe.execute()
+        out = uplift.performance(raws, ids) | {"daily": uplift.daily(days, raws)}
+        st.engage.policy.refresh_experiment()
         control = st.engage.policy.learning.control_share
         return {"from_": start.isoformat(), "to": end.isoformat(), "control_share": control, **out}
 
@@ -424,3 +372,76 @@ class Action(MethodView):
     def delete(self, action_id):
         """Remove an action (``DELETE /v1/actions`` restores the defaults)."""
         state().engage.actions.delete(action_id)
+
+
+# -- the learning's admin operations: logged as structured admin-change lines ----------------
+def _admin_change(change: str, **details) -> None:
+    """A structured ``rapport.admin`` log line: what changed, by which key (the audit log holds
+    profile accesses only; these touch no profile)."""
+    key = g.get("api_key")
+    admin_log.info(
+        "admin change: %s",
+        change,
+        extra={
+            "admin_change": change,
+            "key_id": getattr(key, "key_id", ""),
+            "key_name": getattr(key, "name", ""),
+            **details,
+        },
+    )
+
+
+@blp.not_audited("admin change, no profile: logged as a structured `rapport.admin` line")
+@blp.route("/actions/<string:action_id>/learning/reset")
+class ActionLearningReset(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, LearningResetSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def post(self, action_id):
+        """Zero what the adaptive propensity learned about the action (its segment counters
+        and per-group outcome buckets); feedback records and global statistics stay."""
+        st = state()
+        st.engage.actions.get(action_id)  # 404 for an unknown action
+        out = learning_admin.reset_learning(st.redis, st.keys, action_id)
+        _admin_change("learning_reset", **out)
+        return out
+
+
+@blp.not_audited("admin change, no profile: logged as a structured `rapport.admin` line")
+@blp.route("/actions/experiment")
+class ActionExperiment(MethodView):
+    @blp.auth("admin")
+    @blp.response(200, ExperimentSchema)
+    def get(self):
+        """The experiment settings in force (configured, or stored by an admin)."""
+        return _experiment_view()
+
+    @blp.auth("admin")
+    @blp.arguments(ExperimentInputSchema)
+    @blp.response(200, ExperimentSchema)
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    def put(self, body):
+        """Set the control share and/or the salt, overriding the configuration."""
+        if not body:
+            raise InvalidInput("give control_share or salt", field="control_share")
+        st = state()
+        before = _experiment_view()
+        learning_admin.write_experiment(
+            st.redis, st.keys, control_share=body.get("control_share"), salt=body.get("salt")
+        )
+        after = _experiment_view()
+        _admin_change("experiment", before=before, after=after)
+        return after
+
+
+def _experiment_view() -> dict:
+    st = state()
+    stored = cast("dict[str, str]", st.redis.hgetall(st.keys.action_experiment()))
+    learning = st.engage.policy.learning
+    learning.apply(stored, learning.applied_at)
+    overridden = sorted(k for k in ("control_share", "salt") if stored.get(k))
+    return {
+        "control_share": learning.control_share,
+        "salt": learning.salt,
+        "overridden": overridden,
+    }

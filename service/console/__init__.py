@@ -90,4 +90,5 @@ def session():
         can_read=not missing,
         can_give_feedback=key.allows(WRITE_SCOPE),
         can_see_pii=key.allows(PII_SCOPE),
+        can_admin=key.allows("admin"),
     )

@@ -563,3 +563,204 @@ def test_performance_bad_inputs_are_422_with_the_field(api, query, field):
 
 def test_performance_needs_admin(agent):
     assert agent.get("/v1/actions/performance").status_code == 403
+
+
+# -- impressions and the feedback window (recommend/engage/impressions.py) ----------------------
+@pytest.fixture
+def shown_app(app_config, redis_client):
+    """An app that needs an impression for offer feedback (a 1 h window), half control."""
+    from service import create_app
+
+    config = {
+        **app_config,
+        "nba_control_share": 0.5,
+        "nba_explore_share": 0.0,
+        "nba_salt": "t",
+        "nba_impression_window_s": 3600,
+    }
+    return create_app(config, redis=redis_client)
+
+
+@pytest.fixture
+def shown_api(shown_app):
+    from tests.conftest import ApiClient
+
+    _, token = shown_app.extensions["rapport"].api_keys.create("admin", ["admin"])
+    return ApiClient(shown_app.test_client(), token)
+
+
+def _outcomes(shown_app, redis_client):
+    from recommend.engage.adaptive import day_of
+
+    keys = shown_app.extensions["rapport"].keys
+    return redis_client.hgetall(keys.action_outcomes(day_of(time.time())))
+
+
+def test_feedback_on_an_action_never_shown_is_422_naming_action_id(shown_api, profiles):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    cid = make_customer(profiles)
+    for outcome in ("accepted", "dismissed"):
+        resp = feedback(shown_api, cid, "survey", f"n-{outcome}", outcome)
+        assert resp.status_code == 422 and resp.content_type == PROBLEM
+        assert resp.json["errors"][0]["field"] == "action_id"
+    # an unknown action is still 404, an unknown customer too
+    assert feedback(shown_api, cid, "no-such-action", "x").status_code == 404
+    assert feedback(shown_api, "nobody", "survey", "x").status_code == 404
+    assert "survey" in ids(nba(shown_api, cid))  # shown now: its feedback will match
+    # completed needs no impression (the agent did it); product feedback neither
+    assert feedback(shown_api, cid, "tips", "c1", "completed").status_code == 201
+    body = {"feedback_id": "p1", "outcome": "dismissed", "agent_id": "a", "product_id": "sku-1"}
+    assert shown_api.post(f"/v1/profiles/{cid}/product-feedback", json=body).status_code == 201
+    # shown: feedback matches the impression; a later dismissal follows earlier feedback
+    assert feedback(shown_api, cid, "survey", "s1", "accepted").status_code == 201
+    assert feedback(shown_api, cid, "tips", "t2", "dismissed").status_code == 201
+    stats = {s["action_id"]: s for s in shown_api.get("/v1/actions/stats").json["items"]}
+    assert stats["survey"]["accepted"] == 1 and stats["survey"]["shown"] == 1
+
+
+def test_an_impression_outside_the_window_does_not_match(shown_app, shown_api, profiles):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    cid = make_customer(profiles)
+    assert "survey" in ids(nba(shown_api, cid))
+    st = shown_app.extensions["rapport"]
+    # the impression was made two hours ago: outside the 1 h window
+    st.redis.zadd(st.keys.impressions(cid), {"survey": time.time() - 7200})
+    resp = feedback(shown_api, cid, "survey", "late", "accepted")
+    assert resp.status_code == 422 and resp.json["errors"][0]["field"] == "action_id"
+
+
+def test_impressions_count_once_per_request_id_as_shown(
+    shown_app, shown_api, profiles, redis_client
+):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    learning = shown_app.extensions["rapport"].engage.policy.learning
+    cid = make_customer(profiles)
+    group = learning.group_of(cid)
+    path = f"/v1/profiles/{cid}/next-best-actions?limit=5"
+    for _ in range(2):  # a retry with the same request id
+        resp = shown_api.get(path, headers={"X-Request-ID": "req-1"})
+        assert resp.status_code == 200
+    shown = ids(resp.json)
+    counts = _outcomes(shown_app, redis_client)
+    assert {f: int(v) for f, v in counts.items()} == {f"{group}:{a}:shown": 1 for a in shown}
+    assert shown_api.get(path, headers={"X-Request-ID": "req-2"}).status_code == 200
+    assert int(_outcomes(shown_app, redis_client)[f"{group}:survey:shown"]) == 2
+    # feedback on the impression is not another offer per group: acceptance = accepted / shown
+    assert feedback(shown_api, cid, "survey", "s1", "accepted").status_code == 201
+    counts = _outcomes(shown_app, redis_client)
+    assert int(counts[f"{group}:survey:shown"]) == 2
+    assert int(counts[f"{group}:survey:accepted"]) == 1
+    perf = shown_api.get("/v1/actions/performance").json
+    survey = next(i for i in perf["items"] if i["action_id"] == "survey")
+    assert survey["groups"][group]["acceptance_rate"] == 0.5
+    # the customer's impressions are customer data: erasure deletes them
+    keys = shown_app.extensions["rapport"].keys
+    assert redis_client.exists(keys.impressions(cid))
+    erased = shown_api.delete(f"/v1/profiles/{cid}")
+    assert keys.impressions(cid) in erased.json["keys_deleted"]
+    assert not redis_client.exists(keys.impressions(cid))
+
+
+def test_a_replayed_feedback_id_changes_no_counter(shown_app, shown_api, profiles, redis_client):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    cid = make_customer(profiles)
+    assert "survey" in ids(nba(shown_api, cid))
+    assert (
+        feedback(shown_api, cid, "survey", "r1", "accepted", context="checkout").status_code == 201
+    )
+    keys = shown_app.extensions["rapport"].keys
+
+    def counters():
+        return (
+            redis_client.hgetall(keys.action_stats()),
+            redis_client.hgetall(keys.action_segments()),
+            _outcomes(shown_app, redis_client),
+            redis_client.zcard(keys.contacts(cid)),
+        )
+
+    before = counters()
+    # a replay, also after the impression has gone (expired): the stored record, nothing counted
+    redis_client.delete(keys.impressions(cid))
+    again = feedback(shown_api, cid, "survey", "r1", "accepted", context="checkout")
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert counters() == before
+
+
+# -- the learning's admin operations (recommend/engage/learning_admin.py) ----------------------
+def test_reset_zeroes_one_actions_learning_and_keeps_the_feedback(
+    learning_app, learning_api, profiles, redis_client, caplog
+):
+    assert learning_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    keys = learning_app.extensions["rapport"].keys
+    cids = [make_customer(profiles) for _ in range(6)]
+    for i, cid in enumerate(cids):
+        assert feedback(learning_api, cid, "tips", f"t{i}", "accepted").status_code == 201
+        assert feedback(learning_api, cid, "survey", f"s{i}", "accepted").status_code == 201
+    segments = redis_client.hgetall(keys.action_segments())
+    assert any(f.startswith("tips|") for f in segments)
+    with caplog.at_level("INFO", logger="rapport.admin"):
+        resp = learning_api.post("/v1/actions/tips/learning/reset")
+    assert resp.status_code == 200, resp.json
+    assert resp.json["action_id"] == "tips" and resp.json["segment_fields"] > 0
+    assert resp.json["outcome_fields"] >= 2  # shown and accepted of at least one group
+    after = redis_client.hgetall(keys.action_segments())
+    assert not any(f.startswith("tips|") for f in after)
+    assert {f: v for f, v in segments.items() if f.startswith("survey|")} == after
+    perf = learning_api.get("/v1/actions/performance").json
+    tips = next(i for i in perf["items"] if i["action_id"] == "tips")
+    assert tips["groups"]["adaptive"]["shown"] == tips["groups"]["control"]["shown"] == 0
+    survey = next(i for i in perf["items"] if i["action_id"] == "survey")
+    assert sum(survey["groups"][g]["shown"] for g in ("adaptive", "control")) == 6
+    # the history stays: feedback records and the global statistics
+    assert redis_client.hexists(keys.action_feedback(cids[0]), "t0")
+    stats = {s["action_id"]: s for s in learning_api.get("/v1/actions/stats").json["items"]}
+    assert stats["tips"]["accepted"] == 6
+    (line,) = [r for r in caplog.records if r.name == "rapport.admin"]
+    assert line.admin_change == "learning_reset" and line.action_id == "tips"
+    assert line.key_name == "admin"
+    assert learning_api.post("/v1/actions/nope/learning/reset").status_code == 404
+
+
+def test_the_experiment_settings_override_the_config_and_reach_the_ranking(
+    learning_app, learning_api, agent, profiles, caplog
+):
+    assert learning_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    got = learning_api.get("/v1/actions/experiment").json
+    assert got == {"control_share": 0.5, "salt": "t", "overridden": []}
+    cid = make_customer(profiles)
+    with caplog.at_level("INFO", logger="rapport.admin"):
+        resp = learning_api.put("/v1/actions/experiment", json={"control_share": 1.0})
+    assert resp.status_code == 200, resp.json
+    assert resp.json == {"control_share": 1.0, "salt": "t", "overridden": ["control_share"]}
+    (line,) = [r for r in caplog.records if r.name == "rapport.admin"]
+    assert line.admin_change == "experiment" and line.after["control_share"] == 1.0
+    assert nba(learning_api, cid)["group"] == "control"
+    assert (
+        learning_api.put("/v1/actions/experiment", json={"control_share": 0.0}).status_code == 200
+    )
+    assert nba(learning_api, cid)["group"] == "adaptive"
+    assert learning_api.get("/v1/actions/performance").json["control_share"] == 0.0
+    resp = learning_api.put("/v1/actions/experiment", json={"salt": "new-1"})
+    assert resp.json["salt"] == "new-1" and resp.json["control_share"] == 0.0
+    for body, field in (
+        ({"control_share": 1.5}, "control_share"),
+        ({"salt": "a b"}, "salt"),
+        ({}, "control_share"),
+        ({"share": 0.2}, "share"),
+    ):
+        resp = learning_api.put("/v1/actions/experiment", json=body)
+        assert resp.status_code == 422 and resp.content_type == PROBLEM, body
+        assert resp.json["errors"][0]["field"] == field
+    assert agent.put("/v1/actions/experiment", json={"control_share": 0.2}).status_code == 403
+    assert agent.post("/v1/actions/tips/learning/reset").status_code == 403
+
+
+def test_a_damaged_experiment_setting_falls_back_to_the_config(
+    learning_app, learning_api, redis_client, caplog
+):
+    keys = learning_app.extensions["rapport"].keys
+    redis_client.hset(keys.action_experiment(), "control_share", "lots")
+    with caplog.at_level("WARNING", logger="rapport.actions"):
+        got = learning_api.get("/v1/actions/experiment").json
+    assert got["control_share"] == 0.5
+    assert any("damaged experiment" in r.getMessage() for r in caplog.records)

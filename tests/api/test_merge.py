@@ -396,3 +396,29 @@ def test_chain_of_merges_with_activity(api, pair, redis_client):
     assert "first@example.com" not in text and "f-1" not in text
     for cid in (target["id"], source["id"], first["id"]):
         assert cid not in text, cid
+
+
+def test_the_target_inherits_the_sources_cooldowns_and_unmerge_gives_them_back(api, api_as, pair):
+    target, source = pair
+    action = {"title": "Ask for feedback", "category": "feedback", "value": 10, "cooldown_days": 30}
+    assert api.put("/v1/actions/survey", json=action).status_code == 200
+    agent = api_as("recommend:read", "actions:write")
+    body = {"feedback_id": "fb-1", "outcome": "dismissed", "agent_id": "agent-7"}
+    url = f"/v1/profiles/{source['id']}/next-best-actions/survey/feedback"
+    assert agent.post(url, json=body).status_code == 201
+
+    def actions(cid):
+        resp = agent.get(f"/v1/profiles/{cid}/next-best-actions")
+        assert resp.status_code == 200, resp.json
+        listed = [i["action_id"] for i in resp.json["items"]]
+        return listed, {h["action_id"]: h["reason"] for h in resp.json["withheld"]}
+
+    assert "survey" in actions(target["id"])[0]
+    record = merge(api, target, source)
+    assert record["moved"]["contacts"]["feedback"] == 1
+    listed, withheld = actions(target["id"])
+    assert "survey" not in listed and "cooldown" in withheld["survey"]
+    resp = api.post(f"/v1/merges/{record['id']}/unmerge")
+    assert resp.status_code == 200, resp.json
+    assert "survey" in actions(target["id"])[0]
+    assert "survey" in actions(source["id"])[1]

@@ -696,3 +696,33 @@ def test_screenshots(page, demo):
     look_up(page, "sam.nobody@example.com")
     expect(page.locator("#message-title")).to_have_text("No customer found")
     page.screenshot(path=str(out / "console-not-found.png"))
+
+
+def test_an_admin_key_sees_the_experiment_chart_an_agent_key_does_not(page, demo):
+    # impressions and an acceptance through the real API, as the console's agents would
+    shown = api_get(demo, f"/v1/profiles/{demo.ada['id']}/next-best-actions?limit=3")
+    assert shown["items"]
+    group, target = shown["group"], shown["items"][0]["action_id"]
+    resp = requests.post(
+        demo.url(f"/v1/profiles/{demo.ada['id']}/next-best-actions/{target}/feedback"),
+        headers={"Authorization": f"Bearer {demo.admin}"},
+        json={"feedback_id": "exp-1", "outcome": "accepted", "agent_id": "Sam"},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    perf = api_get(demo, "/v1/actions/performance")
+    today = perf["daily"][-1]
+    assert today["day"] == perf["to"] and today[group]["accepted"] == 1
+    assert today[group]["shown"] == len(shown["items"])
+
+    sign_in(page, demo, demo.admin)
+    panel = page.locator("#experiment")
+    expect(panel).to_be_visible()
+    expect(page.locator("#experiment-summary")).to_contain_text(f"{group} ")
+    line = panel.locator(f'svg polyline[data-group="{group}"]')
+    expect(line).to_have_count(1)
+    assert "%" in page.locator("#experiment-summary").inner_text()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, demo, demo.agent)
+    expect(page.locator("#experiment")).to_be_hidden()

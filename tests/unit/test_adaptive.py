@@ -241,3 +241,59 @@ def test_segments_are_bounded():
     assert segment_of(no_country)["country"] == "AT"
     assert segment_of(no_country)["recency"] == "never"
     assert segment_of(no_country, None)["context"] == "none"
+
+
+def test_impressions_are_shown_once_per_request_and_match_feedback(redis_client, keys, catalog):
+    from core.errors import InvalidInput
+
+    clock = Clock()
+    model = AdaptivePropensity(control_share=0.0, explore_share=0.0)
+    policy = ContactPolicy(redis_client, keys, clock, learning=model, impression_window=3600)
+    nba = NextBestActions(catalog, policy, clock, learning=model)
+    facts = gold("c-1")
+    assert ids(nba.rank(facts, request_id="r-1")) == ["a-offer", "b-offer"]
+    nba.rank(facts, request_id="r-1")  # a retry of the same request
+    day = keys.action_outcomes(day_of(T0))
+    assert redis_client.hgetall(day) == {
+        "adaptive:a-offer:shown": "1",
+        "adaptive:b-offer:shown": "1",
+    }
+    assert 0 < redis_client.ttl(keys.action_impression_request(day_of(T0), "r-1")) <= DAY
+    nba.rank(facts)  # no request id (a direct caller): no impression
+    assert redis_client.hget(day, "adaptive:a-offer:shown") == "1"
+    # feedback within the window matches; the offer is not counted twice as shown
+    assert policy.check_shown("c-1", "a-offer", "f1", "accepted") is True
+    policy.record_feedback(
+        "c-1",
+        catalog.get("a-offer"),
+        feedback_id="f1",
+        outcome="accepted",
+        agent_id="a",
+        segment=segment_of(facts),
+        impressed=True,
+    )
+    assert redis_client.hget(day, "adaptive:a-offer:shown") == "1"
+    assert redis_client.hget(day, "adaptive:a-offer:accepted") == "1"
+    # past the window: no match, an offer outcome on it is 422 (a completion is not)
+    clock.now = T0 + 3601
+    with pytest.raises(InvalidInput) as info:
+        policy.check_shown("c-1", "b-offer", "f2", "dismissed")
+    assert info.value.field == "action_id"
+    assert policy.check_shown("c-1", "b-offer", "f2", "completed") is False
+    assert policy.check_shown("c-2", "a-offer", "f3", "completed") is False
+    # earlier feedback on the action (a follow-up) and a known feedback id are not 422
+    assert policy.check_shown("c-1", "a-offer", "f4", "dismissed") is False
+    assert policy.check_shown("c-1", "a-offer", "f1", "accepted") is False
+
+
+def test_daily_series_per_group():
+    from recommend.engage.uplift import daily
+
+    raws = [{"adaptive:a:shown": "4", "adaptive:a:accepted": "1", "control:b:shown": "2"}, {}]
+    out = daily(["2026-11-21", "2026-11-22"], raws)
+    assert out[0] == {
+        "day": "2026-11-21",
+        "adaptive": {"shown": 4, "accepted": 1, "acceptance_rate": 0.25},
+        "control": {"shown": 2, "accepted": 0, "acceptance_rate": 0.0},
+    }
+    assert out[1]["adaptive"]["acceptance_rate"] is None

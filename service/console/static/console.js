@@ -255,6 +255,58 @@
     $("who-name").textContent = "Signed in: " + (agent ? agent + " · " : "") + "key " + session.name +
       (session.can_give_feedback ? "" : " (read only)");
     route(true);
+    showExperiment(session);
+  }
+
+  // -- experiment (admin keys): acceptance per day, adaptive vs control ---------------------
+  function showExperiment(session) {
+    show("experiment", !!session.can_admin);
+    if (!session.can_admin) return;
+    $("experiment-summary").textContent = "Loading…";
+    api("/v1/actions/performance").then(
+      function (res) { drawExperiment(res.data); },
+      function (err) { $("experiment-summary").textContent = "Could not load the experiment: " + err.message; }
+    );
+  }
+
+  function drawExperiment(perf) {
+    var days = perf.daily || [];
+    var total = perf.total.groups;
+    var pct = function (r) { return r === null || r === undefined ? "–" : (r * 100).toFixed(1) + "%"; };
+    var summary = "Acceptance, " + perf.from + " to " + perf.to + ": adaptive " + pct(total.adaptive.acceptance_rate) +
+      " (" + total.adaptive.shown + " shown), control " + pct(total.control.acceptance_rate) +
+      " (" + total.control.shown + " shown); control share " + pct(perf.control_share) + ".";
+    $("experiment-summary").textContent = summary;
+    var W = 600, H = 200, left = 34, right = 8, top = 10, bottom = 22;
+    var n = Math.max(1, days.length - 1);
+    var x = function (i) { return left + (i * (W - left - right)) / n; };
+    var y = function (r) { return H - bottom - r * (H - top - bottom); };
+    var svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": summary,
+      class: "chart-svg experiment-svg" });
+    svg.appendChild(svgEl("line", { x1: left, x2: W - right, y1: y(0), y2: y(0), class: "axis" }));
+    [0, 0.5, 1].forEach(function (r) {
+      svg.appendChild(svgEl("text", { x: 2, y: (y(r) + 3).toFixed(1), class: "tick" }, (r * 100) + "%"));
+    });
+    ["adaptive", "control"].forEach(function (group) {
+      var points = [];
+      days.forEach(function (d, i) {
+        var r = d[group].acceptance_rate;
+        if (r !== null && r !== undefined) points.push(x(i).toFixed(1) + "," + y(r).toFixed(1));
+      });
+      if (points.length) {
+        svg.appendChild(svgEl("polyline", { points: points.join(" "), class: "series series-" + group,
+          "data-group": group }, svgEl("title", null, group)));
+      }
+    });
+    if (days.length) {
+      svg.appendChild(svgEl("text", { x: left, y: H - 6, class: "tick" }, days[0].day));
+      svg.appendChild(svgEl("text", { x: W - right, y: H - 6, class: "tick", "text-anchor": "end" },
+        days[days.length - 1].day));
+    }
+    var legend = el("p", { class: "small chart-caption" },
+      el("span", { class: "legend legend-adaptive" }, "— adaptive"), " ",
+      el("span", { class: "legend legend-control" }, "— control"));
+    $("experiment-chart").replaceChildren(svg, legend);
   }
 
   // -- routing -------------------------------------------------------------------------------
