@@ -17,8 +17,12 @@ customer (what ``GET /v1/profiles/{id}/recommendations`` serves) on an artifact 
 ``training.artifact_arrays`` (with the trend, description and cold-start arrays), with the
 weights of ``recommend/model/scoring.py``. The validation grid over those weights is still run and
 printed (it is how the constants in ``recommend/model/scoring.py`` were chosen); the test rows use
-the constants. The "batch rules" reference row is the same rules computed for all customers
-at once (a check that serving and the vectorised re-implementation agree).
+the constants; likewise the ``buy_again`` tie-break grid (``BUY_AGAIN_GRID``, against the naive
+buy-again: own distinct orders, popularity ties) and the check that the shipped trend weight is
+the validation choice. Every ``recommend`` call passes ``now=split.start`` (the evaluation
+clock: the window is scored as of its own time). The "batch rules" reference row is the same
+rules computed for all customers at once (a check that serving and the vectorised
+re-implementation agree).
 """
 
 from __future__ import annotations
@@ -151,18 +155,19 @@ def popularity_method(t: retail.Task):
     return lambda users: np.broadcast_to(pop, (len(users), len(pop)))
 
 
-def buy_again_method(t: retail.Task, counts: sp.csr_matrix, lasts: sp.csr_matrix):
-    """History by number of orders (ties: more recent first), then popularity."""
+def buy_again_method(t: retail.Task, counts: sp.csr_matrix):
+    """The naive buy-again: the customer's own products by number of distinct orders (ties:
+    more popular first), then the other products by popularity."""
     pop = np.asarray(t.seen.sum(axis=0), dtype=np.float64).ravel()
-    fallback = pop / (pop.max() + 1.0) - 2.0  # in (-2, -1): below any history item
-    newest = lasts.data.max() if lasts.nnz else 1.0
+    pop = pop + np.linspace(1e-3, 0, len(pop))  # same tie-break as popularity_method
+    tie = pop / (pop.max() + 1.0)  # in [0, 1): only breaks ties between equal counts
+    fallback = tie - 2.0  # in (-2, -1): below any history item
 
     def score(users):
         s = np.tile(fallback, (len(users), 1))
         n = counts[users].toarray()
-        when = lasts[users].toarray()
         has = n > 0
-        s[has] = n[has] + 0.5 * when[has] / newest  # recency term < 1: only breaks ties
+        s[has] = (n + tie)[has]
         return s
 
     return score
@@ -239,7 +244,8 @@ def recommender_for(split: Split, model, m, fc, tc, blend: BlendConfig | None) -
         metadata={"params": result.params()},
         manifest_sha256="",
     )
-    return Recommender(artifact, blend=blend, clock=lambda: split.start)
+    # the wall clock: every recommend() call below passes now=split.start (the evaluation clock)
+    return Recommender(artifact, blend=blend)
 
 
 def rapport_lists(rec: Recommender, split: Split, t: retail.Task, strategy: str, which: str):
@@ -266,6 +272,7 @@ def rapport_lists(rec: Recommender, split: Split, t: retail.Task, strategy: str,
             limit=retail.K,
             filters=Filters(in_stock_only=False),
             lookup=lookup,
+            now=split.start,
         )
         lists.append([t.item_index[it["product_id"]] for it in out["items"]])
     return users, lists
@@ -405,7 +412,35 @@ def tune_rapport(split: Split, threads: int, log):
     best_b = max(rows, key=lambda r: r[0])
     bp = best_b[1]
     log(f"blend chosen: {bp} (validation p@10 all items {best_b[0]:.4f})")
+    _, fc, tc = RAPPORT_CANDIDATES[best["candidate"]]
+    tune_buy_again(recommender_for(split, model, m, fc, tc, None), split, t, counts, log)
     return best["candidate"], best["epochs"], dp, bp
+
+
+BUY_AGAIN_GRID = {
+    "tiebreak": (0.2, 1.0),
+    "timing_weight": (0.0, 1.0),
+    "popularity_weight": (0.0, 0.5, 2.0, 8.0),
+}
+
+
+def tune_buy_again(rec: Recommender, split: Split, t: retail.Task, counts, log) -> dict:
+    """Served ``buy_again`` (evaluation clock) against the naive buy-again on this window over
+    ``BUY_AGAIN_GRID`` (how ``recommend.model.repurchase``'s constants were chosen)."""
+    naive = retail.evaluate(t, buy_again_method(t, counts), "all")["precision"]
+    rows = []
+    for values in itertools.product(*BUY_AGAIN_GRID.values()):
+        p = dict(zip(BUY_AGAIN_GRID, values, strict=True))
+        rec.buy_again_tiebreak = p["tiebreak"]
+        rec.buy_again_timing_weight = p["timing_weight"]
+        rec.buy_again_popularity_weight = p["popularity_weight"]
+        u, lists = rapport_lists(rec, split, t, "buy_again", "all")
+        x = list_metrics(t, u, lists, "all")["precision"]
+        rows.append((x, p))
+        log(f"  buy_again {p}: p@10 {x:.4f} ({x / naive:.3f}x naive buy-again {naive:.4f})")
+    best = max(rows, key=lambda r: r[0])
+    log(f"buy_again chosen: {best[1]} (validation p@10 all items {best[0]:.4f})")
+    return best[1]
 
 
 THREADS = 2
@@ -435,11 +470,11 @@ def main(argv=None) -> int:
         sorted({ln.customer_id for ln in val.train}),
         sorted({ln.product_id for ln in val.train}),
     )
-    counts_v, lasts_v = order_counts(val, tv)
+    counts_v, _ = order_counts(val, tv)
     als_params, _ = tune_als(tv, counts_v, args.threads, log)
     for label, fn, which in (
         ("popularity", popularity_method(tv), "new"),
-        ("buy-again", buy_again_method(tv, counts_v, lasts_v), "all"),
+        ("buy-again", buy_again_method(tv, counts_v), "all"),
     ):
         x = retail.evaluate(tv, fn, which)["precision"]
         log(f"validation {label} p@10 ({which} items): {x:.4f}")
@@ -447,6 +482,16 @@ def main(argv=None) -> int:
     name, fc, tc = RAPPORT_CANDIDATES[ci]
     tc = replace(tc, epochs=epochs, threads=args.threads)
     log(f"Rapport chosen: [{name}] epochs={epochs}; discover {dp}; blend {bp}")
+    shipped = {"days": scoring.TREND_DAYS, "trend_weight": scoring.TREND_WEIGHT}
+    chosen = {k: dp[k] for k in shipped}
+    log(
+        f"shipped trend (recommend/model/scoring.py) {shipped} vs validation {chosen}: "
+        + (
+            "agree"
+            if chosen == shipped
+            else "DIFFER: update scoring.TREND_* to the validation choice"
+        )
+    )
     tuning_seconds = time.perf_counter() - t0
 
     log("test window: every method trained on train+validation")
@@ -489,7 +534,7 @@ def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
     pop_seconds = time.perf_counter() - started
     started = time.perf_counter()
     counts, lasts = order_counts(split, t)
-    again = buy_again_method(t, counts, lasts)
+    again = buy_again_method(t, counts)
     again_seconds = time.perf_counter() - started
     als, als_seconds = als_fit(counts, als_params, threads)
     started = time.perf_counter()

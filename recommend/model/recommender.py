@@ -32,18 +32,25 @@ validation window; docs/benchmarks.md):
   stored in the artifact), ``content`` = cosine between the product's description words
   (TF-IDF, built at load from the descriptions stored in the artifact) and the customer's
   purchase history (recency-weighted, half-life 60 days);
-- ``buy_again``: products the customer bought, scored
-  ``log1p(orders) * (0.5 * due + 0.5 * recency) + 0.5 * model_percentile`` where ``due`` is a
-  bell around the customer's typical re-purchase interval for that product (``exp(-z**2/2)``
-  with ``z = (days since last - interval) / max(interval / 2, 7)``; one purchase only: the
-  recency term), ``recency = 0.5 ** (days since last / 90)`` and ``model_percentile`` the
-  product's rank in the model's scores for the customer (0.5 without a model vector);
+- ``buy_again``: products the customer bought, scored ``log1p(distinct orders) + 0.2 * mix``
+  (``recommend.model.repurchase.buy_again_score``): the customer's own counts first; ``mix``
+  in [0, 1] only breaks ties and near-ties, the weighted mean of the product's percentile in
+  the model's scores for the customer (weight 0.5; 0.5 without a model vector), its
+  popularity percentile (0.5) and the timing (weight 0: ``due``, a bell around the
+  customer's typical re-purchase interval, and ``recency = 0.5 ** (days since last / 90)``
+  ranked worse on the validation window; they still write the reason). A list shorter than
+  ``limit`` is filled from ``blend`` (source ``discover``), then popular products (source
+  ``popular``), after all of the customer's own products;
 - ``blend`` (default): one scale, ``log1p(distinct orders)`` for a product the customer
   bought (0 otherwise) ``+ 0.3 * z(discover score)``: a product bought in several orders stays
   on top, one bought once competes with the best new products, new products fill the rest.
   Bought products carry the buy-again reason ("bought 4 times, usually every 30 days"), new
   ones the discover reason. Without a model vector (nobody known): the customer's repeats
   by history, slots by their repeat share, then popular products.
+
+Every recency term (buy_again's timing and reasons, the content term's half-life) is taken at
+``recommend(..., now=...)``, default the Recommender's clock (the wall clock): a replay of
+history is scored as of its own time (``bench/quality.py`` passes the test window's start).
 
 The per-request cost of the rules: one sparse (1, n_items) @ (n_items, n_words) @ (n_words,
 n_items) product for the content term; the word matrix and trend are built at load, and
@@ -66,7 +73,15 @@ from recommend.model.candidates import count_below, select
 from recommend.model.fallback import PopularityFallback
 from recommend.model.model_arrays import ModelArrays
 from recommend.model.reasons import discover_reasons
-from recommend.model.repurchase import interleave, repeat_share, repurchase_candidates
+from recommend.model.repurchase import (
+    BUY_AGAIN_POPULARITY_WEIGHT,
+    BUY_AGAIN_TIEBREAK,
+    BUY_AGAIN_TIMING_WEIGHT,
+    buy_again_score,
+    interleave,
+    repeat_share,
+    repurchase_candidates,
+)
 from recommend.model.serving import (
     MAX_LIMIT,
     STRATEGIES,
@@ -103,6 +118,10 @@ class Recommender(ModelArrays):
     ):
         self.blend_config = blend or BlendConfig()
         self.clock = clock
+        # buy_again's tie-break weights (recommend.model.repurchase.buy_again_score)
+        self.buy_again_tiebreak = BUY_AGAIN_TIEBREAK
+        self.buy_again_timing_weight = BUY_AGAIN_TIMING_WEIGHT
+        self.buy_again_popularity_weight = BUY_AGAIN_POPULARITY_WEIGHT
         super().__init__(artifact)
 
     # -- strategies ---------------------------------------------------------------------------
@@ -137,40 +156,38 @@ class Recommender(ModelArrays):
         limit: int = 10,
         filters: Filters | None = None,
         lookup: Lookup,
+        now: float | None = None,
     ) -> dict[str, Any]:
         """Top ``limit`` products for a customer: ``{"items": [...], "basis": known|cold|
-        popularity, "strategy": ...}``; each item has score, reason and model_version."""
+        popularity, "strategy": ...}``; each item has score, reason, source and model_version.
+
+        ``now`` (epoch seconds, default the Recommender's clock: the wall clock) is the time
+        every recency term is computed at, so a replay of history is scored as of its own
+        time. A ``buy_again`` list shorter than ``limit`` is filled from ``blend`` (then
+        popular products); the fill items carry source ``discover`` / ``popular``."""
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy}")
         limit = max(1, min(limit, MAX_LIMIT))
         filters = filters or Filters()
+        at = self.clock() if now is None else float(now)
         vector, basis = self.user_vector(ctx)
         bought = {ln.product_id for ln in ctx.purchases}
+        kw: dict[str, Any] = {"filters": filters, "lookup": lookup, "now": at}
         if strategy == "buy_again":
-            items = (
-                self.buy_again(ctx, vector, limit=limit, filters=filters, lookup=lookup)
-                if ctx.purchases
-                else []
-            )
+            items = self.buy_again(ctx, vector, limit=limit, **kw) if ctx.purchases else []
+            if len(items) < limit and vector is not None:
+                have = {it["product_id"] for it in items}
+                fill = self.blend(ctx, vector, basis=basis, limit=limit + len(items), **kw)
+                items += [it for it in fill if it["product_id"] not in have]
         elif strategy == "discover":
-            items = self.discover(
-                ctx, vector, basis=basis, limit=limit, filters=filters, lookup=lookup
-            )
+            items = self.discover(ctx, vector, basis=basis, limit=limit, **kw)
         elif vector is not None:
-            items = self.blend(
-                ctx, vector, basis=basis, limit=limit, filters=filters, lookup=lookup
-            )
+            items = self.blend(ctx, vector, basis=basis, limit=limit, **kw)
         else:  # no model vector: the customer's repeats by history, then popular products
-            repeats = (
-                self.buy_again(ctx, None, limit=limit, filters=filters, lookup=lookup)
-                if ctx.purchases
-                else []
-            )
-            news = self.discover(
-                ctx, None, basis=basis, limit=limit, filters=filters, lookup=lookup
-            )
+            repeats = self.buy_again(ctx, None, limit=limit, **kw) if ctx.purchases else []
+            news = self.discover(ctx, None, basis=basis, limit=limit, **kw)
             items = interleave(repeats, news, self.repeat_share(ctx), limit)
-        if strategy != "buy_again" and len(items) < limit:
+        if len(items) < limit:
             have = {it["product_id"] for it in items}
             extra = self.popular(
                 ctx.country,
@@ -185,7 +202,11 @@ class Recommender(ModelArrays):
         return {"items": items[:limit], "basis": basis, "strategy": strategy}
 
     def discover_scores(
-        self, ctx: CustomerContext, vector: np.ndarray, basis: str = "known"
+        self,
+        ctx: CustomerContext,
+        vector: np.ndarray,
+        basis: str = "known",
+        now: float | None = None,
     ) -> np.ndarray:
         """(n_items,) ``scoring.discover_scores``: z(model) + 1.5 z(7-day trend) + 0.2
         z(description-word similarity to the customer's history, half-life 60 days). A
@@ -198,7 +219,8 @@ class Recommender(ModelArrays):
                 if i is not None and ln.purchased_at > last.get(i, -np.inf):
                     last[i] = ln.purchased_at
             if last:
-                weights = scoring.history_weights(last, self.clock())
+                at = self.clock() if now is None else now
+                weights = scoring.history_weights(last, at)
                 content = scoring.content_scores(weights, self.item_words)
         scores = scoring.discover_from_terms(self.scores(vector), self.trend_term, content)
         if basis == "cold" and ctx.preferred_categories:
@@ -216,6 +238,7 @@ class Recommender(ModelArrays):
         limit: int,
         filters: Filters,
         lookup: Lookup,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Products the customer never bought (purchases after training included), ranked by
         :meth:`discover_scores`; popular products without a model vector."""
@@ -224,7 +247,7 @@ class Recommender(ModelArrays):
             return self.popular(
                 ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
             )
-        scores = self.discover_scores(ctx, vector, basis)
+        scores = self.discover_scores(ctx, vector, basis, now)
         picked = select(self, scores, exclude=bought, filters=filters, limit=limit, lookup=lookup)
         reasons = discover_reasons(
             self,
@@ -244,6 +267,7 @@ class Recommender(ModelArrays):
         limit: int,
         filters: Filters,
         lookup: Lookup,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Repeats and new products on one scale (``scoring.blend_scores``): log1p(distinct
         orders) for a product the customer bought, plus 0.3 z(discover score) for every
@@ -256,17 +280,18 @@ class Recommender(ModelArrays):
         bought = np.fromiter(orders, dtype=np.int64, count=len(orders))
         counts = np.fromiter(map(len, orders.values()), dtype=np.float64, count=len(orders))
         scores = scoring.blend_scores_sparse(
-            self.discover_scores(ctx, vector, basis), bought, counts
+            self.discover_scores(ctx, vector, basis, now), bought, counts
         )
         picked = select(self, scores, exclude=set(), filters=filters, limit=limit, lookup=lookup)
         repeat_ids = [pid for pid, _, _ in picked if self.item_index[pid] in orders]
         repeat_reasons = {}
+        at = self.clock() if now is None else now
         if repeat_ids:
             wanted = set(repeat_ids)
             history = [ln for ln in ctx.purchases if ln.product_id in wanted]
             repeat_reasons = {
                 c.product_id: c.reason
-                for c in repurchase_candidates(history, self.clock(), self.blend_config)
+                for c in repurchase_candidates(history, at, self.blend_config)
             }
         reasons = discover_reasons(
             self,
@@ -290,27 +315,45 @@ class Recommender(ModelArrays):
         limit: int,
         filters: Filters,
         lookup: Lookup,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """The customer's own products ranked for re-purchase (``recommend.model.repurchase``)."""
+        """The customer's own products ranked for re-purchase (``repurchase.buy_again_score``:
+        distinct orders first; timing, model and popularity percentiles break ties)."""
         cfg = self.blend_config
-        candidates = repurchase_candidates(ctx.purchases, self.clock(), cfg)
-        model_pct: dict[str, float] = {}
-        if vector is not None:
-            scores = self.scores(vector)
-            n_items = max(len(scores) - 1, 1)
-            known = [c.product_id for c in candidates if c.product_id in self.item_index]
-            below = count_below(scores, scores[[self.item_index[p] for p in known]])
-            model_pct = {p: float(n / n_items) for p, n in zip(known, below.tolist(), strict=True)}
+        candidates = repurchase_candidates(ctx.purchases, self.clock() if now is None else now, cfg)
+        known = [c.product_id for c in candidates if c.product_id in self.item_index]
+        idx = [self.item_index[p] for p in known]
+        popularity = np.asarray(self.popularity)
+        pop_pct = self._percentiles(popularity, known, idx)
+        model_pct = self._percentiles(self.scores(vector), known, idx) if vector is not None else {}
         docs = lookup(c.product_id for c in candidates)
         scored = []
         for c in candidates:
             doc = docs.get(c.product_id)
             if not filters.accepts(doc):
                 continue
-            score = c.history_score + cfg.model_weight * model_pct.get(c.product_id, 0.5)
+            pid = c.product_id
+            score = buy_again_score(
+                c,
+                model_pct.get(pid, 0.5),
+                pop_pct.get(pid, 0.0),
+                cfg,
+                tiebreak=self.buy_again_tiebreak,
+                timing_weight=self.buy_again_timing_weight,
+                popularity_weight=self.buy_again_popularity_weight,
+            )
             scored.append((score, c.product_id, doc, c.reason))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [self._item(pid, doc, s, r, "buy_again") for s, pid, doc, r in scored[:limit]]
+
+    @staticmethod
+    def _percentiles(scores: np.ndarray, ids: list[str], idx: list[int]) -> dict[str, float]:
+        """product id -> share of the catalog scoring below it (0..1)."""
+        if not ids:
+            return {}
+        n_items = max(len(scores) - 1, 1)
+        below = count_below(scores, scores[idx])
+        return {p: float(n / n_items) for p, n in zip(ids, below.tolist(), strict=True)}
 
     def repeat_share(self, ctx: CustomerContext) -> float:
         return repeat_share(ctx.purchases, self.blend_config)

@@ -22,6 +22,37 @@ class Repurchase:
     interval_days: float | None  # median gap between purchase days
     history_score: float  # log1p(orders) * (due_weight * due + recency_weight * recency)
     reason: str
+    order_count: int = 0  # distinct orders (order id, else purchase time)
+    timing: float = 0.0  # (due_weight * due + recency_weight * recency) / (their sum), in [0, 1]
+
+
+# ``buy_again`` ranking (chosen on the quality benchmark's validation window, docs/benchmarks.md
+# "Issue 19"): the customer's own distinct orders first, the rest only breaks ties and near-ties
+BUY_AGAIN_TIEBREAK = 0.2
+BUY_AGAIN_TIMING_WEIGHT = 0.0
+BUY_AGAIN_POPULARITY_WEIGHT = 0.5
+
+
+def buy_again_score(
+    c: Repurchase,
+    model_pct: float,
+    popularity_pct: float,
+    cfg: BlendConfig,
+    *,
+    tiebreak: float = BUY_AGAIN_TIEBREAK,
+    timing_weight: float = BUY_AGAIN_TIMING_WEIGHT,
+    popularity_weight: float = BUY_AGAIN_POPULARITY_WEIGHT,
+) -> float:
+    """``log1p(distinct orders) + tiebreak * mix``, mix in [0, 1] the weighted mean of the
+    timing (due / recency), the product's percentile in the model's scores for the customer
+    and its popularity percentile (weights ``timing_weight``, ``cfg.model_weight``,
+    ``popularity_weight``)."""
+    wt = timing_weight
+    total = wt + cfg.model_weight + popularity_weight
+    mix = (wt * c.timing + cfg.model_weight * model_pct + popularity_weight * popularity_pct) / (
+        total or 1.0
+    )
+    return math.log1p(c.order_count or c.orders) + tiebreak * mix
 
 
 def repurchase_candidates(
@@ -29,8 +60,11 @@ def repurchase_candidates(
 ) -> list[Repurchase]:
     """One candidate per product the customer bought, with its history score and reason."""
     by_product: dict[str, set[float]] = defaultdict(set)
+    orders: dict[str, set[Any]] = defaultdict(set)
     for ln in purchases:
         by_product[ln.product_id].add(ln.purchased_at)
+        orders[ln.product_id].add(ln.order_id or ln.purchased_at)
+    weight = (cfg.due_weight + cfg.recency_weight) or 1.0
     out = []
     for pid, times in by_product.items():
         days = sorted({math.floor(t / DAY) for t in times})
@@ -43,14 +77,17 @@ def repurchase_candidates(
             due = math.exp(-0.5 * z * z)
         else:
             due = recency
-        score = math.log1p(n) * (cfg.due_weight * due + cfg.recency_weight * recency)
+        timing = cfg.due_weight * due + cfg.recency_weight * recency
+        score = math.log1p(n) * timing
         if n >= 2 and interval:
             reason = f"bought {n} times, usually every {int(round(interval))} days"
         elif n >= 2:
             reason = f"bought {n} times, last {plural_days(since)}"
         else:
             reason = f"bought once, {plural_days(since)}"
-        out.append(Repurchase(pid, n, since, interval, score, reason))
+        out.append(
+            Repurchase(pid, n, since, interval, score, reason, len(orders[pid]), timing / weight)
+        )
     return out
 
 

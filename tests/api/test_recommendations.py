@@ -65,9 +65,18 @@ def test_discover_honours_a_purchase_recorded_after_training(api, served):
 
 def test_buy_again_and_blend(api, served):
     bought = _history_into_redis(served, "C002")
-    again = api.get("/v1/profiles/C002/recommendations?strategy=buy_again").json["items"]
-    assert again and {it["product_id"] for it in again} <= bought
-    assert again[0]["reason"].startswith("bought")
+    limit = len(bought) + 5
+    again = api.get(f"/v1/profiles/C002/recommendations?strategy=buy_again&limit={limit}")
+    items = again.json["items"]
+    # the customer's own products first (all of them), then fill items marked by source
+    own = [it for it in items if it["source"] == "buy_again"]
+    assert items[: len(own)] == own and {it["product_id"] for it in own} == bought
+    assert own[0]["reason"].startswith("bought")
+    fill = items[len(own) :]
+    assert len(items) == limit and fill
+    assert all(
+        it["source"] in ("discover", "popular") and it["product_id"] not in bought for it in fill
+    )
     # blend ranks repeats and new products on one scale (recommend.model.scoring.blend_scores):
     # with more slots than the customer has products, both kinds appear, repeats first
     blend = api.get(f"/v1/profiles/C002/recommendations?limit={len(bought) + 10}").json

@@ -179,3 +179,37 @@ def test_trend_counts_distinct_recent_buyers():
     purchases = [("a", 0, 10 * day), ("a", 0, 10 * day), ("b", 0, 9 * day), ("c", 1, 1 * day)]
     t = scoring.trend(purchases, 3, reference=10 * day, days=7)
     np.testing.assert_allclose(t, np.log1p([2, 0, 0]))
+
+
+def test_naive_buy_again_baseline_breaks_ties_by_popularity():
+    """bench/quality.py's buy-again baseline: own distinct orders, ties by popularity (not by
+    recency), then everything else by popularity below every bought product."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    import quality
+    import retail
+
+    day = 86400.0
+    lines = [
+        # u0: A in two orders; B and C once each, C more recently but B more popular
+        ("u0", "A", "o1", 1 * day),
+        ("u0", "A", "o2", 2 * day),
+        ("u0", "B", "o1", 1 * day),
+        ("u0", "C", "o3", 9 * day),
+        ("u1", "B", "o4", 1 * day),
+        ("u2", "B", "o5", 1 * day),
+        ("u2", "D", "o5", 1 * day),
+        ("u1", "D", "o4", 1 * day),
+        ("u3", "D", "o6", 1 * day),
+    ]
+    from recommend.model.dataset import PurchaseLine
+
+    train = [PurchaseLine(c, p, 1, t, o) for c, p, o, t in lines]
+    users, items = ["u0", "u1", "u2", "u3"], ["A", "B", "C", "D"]
+    split = quality.Split("t", TrainingData(lines=train, customers={}, products={}), train, [], 0)
+    t = retail.task(users, items, [(ln.customer_id, ln.product_id) for ln in train], [])
+    counts, _ = quality.order_counts(split, t)
+    scores = quality.buy_again_method(t, counts)(np.array([0]))[0]
+    ranked = [items[i] for i in np.argsort(-scores)]
+    assert ranked == ["A", "B", "C", "D"]  # D: most popular, never bought by u0: last

@@ -87,6 +87,78 @@ def test_buy_again_ranks_regular_purchases_first(rec, lookup):
     assert items[2]["reason"] == "bought once, 300 days ago"
 
 
+def test_buy_again_ranks_by_own_orders_then_popularity(rec, lookup):
+    cid = "X"
+    pop = {p: float(rec.popularity[rec.item_index[p]]) for p in ("P000", "P001", "P002")}
+    more, less = sorted(["P001", "P002"], key=lambda p: -pop[p])
+    lines = [
+        PurchaseLine(cid, "P000", 1, NOW - 200 * DAY, "a1"),
+        PurchaseLine(cid, "P000", 1, NOW - 100 * DAY, "a2"),
+        # one order each; the less popular one bought more recently: popularity breaks the tie
+        PurchaseLine(cid, more, 1, NOW - 90 * DAY, "b"),
+        PurchaseLine(cid, less, 1, NOW - 2 * DAY, "c"),
+    ]
+    rec_pop = Recommender.__new__(Recommender)
+    rec_pop.__dict__.update(rec.__dict__, buy_again_timing_weight=0.0)
+    items = rec_pop.buy_again(
+        CustomerContext(cid, purchases=lines), None, limit=10, filters=Filters(), lookup=lookup
+    )
+    assert [it["product_id"] for it in items] == ["P000", more, less]
+
+
+def test_buy_again_is_scored_at_the_evaluation_clock(rec, lookup):
+    """``now`` replaces the Recommender's clock for every recency term: a replay of history is
+    scored as of its own time, and the default is the clock (here NOW)."""
+    cid = "C004"
+    then = max(ln.purchased_at for ln in history(cid)) + 3 * DAY
+    once = next(p for p in sorted(products()) if p not in {ln.product_id for ln in history(cid)})
+    ctx = CustomerContext(
+        cid, purchases=[*history(cid), PurchaseLine(cid, once, 1, then - DAY, "x")]
+    )
+    at_then = rec.recommend(ctx, strategy="buy_again", limit=50, lookup=lookup, now=then)
+    replay = Recommender.__new__(Recommender)
+    replay.__dict__.update(rec.__dict__, clock=lambda: then)
+    assert at_then == replay.recommend(ctx, strategy="buy_again", limit=50, lookup=lookup)
+    default = rec.recommend(ctx, strategy="buy_again", limit=50, lookup=lookup)
+    assert default == rec.recommend(ctx, strategy="buy_again", limit=50, lookup=lookup, now=NOW)
+    reason = {it["product_id"]: it["reason"] for it in at_then["items"]}[once]
+    assert reason == "bought once, 1 day ago"
+    days = round((NOW - then) / DAY) + 1
+    assert {it["product_id"]: it["reason"] for it in default["items"]}[once] == (
+        f"bought once, {days} days ago"
+    )
+    for strategy in ("blend", "discover"):  # the content term's half-life too
+        a = rec.recommend(ctx, strategy=strategy, limit=10, lookup=lookup, now=then)
+        b = replay.recommend(ctx, strategy=strategy, limit=10, lookup=lookup)
+        assert a == b
+
+
+def test_buy_again_list_is_filled_from_blend_then_popular(rec, lookup):
+    cid = "C005"
+    bought = {ln.product_id for ln in history(cid)}
+    limit = len(bought) + 5
+    out = rec.recommend(
+        CustomerContext(cid, purchases=history(cid)),
+        strategy="buy_again",
+        limit=limit,
+        lookup=lookup,
+    )["items"]
+    assert len(out) == limit and len({it["product_id"] for it in out}) == limit
+    own = [it for it in out if it["source"] == "buy_again"]
+    # the customer's own products first, every one of them, then fill items marked by source
+    assert out[: len(own)] == own and {it["product_id"] for it in own} == bought
+    assert all(it["source"] in ("discover", "popular") for it in out[len(own) :])
+    assert all(it["product_id"] not in bought for it in out[len(own) :])
+    # no model vector: the fill is popular products
+    stranger = rec.recommend(
+        CustomerContext("nobody", purchases=[PurchaseLine("nobody", "P000", 1, NOW - DAY, "o")]),
+        strategy="buy_again",
+        limit=4,
+        lookup=lookup,
+    )["items"]
+    assert [it["source"] for it in stranger] == ["buy_again", "popular", "popular", "popular"]
+
+
 def test_blend_mixes_repeats_and_new_products(rec, lookup):
     cid = "C003"
     out = rec.recommend(

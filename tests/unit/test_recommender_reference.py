@@ -68,17 +68,29 @@ def reference(rec, ctx, strategy, filters, limit, catalog):
     vector, basis = rec.user_vector(ctx)
     bought = {ln.product_id for ln in ctx.purchases}
     if strategy == "buy_again":
+        # own products: log1p(distinct orders) + tiebreak * weighted mean of timing, model
+        # percentile and popularity percentile; then the blend's other products, then popular
         scores = rec.item_vectors @ vector + rec.item_bias
-        ordered = np.sort(scores)
+        ordered, pop_sorted = np.sort(scores), np.sort(rec.popularity)
         rows = []
         for c in scoring_candidates(rec, ctx):
             if not filters.accepts(catalog.get(c.product_id)):
                 continue
             i = rec.item_index.get(c.product_id)
-            pct = np.searchsorted(ordered, scores[i]) / (len(scores) - 1) if i is not None else 0.5
-            rows.append((c.history_score + rec.blend_config.model_weight * pct, c.product_id))
+            n = len(scores) - 1
+            pct = np.searchsorted(ordered, scores[i]) / n if i is not None else 0.5
+            pop = np.searchsorted(pop_sorted, rec.popularity[i]) / n if i is not None else 0.0
+            tw, mw = rec.buy_again_timing_weight, rec.blend_config.model_weight
+            pw = rec.buy_again_popularity_weight
+            mix = (tw * c.timing + mw * pct + pw * pop) / (tw + mw + pw)
+            rows.append((np.log1p(c.order_count) + rec.buy_again_tiebreak * mix, c.product_id))
         rows.sort(key=lambda t: (-t[0], t[1]))
-        return [(pid, round(float(s), 6)) for s, pid in rows[:limit]]
+        own = [(pid, round(float(s), 6)) for s, pid in rows[:limit]]
+        if len(own) < limit:
+            have = {pid for pid, _ in own}
+            fill = reference(rec, ctx, "blend", filters, limit + len(own), catalog)
+            own += [row for row in fill if row[0] not in have][: limit - len(own)]
+        return own
     content = None
     if ctx.purchases:
         last: dict[int, float] = {}
