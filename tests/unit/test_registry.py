@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -95,15 +96,21 @@ def test_rollback_returns_to_the_previous_version(registry):
 
 def test_activation_is_published(registry, redis_client):
     register(registry, "v1", 0.3)
-    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub = redis_client.pubsub()
     pubsub.subscribe(KEYS.model_channel())
-    pubsub.get_message(timeout=1)
+
+    def next_message(kind: str) -> dict | None:
+        deadline = time.monotonic() + 10  # a loaded machine (or a Cluster) can be slow
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.2)
+            if message and message["type"] == kind:
+                return message
+        return None
+
+    # activate only once the subscription is confirmed: a message published before it is lost
+    assert next_message("subscribe") is not None
     registry.activate("v1")
-    message = None
-    for _ in range(20):
-        message = pubsub.get_message(timeout=0.1)
-        if message:
-            break
+    message = next_message("message")
     pubsub.close()
     assert message is not None and message["data"] == "v1"
 
