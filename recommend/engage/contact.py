@@ -98,6 +98,7 @@ class ContactPolicy:
         self.learning = learning or AdaptivePropensity()
         # feedback matches an impression this many seconds old at most; 0: none is required
         self.impression_window = impression_window
+        self._count_impressions = client.register_script(impressions.COUNT_LUA)
 
     def refresh_experiment(self, now: float | None = None, max_age: float = 1.0) -> None:
         """Re-read the admin's experiment settings when older than ``max_age`` s (the ranking
@@ -112,17 +113,23 @@ class ContactPolicy:
     def record_impressions(
         self, customer_id: str, group: str, action_ids: list[str], request_id: str | None
     ) -> None:
-        """The impressions of one answer, in one round trip (counted once per request id)."""
+        """The impressions of one answer: the customer's (one pipeline) and the group's daily
+        counts (one script call, counted once per request id)."""
         if not action_ids:
             return
         now = self.clock()
         pipe = self.redis.pipeline(transaction=False)
         ttl = int(self.impression_window) or int(DAY)
         self.log.queue_impressions(pipe, customer_id, action_ids, now, ttl)
-        impressions.queue_counts(
-            pipe, self.keys, group=group, action_ids=action_ids, request_id=request_id, now=now
-        )
         pipe.execute()
+        impressions.count(
+            self._count_impressions,
+            self.keys,
+            group=group,
+            action_ids=action_ids,
+            request_id=request_id,
+            now=now,
+        )
 
     def check_shown(self, customer_id: str, action_id: str, feedback_id: str, outcome: str) -> bool:
         """Whether feedback on ``action_id`` matches an impression within the window; 422

@@ -4,9 +4,9 @@ that feedback answers something shown.
 **Outcome model.** Serving next-best actions records an *impression* of every item in the
 answer: in the customer's slot the time each action was last shown
 (``profiles/contact_log.py``, ``Keys.impressions``), and per experiment group and UTC day the
-counter ``<group>:<action>:shown`` of ``SharedKeys.action_outcomes`` (one Lua script with the
-request's marker key in the same slot, so a retried request id counts once). Both go in one
-pipeline after the answer is computed: one extra round trip. Feedback on an action is matched
+counter ``<group>:<action>:shown`` of ``SharedKeys.action_outcomes`` (one registered Lua script
+with the request's marker key in the same slot, so a retried request id counts once), after the
+answer is computed. Feedback on an action is matched
 to the customer's impression of it within the window (``RAPPORT_NBA_IMPRESSION_WINDOW_S``,
 default 24 h): an impression with no feedback within the window simply stays an impression
 without an acceptance, so the groups' acceptance is ``accepted / impressions``.
@@ -31,7 +31,7 @@ REQUEST_TTL = DAY  # a request id counts its impressions once within this time
 
 # KEYS: the day's outcome hash, the request's marker ('' request id: no marker)
 # ARGV: marker ttl, retain seconds, fields to increment...
-_COUNT_LUA = """
+COUNT_LUA = """
 if ARGV[1] ~= '0' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
     return 0
@@ -45,8 +45,8 @@ return 1
 """
 
 
-def queue_counts(
-    pipe: Any,
+def count(
+    script: Any,
     keys: Any,
     *,
     group: str,
@@ -54,16 +54,13 @@ def queue_counts(
     request_id: str | None,
     now: float,
 ) -> None:
-    """Queue the per-group daily impression counts of one answer (once per ``request_id``)."""
+    """Count the per-group daily impressions of one answer (once per ``request_id``) with
+    ``script``, the registered :data:`COUNT_LUA` (one call in the day key's slot)."""
     day = day_of(now)
-    outcomes = keys.action_outcomes(day)
     marker = keys.action_impression_request(day, request_id or "-")
     fields = [f"{group}:{aid}:shown" for aid in action_ids]
     ttl = str(REQUEST_TTL) if request_id else "0"
-    # EVAL through execute_command: a Redis Cluster pipeline has no eval() but routes it by key
-    pipe.execute_command(
-        "EVAL", _COUNT_LUA, 2, outcomes, marker, ttl, str(RETAIN_DAYS * DAY), *fields
-    )
+    script(keys=[keys.action_outcomes(day), marker], args=[ttl, str(RETAIN_DAYS * DAY), *fields])
 
 
 def check_shown(

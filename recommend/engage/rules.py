@@ -167,15 +167,15 @@ def evaluate(rule: Mapping | None, facts: Mapping, now: float) -> tuple[bool, li
     if not rule:
         return True, []
     reasons: list[str] = []
-    ok = _eval(rule, facts, now, reasons)
+    ok = _holds(rule, facts, now, reasons)
     return ok, (reasons if ok else [])
 
 
-def _eval(node: Mapping, facts: Mapping, now: float, reasons: list[str] | None) -> bool:
+def _holds(node: Mapping, facts: Mapping, now: float, reasons: list[str] | None) -> bool:
     if "all" in node:
         collected: list[str] = []
         for child in node["all"]:
-            if not _eval(child, facts, now, collected):
+            if not _holds(child, facts, now, collected):
                 return False
         if reasons is not None:
             reasons.extend(collected)
@@ -183,11 +183,11 @@ def _eval(node: Mapping, facts: Mapping, now: float, reasons: list[str] | None) 
     if "any" in node:
         hit = False
         for child in node["any"]:
-            if _eval(child, facts, now, reasons):
+            if _holds(child, facts, now, reasons):
                 hit = True
         return hit
     if "not" in node:
-        return not _eval(node["not"], facts, now, None)
+        return not _holds(node["not"], facts, now, None)
     if "days_since" in node:
         return _eval_days(node, facts, now, reasons)
     return _eval_leaf(node, facts, reasons)
