@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
-
-from redis.cluster import ClusterPipeline
+from typing import Any
 
 from core.errors import RapportError
 from profiles import document
@@ -81,8 +79,8 @@ class SegmentIngest:
                 parsed[i] = parse_message(raw, now)
             except RapportError as exc:
                 results[i].update(status="rejected", reason=exc.detail, field=exc.field)
-        owners = self.owners_many([x for m in parsed.values() if m.kind != "ignored"
-                                   for x in m.wanted])  # fmt: skip
+        wanted = [x for m in parsed.values() if m.kind != "ignored" for x in m.wanted]
+        owners = self.profiles.identities.owners(wanted)
         batched: dict[int, str] = {}  # index -> customer id, events written together below
         for i, msg in parsed.items():
             if msg.notes:
@@ -208,49 +206,6 @@ class SegmentIngest:
         return dict(_OUTCOMES.get(outcome) or {"status": outcome})
 
     # -- identities and message ids ------------------------------------------------------------
-    def owners_many(self, identities: Sequence[Identity]) -> dict[Identity, str | None]:
-        """``IdentityIndex.owner`` for many identities in two round trips: the claims (one MGET;
-        a pipeline on a Cluster), then the holders' profiles (a pipeline). A claim whose holder
-        is live and lists the identity is its owner (what ``owner`` would answer); any other
-        claim (an alias, stale or pending) takes ``IdentityIndex.owner`` itself, which also
-        repairs it."""
-        wanted = list(dict.fromkeys(identities))
-        if not wanted:
-            return {}
-        index, redis, keys = self.profiles.identities, self.profiles.redis, self.profiles.keys
-        claims = [index.claim_key(identity) for identity in wanted]
-        pipe = redis.pipeline(transaction=False)
-        if isinstance(pipe, ClusterPipeline):  # keys in many slots: one GET each
-            for key in claims:
-                pipe.get(key)
-            raws = pipe.execute()
-        else:
-            raws = redis.mget(claims)
-        # the client decodes responses (service.redis_connect builds it so): str values
-        holders: dict[Identity, str] = {
-            x: cast("str", raw).partition("|")[0]
-            for x, raw in zip(wanted, raws, strict=True)
-            if raw
-        }
-        distinct = sorted(set(holders.values()))
-        pipe = redis.pipeline(transaction=False)
-        for cid in distinct:
-            pipe.hmget(keys.profile(cid), ["doc", "merged_into"])
-        listed: dict[str, list[Identity]] = {}
-        for cid, (doc, merged_into) in zip(distinct, pipe.execute(), strict=True):
-            if doc and not merged_into:
-                listed[cid] = document.identities_of(json.loads(doc))
-        out: dict[Identity, str | None] = {}
-        for identity in wanted:
-            holder = holders.get(identity)
-            if holder is None:
-                out[identity] = None
-            elif identity in listed.get(holder, ()):
-                out[identity] = holder
-            else:
-                out[identity] = index.owner(identity)
-        return out
-
     def _first_owner(self, identities: Sequence[Identity]) -> str | None:
         for identity in identities:
             owner = self.profiles.identities.owner(identity)
