@@ -23,10 +23,27 @@ key                                type       what
 ``rp:{catalog}:...``               various    products, category indexes, catalog version
 ``rp:{models}:...``                various    model versions, active version, history, popular
 ``rp:ratelimit:{key:ID}:...``      string     rate-limit windows of one caller
+``rp:{TAG}:outbox``                stream     change events of the keys in TAG's slot (outbox)
+``rp:outbox:wake``                 channel    pub/sub: shard number of an outbox with news
+``rp:outbox:lease:<group>``        string     worker id holding one lease group of shards
+``rp:outbox:workers``              zset       delivery worker id -> last heartbeat (epoch s)
+``rp:{subs}:all``                  hash       subscription id -> subscription JSON (+ secret)
+``rp:{s:SID}:...``                 various    one subscription's delivery state (see below)
 =================================  =========  ====================================================
 
 Keys of one kind share a hash tag (``{catalog}``, ``{models}``) so that one write over them is
 one Lua script on one Redis Cluster slot.
+
+The outbox (``profiles/outbox.py``) has one stream per *shard*. A change appends its event in the
+same script or transaction as the write, so the stream must sit in the written keys' slot:
+shard ``k`` is the stream whose hash tag hashes to slot ``k`` (``outbox_stream(tag)`` with the
+tag from ``profiles.outbox.slot_tag(k)``), and a write in slot ``s`` uses shard ``s mod N``
+(N = 16384 on Redis Cluster, 16 on one server).
+
+One subscription's delivery state shares the tag ``{s:SID}`` (one slot, atomic scripts):
+``:blocked`` (hash customer -> JSON, customers with an undelivered event), ``:q:<customer>``
+(list: that customer's events waiting in order), ``:retry`` (zset customer -> next attempt),
+``:dead`` (list: dead letters), ``:log`` (stream: the delivery log), ``:lock:<customer>``.
 """
 
 from __future__ import annotations
@@ -136,3 +153,51 @@ class SharedKeys:
         """Prefix of the rate-limit counters (``<prefix>:ratelimit:{key:ID}:...``, see
         ``service/ratelimit.py``): one hash tag per caller, so its windows share a slot."""
         return f"{self.prefix}:ratelimit"
+
+    # -- change events out (core/outbox.py, service/webhooks/) -------------------------------
+    def outbox_stream(self, tag: str) -> str:
+        """Stream: change events written in the slot of hash tag ``tag`` (one outbox shard)."""
+        return f"{self.prefix}:{{{tag}}}:outbox"
+
+    def outbox_wake(self) -> str:
+        """Pub/sub channel: a write published the shard number of the outbox it appended to."""
+        return f"{self.prefix}:outbox:wake"
+
+    def outbox_lease(self, group: int) -> str:
+        """String (expiring): the id of the delivery worker that reads this group of shards."""
+        return f"{self.prefix}:outbox:lease:{group}"
+
+    def outbox_workers(self) -> str:
+        """Zset: delivery worker id -> last heartbeat (epoch s)."""
+        return f"{self.prefix}:outbox:workers"
+
+    def subscriptions(self) -> str:
+        """Hash: subscription id -> subscription JSON (with its signing secret)."""
+        return f"{self.prefix}:{{subs}}:all"
+
+    def subscription_tag(self, subscription_id: str) -> str:
+        return f"{self.prefix}:{{s:{subscription_id}}}"
+
+    def subscription_blocked(self, subscription_id: str) -> str:
+        """Hash customer id -> JSON: customers whose oldest event is not delivered yet."""
+        return f"{self.subscription_tag(subscription_id)}:blocked"
+
+    def subscription_queue(self, subscription_id: str, customer_id: str) -> str:
+        """List: one customer's events waiting for this subscription, oldest first."""
+        return f"{self.subscription_tag(subscription_id)}:q:{customer_id}"
+
+    def subscription_retry(self, subscription_id: str) -> str:
+        """Zset customer id -> time of the next delivery attempt of its oldest event."""
+        return f"{self.subscription_tag(subscription_id)}:retry"
+
+    def subscription_dead(self, subscription_id: str) -> str:
+        """List (newest first, capped): events given up on (dead letters)."""
+        return f"{self.subscription_tag(subscription_id)}:dead"
+
+    def subscription_log(self, subscription_id: str) -> str:
+        """Stream (capped): one entry per delivery attempt outcome."""
+        return f"{self.subscription_tag(subscription_id)}:log"
+
+    def subscription_lock(self, subscription_id: str, customer_id: str) -> str:
+        """String (expiring): the worker retrying this customer's events now."""
+        return f"{self.subscription_tag(subscription_id)}:lock:{customer_id}"

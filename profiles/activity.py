@@ -49,6 +49,7 @@ import redis
 from redis.cluster import ClusterPipeline
 
 from core.errors import InvalidInput, RapportError
+from core.outbox import Outbox
 from profiles import activity_lua as lua
 from profiles import activity_paged as paged
 from profiles.activity_input import (
@@ -91,15 +92,13 @@ class ActivityStore:
         self.keys = keys
         self.clock = clock
         self.category_of = category_of
+        self.outbox = Outbox.for_client(client, keys, clock=clock)
         self._record = client.register_script(lua.RECORD_PURCHASE)
         self._events = client.register_script(lua.RECORD_EVENTS)
         self.paged = paged.PagedScripts(client)
 
     def script_keys(self, cid: str) -> list[str]:
-        """The KEYS every activity script takes (``profiles/activity_lua.py``)."""
-        return self._keys(cid)
-
-    def _keys(self, cid: str) -> list[str]:
+        """The eight KEYS every activity script takes (``profiles/activity_lua.py``)."""
         k = self.keys
         return [
             k.orders(cid),
@@ -111,6 +110,12 @@ class ActivityStore:
             k.traits(cid),
             k.categories(cid),
         ]
+
+    def _keys(self, cid: str) -> list[str]:
+        """The record scripts' KEYS: :meth:`script_keys`, the slot's outbox stream and the
+        customer's outbox ids."""
+        stream = self.outbox.stream_for(self.keys.orders(cid))
+        return [*self.script_keys(cid), stream, self.keys.outbox_ids(cid)]
 
     # -- purchases -----------------------------------------------------------------------------
     def record_purchase(
@@ -139,7 +144,11 @@ class ActivityStore:
             except RapportError as exc:
                 out[i] = exc
         cats = self._categories(list(queued.values()))
-        calls = [(items[i][0], self._purchase_args(stored, cats)) for i, stored in queued.items()]
+        calls = []
+        for i, stored in queued.items():
+            cid = items[i][0]
+            tail = self.outbox.raw_tail(self.keys.orders(cid), cid)
+            calls.append((cid, self._purchase_args(stored, cats) + tail))
         for i, result in zip(queued, self._run_script(self._record, calls), strict=True):
             try:
                 out[i] = self.purchase_result(result)
@@ -211,6 +220,7 @@ class ActivityStore:
             category = cats.get(line["product_id"])
             if category:
                 items[category] = items.get(category, 0) + line["quantity"]
+        args.append(str(len(items)))
         for category, count in items.items():
             args += [category, str(count)]
         return args

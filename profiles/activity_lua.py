@@ -4,6 +4,8 @@
 All scripts take the same KEYS, all in the customer's hash-tag slot:
 
     1 orders  2 order_times  3 events  4 message_ids  5 support  6 absorbed  7 traits  8 categories
+    and the record scripts 9 the outbox stream of the slot, 10 the customer's outbox ids
+    (``core/outbox.py``)
 
 Money totals reach Lua as decimal strings (``"12.3450"``) and are turned into integer
 ``1e-4`` units by string surgery, then summed by ``HINCRBY``: Lua never does float arithmetic on
@@ -12,12 +14,17 @@ money.
 
 from __future__ import annotations
 
+from core.outbox import EMIT_LUA
+
 # ARGV: order_id, purchase JSON, currency, total units, item count, time ms, time ISO,
-#       orders cap, then (category, items) pairs.  Returns {code, stored JSON}: 1 created,
-#       0 replay, 2 conflict (another body under this order id), 3 the spend counter would
-#       overflow, 4 the customer already holds the orders cap (the count checked here, so two
-#       racing purchases cannot both pass it).
-RECORD_PURCHASE = r"""
+#       orders cap, n, then n (category, items) pairs, then ``Outbox.raw_tail`` (a new
+#       purchase appends ``purchase.recorded`` with the stored purchase). Returns {code, stored
+#       JSON}: 1 created, 0 replay, 2 conflict (another body under this order id), 3 the spend
+#       counter would overflow, 4 the customer already holds the orders cap (the count checked
+#       here, so two racing purchases cannot both pass it).
+RECORD_PURCHASE = (
+    EMIT_LUA
+    + r"""
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
   if existing == ARGV[2] then return {0, existing} end
@@ -44,11 +51,14 @@ local last = redis.call('HGET', KEYS[7], 'last_purchase_ms')
 if not last or ms >= tonumber(last) then
   redis.call('HSET', KEYS[7], 'last_purchase_ms', ARGV[6], 'last_purchase_at', ARGV[7])
 end
-for i = 9, #ARGV, 2 do
+local cats = tonumber(ARGV[9])
+for i = 10, 9 + 2 * cats, 2 do
   redis.call('ZINCRBY', KEYS[8], ARGV[i + 1], ARGV[i])
 end
+rapport_emit_raw(KEYS[9], KEYS[10], 10 + 2 * cats, 'purchase.recorded', ARGV[2])
 return {1, ARGV[2]}
 """
+)
 
 # ARGV: now ms, dedup cutoff ms, stream MAXLEN, max message ids, then per event 8 values:
 #       message id, type, at ISO, at ms, payload JSON, contact id|'', status|'', contact JSON.

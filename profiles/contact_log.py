@@ -16,14 +16,19 @@ from typing import Any
 
 import redis
 
+from core.outbox import EMIT_LUA, Outbox
 from profiles.keys import Keys
 
-# KEYS: feedback hash, action state hash, contacts zset, offered products zset
+# KEYS: feedback hash, action state hash, contacts zset, offered products zset, outbox stream,
+#       the customer's outbox ids
 # ARGV: feedback id, record JSON, action id, outcome, now, channel, product id ('' for none),
-#       rationed (0/1), follow-up window seconds, trim before
+#       rationed (0/1), follow-up window seconds, trim before, then the ``action.feedback``
+#       change event (``Outbox.args``), appended when the feedback is new
 # A 'completed' right after an 'accepted' of the same action (within the window) is a
 # follow-up, not a new offer: it is logged but uses no budget and rests no product.
-_FEEDBACK_LUA = """
+_FEEDBACK_LUA = (
+    EMIT_LUA
+    + """
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then
   return {'duplicate', existing, '0'}
@@ -50,8 +55,10 @@ if ARGV[7] ~= '' and new_offer == 1 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[10])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[10])
+rapport_emit(KEYS[5], KEYS[6], 11)
 return {'created', ARGV[2], tostring(new_offer)}
 """
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class ContactLog:
     def __init__(self, client: redis.Redis, keys: Keys):
         self.redis = client
         self.keys = keys
+        self.outbox = Outbox.for_client(client, keys)
         self._script = client.register_script(_FEEDBACK_LUA)
 
     def record(
@@ -99,12 +107,18 @@ class ContactLog:
         Entries older than ``trim_before`` (epoch s) are dropped from the log and the offered
         products. The ``fingerprint`` (the caller's digest of the body, which tells a retry
         from a conflicting reuse of the id) comes back apart from the record."""
+        key = self.keys.action_feedback(customer_id)
+        public = {k: v for k, v in record.items() if k != "fingerprint"}
+        event = self.outbox.event("action.feedback", customer_id, {"feedback": public})
+        stream, tail = self.outbox.args(key, [event])
         status, stored, new_offer = self._script(
             keys=[
-                self.keys.action_feedback(customer_id),
+                key,
                 self.keys.action_state(customer_id),
                 self.keys.contacts(customer_id),
                 self.keys.offered_products(customer_id),
+                stream,
+                self.keys.outbox_ids(customer_id),
             ],
             args=[
                 record["feedback_id"],
@@ -117,6 +131,7 @@ class ContactLog:
                 "1" if rationed else "0",
                 repr(follow_up_window),
                 repr(trim_before),
+                *tail,
             ],
         )
         kept = json.loads(stored)

@@ -34,6 +34,7 @@ key                                type       what
 ``rp:{c:ID}:contacts``             zset       offers made -> time (daily contact budget)
 ``rp:{c:ID}:offered_products``     zset       product id -> time last offered
 ``rp:{c:ID}:impressions``          zset       action id -> time last shown (feedback window)
+``rp:{c:ID}:outbox_ids``           zset       the customer's change events in the outbox (erasure)
 ``rp:audit``                       stream     audit log: key id/name, action, profile id (no PII)
 =================================  =========  ====================================================
 
@@ -137,6 +138,11 @@ class Keys(SharedKeys):
         matched within the impression window; expires with the window)."""
         return f"{self.customer_tag(customer_id)}:impressions"
 
+    def outbox_ids(self, customer_id: str) -> str:
+        """Zset outbox entry id -> at ms: this customer's change events (``core/outbox.py``), so
+        erasing them deletes their events from the outbox stream in the same script."""
+        return f"{self.customer_tag(customer_id)}:outbox_ids"
+
     def customer_keys(self, customer_id: str) -> list[str]:
         """Every per-customer key: erasure deletes exactly these (add new ones here)."""
         return [
@@ -155,6 +161,7 @@ class Keys(SharedKeys):
             self.contacts(customer_id),
             self.offered_products(customer_id),
             self.impressions(customer_id),
+            self.outbox_ids(customer_id),
             self.rebuild(self.events(customer_id)),  # left only by a rebuild stopped half-way
             self.rebuild(self.traits(customer_id)),
             self.rebuild(self.categories(customer_id)),

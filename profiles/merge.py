@@ -38,15 +38,13 @@
 Crash safety: a merge or unmerge is a sequence of steps; the record lists the steps done and is
 saved after each one. Every step is idempotent (a marker field on the target hash, ``merge:<id>``,
 makes the field changes apply once; claims move by compare-and-set; the alias and the restore
-are compare-and-set on the version), so :meth:`Merges.resume` re-runs whatever was not finished;
-``merge`` of the same pair resumes too. Of two concurrent merges of one source, the one that
+are compare-and-set on the version), so :meth:`Merges.resume` (or ``merge`` of the same pair)
+re-runs whatever was not finished. Of two concurrent merges of one source, the one that
 freezes it first proceeds; the other stops before moving anything (status ``abandoned``).
 The activity steps rely on ``absorb``/``remove`` being idempotent for the same snapshot (by
 order id and event message id), which ``profiles/activity.py`` guarantees; they run in pages
-(``profiles/activity_paged.py``: no Redis call over a few ms whatever the history size), and a
-step stopped between two pages is finished by running it again. Starting an unmerge claims a
-small key next to the record (``SET NX`` with an expiry) instead of a compare-and-set script
-over the record, which holds megabytes of snapshot for a big history.
+(``profiles/activity_paged.py``: no Redis call over a few ms whatever the history size). The
+alias and the restore write ``profile.merged`` / ``profile.unmerged`` to the outbox.
 
 Known limit: a purchase or event whose request resolved the source id just before the alias
 step and is written after the drain stays on the (alias) source's keys: it is invisible while
@@ -69,15 +67,14 @@ from profiles.merge_rules import (
     delete_path,
     drop_identities,
     get_path,
+    merge_event,
     merged_document,
     set_path,
 )
 from profiles.profile_hash import ProfileHashes, Stored, dumps
 
-# Who starts an unmerge: ``SET NX`` of a small claim key next to the record (a record holds the
-# source's activity snapshot, megabytes for a big history; reading it in a script would block
-# Redis for milliseconds per megabyte). The claim expires, so a run that died between the claim
-# and saving the record leaves nothing stuck.
+# Who starts an unmerge: ``SET NX`` of a small expiring claim key next to the record (a record
+# holds megabytes of snapshot for a big history, too much to compare-and-set in a script).
 _UNMERGE_CLAIM_S = 60
 # KEYS[1] list; ARGV[1] value: append unless present.
 _PUSH_ONCE = """
@@ -285,7 +282,8 @@ class Merges:
                 if src.merged_into == tid:
                     break
                 fields = {"merged_into": tid, "merge_id": merge_id, "merged_at": repr(record["at"])}
-                if store.write(sid, src.version, fields, replace=True) > 0:
+                merged = [("profile.merged", merge_event(record))]
+                if store.write(sid, src.version, fields, replace=True, events=merged) > 0:
                     break
             self._step(record, "alias")
         contact_merge.merge_steps(self.redis, self.keys, record, self._step)
@@ -410,7 +408,9 @@ class Merges:
             src = store.load(sid)
             if src.merge_id != merge_id or not src.merged_into:
                 break  # restored already
-            if store.write(sid, src.version, {"doc": dumps(restored)}, replace=True) > 0:
+            event = {**merge_event(record), "profile": document.public_document(restored)}
+            fields, events = {"doc": dumps(restored)}, [("profile.unmerged", event)]
+            if store.write(sid, src.version, fields, replace=True, events=events) > 0:
                 break
 
     def _undo_on_target(self, record: dict[str, Any], returned: list[tuple[str, str]]) -> None:

@@ -109,3 +109,12 @@ def attach_identity(doc: dict[str, Any], identity: tuple[str, str]) -> None:
         doc["phones"] = [*doc.get("phones", []), value]
     else:
         doc["external_ids"] = [*doc.get("external_ids", []), f"{kind[4:]}:{value}"]
+
+
+def merge_event(record: dict[str, Any]) -> dict[str, Any]:
+    """The outbox data of a merge or unmerge (``core/outbox.py``): ids only."""
+    return {
+        "merge_id": record["id"],
+        "source_id": record["source_id"],
+        "target_id": record["target_id"],
+    }

@@ -28,22 +28,28 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
 
 from core.errors import Conflict
+from core.outbox import EMIT_LUA, Outbox
 from profiles import document
 from profiles.errors import IdentityTaken, MergeConflict, ProfileNotFound, VersionMismatch
 from profiles.identity_index import Identity, IdentityIndex
 from profiles.keys import Keys
 
-# KEYS[1] profile hash. ARGV[1] expected version ('' = the hash must not exist); ARGV[2] '1' to
-# replace the whole hash; ARGV[3] n, then n field/value pairs to set; the rest: fields to delete.
-# Returns the new version, or -1 when the expected version does not match.
-_WRITE = """
+# KEYS[1] profile hash, KEYS[2] its outbox stream, KEYS[3] the customer's outbox ids
+# (core/outbox.py). ARGV[1] expected version ('' = the hash must not exist); ARGV[2] '1' to
+# replace the whole hash; ARGV[3] n, then n field/value pairs to set; then m, then m fields to
+# delete; then the change events to append (``Outbox.args``), each with the new version.
+# Returns the new version, or -1 when the expected version does not match (and then appends
+# nothing).
+_WRITE = (
+    EMIT_LUA
+    + """
 local cur = redis.call('HGET', KEYS[1], 'version')
 if ARGV[1] == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
@@ -56,9 +62,12 @@ local n = tonumber(ARGV[3])
 local args = {'version', tostring(nv)}
 for i = 4, 3 + 2 * n do args[#args + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(args))
-for i = 4 + 2 * n, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+local m = tonumber(ARGV[4 + 2 * n])
+for i = 5 + 2 * n, 4 + 2 * n + m do redis.call('HDEL', KEYS[1], ARGV[i]) end
+rapport_emit(KEYS[2], KEYS[3], 5 + 2 * n + m, nv)
 return nv
 """
+)
 
 MAX_ALIAS_HOPS = 16
 _MAX_ATTEMPTS = 200
@@ -137,6 +146,7 @@ class ProfileHashes:
         self.clock = clock
         self.activity = activity
         self.identities = IdentityIndex(client, keys, clock, grace=identity_grace)
+        self.outbox = Outbox.for_client(client, keys, clock=clock)
         self._write_script = client.register_script(_WRITE)
 
     def load(self, customer_id: str) -> Stored:
@@ -151,16 +161,24 @@ class ProfileHashes:
         *,
         replace: bool = False,
         delete: tuple[str, ...] | list[str] = (),
+        events: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> int:
         """Compare-and-set one profile hash; the new version, or -1 on a version mismatch.
-        ``expected_version`` None: create (the hash must not exist)."""
+        ``expected_version`` None: create (the hash must not exist). ``events``: (type, data)
+        change events appended to the outbox in the same script when the write succeeds."""
+        key = self.keys.profile(customer_id)
         args: list[str] = ["" if expected_version is None else str(expected_version)]
         args.append("1" if replace else "0")
         args.append(str(len(fields)))
         for name, value in fields.items():
             args += [name, value]
+        args.append(str(len(delete)))
         args += list(delete)
-        return int(self._write_script(keys=[self.keys.profile(customer_id)], args=args))
+        stream, tail = self.outbox.args(
+            key, [self.outbox.event(kind, customer_id, data) for kind, data in events]
+        )
+        index = self.keys.outbox_ids(customer_id)
+        return int(self._write_script(keys=[key, stream, index], args=args + tail))
 
     def update(
         self,
@@ -203,7 +221,13 @@ class ProfileHashes:
             fields = {"doc": dumps(after)}
             if extra_fields is not None:
                 fields.update(extra_fields())
-            version = self.write(customer_id, stored.version, fields, delete=delete_fields)
+            version = self.write(
+                customer_id,
+                stored.version,
+                fields,
+                delete=delete_fields,
+                events=change_events(customer_id, before, after),
+            )
             if version < 0:
                 if expected_version is not None:
                     current = self.load(customer_id).version
@@ -245,6 +269,27 @@ class ProfileHashes:
                 break
             return current
         raise ProfileNotFound(f"no profile {customer_id}")
+
+
+def change_events(
+    customer_id: str, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The outbox events of a document change: ``profile.updated`` (the public document) when
+    it changed, then one ``identity.added`` per identity it gained."""
+    if dict(before) == dict(after):
+        return []
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("profile.updated", {"profile": document.public_document(after)})
+    ]
+    for kind, value in document.added_identities(before, after):
+        name = {"email": "email", "phone": "phone"}.get(kind, "external_id")
+        events.append(("identity.added", {"kind": name, "value": _shown(kind, value)}))
+    return events
+
+
+def _shown(kind: str, value: str) -> str:
+    """An identity as the API spells it (``shop:42`` for an external id)."""
+    return f"{kind[4:]}:{value}" if kind.startswith("ext:") else value
 
 
 def dumps(value: Any) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from core.errors import Conflict, InvalidInput
+from core.outbox import EMIT_LUA, SCRUB_MENTIONS_LUA
 from profiles import document
 from profiles.errors import ProfileNotFound
 from profiles.identify import identify as identify_profile
@@ -38,6 +39,20 @@ __all__ = ["Profile", "ProfileStore", "Reads", "Stored"]
 # replies, in order, into a value.
 Reads = Callable[[Any, str], Callable[[list[Any]], Any]]
 
+# KEYS: one customer's keys to delete, then its outbox stream and its outbox ids; ARGV:
+# ``Outbox.args`` (the ``profile.erased`` event, with ids only, or none). One slot, one script:
+# the customer's earlier change events leave the outbox (they hold personal data), the keys go
+# and the erasure event is appended, all at once.
+_ERASE = (
+    EMIT_LUA
+    + """
+local scrubbed = rapport_scrub(KEYS[#KEYS - 1], KEYS[#KEYS])
+if #KEYS > 2 then redis.call('DEL', unpack(KEYS, 1, #KEYS - 2)) end
+rapport_emit(KEYS[#KEYS - 1], nil, 1)
+return scrubbed
+"""
+)
+
 
 class ProfileStore(ProfileHashes):
     """The system of record for profiles; ``activity`` is a ``profiles.activity.ActivityStore``
@@ -54,6 +69,8 @@ class ProfileStore(ProfileHashes):
     ):
         super().__init__(client, keys, clock, activity, identity_grace=identity_grace)
         self.merges = Merges(self)
+        self._erase = client.register_script(_ERASE)
+        self._scrub_mentions = client.register_script(SCRUB_MENTIONS_LUA)
 
     # -- public ------------------------------------------------------------------------------
     def resolve_many(self, customer_ids: list[str]) -> dict[str, str | None]:
@@ -94,7 +111,8 @@ class ProfileStore(ProfileHashes):
             for identity in document.identities_of(doc):
                 self._claim_all(cid, [identity])
                 claimed.append(identity)
-            if self.write(cid, None, {"doc": dumps(doc)}) < 0:
+            created = [("profile.created", {"profile": document.public_document(doc)})]
+            if self.write(cid, None, {"doc": dumps(doc)}, events=created) < 0:
                 raise Conflict(f"a profile with id {cid} exists", field="id")
         except Conflict:
             # a new id: nobody else can rely on these claims, so give them back at once
@@ -210,6 +228,7 @@ class ProfileStore(ProfileHashes):
         stored = self.load(target)
         erased = self.merges.aliases_of(target)
         erased.insert(0, target)
+        partners = self._merge_partners(erased)
         records = self.merges.scrub(erased)
         identities = document.identities_of(stored.doc or {})
         deleted: list[str] = []
@@ -219,9 +238,15 @@ class ProfileStore(ProfileHashes):
             for name in names:
                 pipe.exists(name)
             present = [n for n, e in zip(names, pipe.execute(), strict=True) if e]
-            if present:
-                self.redis.delete(*present)  # one slot: one atomic DEL
+            events = []
+            if cid == target:  # one event for the erasure, with the target's delete
+                data = {"customer_id": target, "erased_ids": erased}
+                events.append(self.outbox.event("profile.erased", target, data))
+            index = self.keys.outbox_ids(cid)
+            stream, args = self.outbox.args(names[0], events)
+            self._erase(keys=[*(n for n in present if n != index), stream, index], args=args)
             deleted += present
+        self._scrub_partner_events(partners, erased, stored.doc or {})
         released: list[str] = []
         for identity in identities:
             if any(self.identities.release(identity, cid) for cid in erased):
@@ -235,6 +260,29 @@ class ProfileStore(ProfileHashes):
             "identities_released": released,
             "merge_records_scrubbed": records,
         }
+
+    def _merge_partners(self, erased: list[str]) -> list[str]:
+        """Live profiles that took part in a merge with one of ``erased`` (their outbox events
+        may hold the erased person's data)."""
+        out: list[str] = []
+        for cid in erased:
+            for record in self.merges.history(cid):
+                for side in ("source_id", "target_id"):
+                    other = record.get(side)
+                    if isinstance(other, str) and other not in erased and other not in out:
+                        out.append(other)
+        return out
+
+    def _scrub_partner_events(self, partners: list[str], erased: list[str], doc: dict) -> None:
+        """Delete the partners' outbox events that mention the erased ids, identities or names."""
+        if not partners:
+            return
+        needles = [*erased, *(value for _, value in document.identities_of(doc))]
+        needles += [doc[n] for n in ("first_name", "last_name") if isinstance(doc.get(n), str)]
+        needles = [n for n in needles if len(n) >= 3]
+        for cid in partners:
+            stream = self.outbox.stream_for(self.keys.profile(cid))
+            self._scrub_mentions(keys=[stream, self.keys.outbox_ids(cid)], args=needles)
 
     def export(self, customer_id: str) -> dict[str, Any]:
         """Everything held about a customer, as one JSON-able document."""

@@ -205,6 +205,46 @@ SETTINGS: tuple[Setting, ...] = (
         "1: first_name, last_name and display_name are PII, shown as `J***` to keys without "
         "`pii:read`; 0: they are shown, with any email or phone in them masked.",
     ),
+    Setting(
+        "RAPPORT_OUTBOX_MAXLEN",
+        "outbox_maxlen",
+        int,
+        "Change events kept per outbox stream (approximate), default 100000; see "
+        "docs/integrations.md.",
+    ),
+    Setting(
+        "RAPPORT_WEBHOOK_RETRY_SECONDS",
+        "webhook_retry_seconds",
+        int,
+        "How long a webhook delivery is retried (exponential backoff with jitter) before it is "
+        "a dead letter, default 86400.",
+    ),
+    Setting(
+        "RAPPORT_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+        float,
+        "Seconds to connect to and hear back from a webhook target, default 10.",
+    ),
+    Setting(
+        "RAPPORT_WEBHOOK_ALLOW_PRIVATE",
+        "webhook_allow_private",
+        int,
+        "1: webhook targets may be private, loopback or link-local addresses (SSRF guard off); "
+        "default 0.",
+    ),
+    Setting(
+        "RAPPORT_WEBHOOK_ALLOWED_HOSTS",
+        "webhook_allowed_hosts",
+        str,
+        "Comma-separated hosts, IP addresses or CIDR networks webhook targets may use even when "
+        "private (e.g. `127.0.0.1,10.0.0.0/8`); empty: none.",
+    ),
+    Setting(
+        "RAPPORT_WORKER_METRICS_PORT",
+        "worker_metrics_port",
+        int,
+        "Port of the delivery worker's Prometheus /metrics (0: none), default 9464.",
+    ),
 )
 
 
@@ -237,6 +277,12 @@ class Config:
     nba_impression_window_s: int | None = None  # None: 86400 (0 when testing)
     pii_regions: str = "AT,DE,GB,US,FR,ES"
     pii_names: int = 0
+    outbox_maxlen: int = 100_000
+    webhook_retry_seconds: int = 86400
+    webhook_timeout: float = 10.0
+    webhook_allow_private: int = 0
+    webhook_allowed_hosts: str = ""
+    worker_metrics_port: int = 9464
     testing: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
@@ -271,6 +317,16 @@ class Config:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
         if not 0 <= self.audit_flush_ms <= 10_000:
             raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
+        if self.outbox_maxlen < 1000:
+            raise ConfigError("RAPPORT_OUTBOX_MAXLEN: must be at least 1000")
+        if self.webhook_retry_seconds < 0:
+            raise ConfigError("RAPPORT_WEBHOOK_RETRY_SECONDS: must be 0 or more")
+        if not 0 < self.webhook_timeout <= 300:
+            raise ConfigError("RAPPORT_WEBHOOK_TIMEOUT: must be in (0, 300]")
+        if self.webhook_allow_private not in (0, 1):
+            raise ConfigError("RAPPORT_WEBHOOK_ALLOW_PRIVATE: 0 or 1")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError("RAPPORT_WORKER_METRICS_PORT: must be a port number or 0")
         if self.pii_names not in (0, 1):
             raise ConfigError("RAPPORT_PII_NAMES: 0 or 1")
         try:

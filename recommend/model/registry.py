@@ -36,18 +36,25 @@ from typing import Any, cast
 import redis
 
 from core.keys import SharedKeys
+from core.outbox import EMIT_LUA, Outbox
 from recommend.errors import ArtifactError, ModelVersionNotFound, NoPreviousModel
 from recommend.model.artifact import VERSION_NAME, Artifact, load_artifact, remove_artifact
 
 HISTORY_LEN = 200
 
-_ACTIVATE = """
+# KEYS: active version, history, the {models} slot's outbox stream. ARGV: version, record JSON,
+# channel, history length, then the ``model.activated`` change event (``Outbox.args``).
+_ACTIVATE = (
+    EMIT_LUA
+    + """
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 redis.call('PUBLISH', ARGV[3], ARGV[1])
+rapport_emit(KEYS[3], nil, 5)
 return 1
 """
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class ModelRegistry:
         self.tolerance = tolerance
         self.keep = keep
         self.metric = metric
+        self.outbox = Outbox.for_client(client, keys, clock=clock)
         self._activate = client.register_script(_ACTIVATE)
 
     # -- versions -----------------------------------------------------------------------------
@@ -185,9 +193,12 @@ class ModelRegistry:
             "previous": before,
             "reason": reason,
         }
+        active = self.keys.model_active()
+        event = self.outbox.event("model.activated", "", {"activation": record})
+        stream, tail = self.outbox.args(active, [event])
         self._activate(
-            keys=[self.keys.model_active(), self.keys.model_history()],
-            args=[version, json.dumps(record), self.keys.model_channel(), HISTORY_LEN],
+            keys=[active, self.keys.model_history(), stream],
+            args=[version, json.dumps(record), self.keys.model_channel(), HISTORY_LEN, *tail],
         )
         return record
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from profiles.keys import Keys
+from tests.redis_text import all_redis_text
 
 KEYS = Keys()
 PROBLEM = "application/problem+json"
@@ -63,29 +64,6 @@ def pair(api, clock):
         },
     )
     return target, source
-
-
-def all_redis_text(client) -> str:
-    """Every key name and every value held, as one text (SCAN; the customer data types)."""
-    parts = []
-    for key in client.scan_iter(count=1000):
-        if key == KEYS.audit_log():  # it keeps profile ids by design (test_audit.py)
-            continue
-        parts.append(key)
-        kind = client.type(key)
-        if kind == "string":
-            parts.append(client.get(key))
-        elif kind == "hash":
-            parts += [f"{k}={v}" for k, v in client.hgetall(key).items()]
-        elif kind == "set":
-            parts += list(client.smembers(key))
-        elif kind == "list":
-            parts += client.lrange(key, 0, -1)
-        elif kind == "zset":
-            parts += client.zrange(key, 0, -1)
-        elif kind == "stream":
-            parts += [f"{k}={v}" for _, fields in client.xrange(key) for k, v in fields.items()]
-    return "\n".join(parts)
 
 
 def merge(api, target, source):

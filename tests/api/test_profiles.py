@@ -3,12 +3,14 @@ export, and the 422/409/412 cases."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
 from profiles.keys import Keys
 from tests.conftest import ApiClient
+from tests.redis_text import all_redis_text, erased_events
 
 KEYS = Keys()
 
@@ -315,30 +317,6 @@ def test_identify_merges_two_profiles_into_the_oldest(api, app):
     assert record["actor"].startswith("apikey:")
 
 
-def _all_redis_text(redis_client) -> str:
-    """Every key name and every value of every string/hash/set/list/zset, one big text."""
-    parts = []
-    for key in redis_client.scan_iter(count=1000):
-        if key == KEYS.audit_log():  # it keeps profile ids by design (tests/api/test_audit.py)
-            continue
-        parts.append(key)
-        kind = redis_client.type(key)
-        if kind == "string":
-            parts.append(redis_client.get(key))
-        elif kind == "hash":
-            parts += [f"{k}={v}" for k, v in redis_client.hgetall(key).items()]
-        elif kind == "set":
-            parts += list(redis_client.smembers(key))
-        elif kind == "list":
-            parts += redis_client.lrange(key, 0, -1)
-        elif kind == "zset":
-            parts += [m for m, _ in redis_client.zrange(key, 0, -1, withscores=True)]
-        elif kind == "stream":
-            for _id, fields in redis_client.xrange(key):
-                parts += [f"{k}={v}" for k, v in fields.items()]
-    return "\n".join(parts)
-
-
 def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
     keep = create(api, email="bystander@example.com")
     doc = create(api, ADA)
@@ -372,11 +350,15 @@ def test_erase_leaves_nothing_and_frees_identities(api, redis_client):
         "ext:shop:42",
         "email:second@example.com",
     }
-    text = _all_redis_text(redis_client)
+    text = all_redis_text(redis_client)
     for needle in (cid, other["id"], "ada@example.com", "second@example.com", "Lovelace", "T-1"):
         assert needle not in text, needle
     assert keep["id"] in text and "o-keep" in text
     assert api.get(f"/v1/profiles/{keep['id']}").json["traits"]["order_count"] == 1
+    # the outbox keeps one event about them: the erasure, with ids only, for the subscribers
+    (event,) = erased_events(redis_client)
+    assert event["customer_id"] == cid
+    assert json.loads(event["data"]) == {"customer_id": cid, "erased_ids": [cid, other["id"]]}
 
     assert api.get(f"/v1/profiles/{cid}").status_code == 404
     assert api.get(f"/v1/profiles/{other['id']}").status_code == 404
