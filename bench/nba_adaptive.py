@@ -25,7 +25,8 @@ expected regret against the oracle, after every quarter of the decisions, and th
 global-to-oracle gap the adaptive policy closes. A final run serves adaptive with the default
 10% control group and compares the measured uplift (``adaptive.performance``) to the truth.
 
-    .venv/bin/python bench/nba_adaptive.py [--decisions 20000] [--seed 7]
+    .venv/bin/python bench/nba_adaptive.py [--decisions 20000] [--seed 7] \
+        [--png docs/img/nba_adaptive.png]
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ class Arm:
         self.expected = 0.0
         self.regret = 0.0
         self.checkpoints: list[tuple[int, float, float, float]] = []
+        self.curve: list[tuple[int, float]] = []  # (decisions, expected cumulative acceptance)
 
     def pick(self, facts: dict, probs: dict[str, float]) -> str:
         if self.name == "oracle":
@@ -186,6 +188,7 @@ def run(client: redis.Redis, args: argparse.Namespace) -> dict[str, Arm]:
     people = customers(rng, args.customers)
     sequence = decisions(rng, people, args.decisions)
     marks = {args.decisions * q // 4 for q in (1, 2, 3, 4)}
+    every = max(1, args.decisions // 100)
     arms = {}
     for name in POLICIES:
         arm = Arm(name, client, args.seed)
@@ -194,6 +197,8 @@ def run(client: redis.Redis, args: argparse.Namespace) -> dict[str, Arm]:
             arm.step(n, person, channel)
             if n in marks:
                 arm.checkpoints.append((n, arm.accepted / n, arm.expected / n, arm.regret))
+            if n % every == 0:
+                arm.curve.append((n, arm.expected / n))
         print(f"  {name}: {time.perf_counter() - started:.1f} s", flush=True)
         arms[name] = arm
     return arms
@@ -251,12 +256,35 @@ def report(arms: dict[str, Arm], args: argparse.Namespace) -> None:
     )
 
 
+def plot(arms: dict[str, Arm], path: Path, args: argparse.Namespace) -> None:
+    """The expected cumulative acceptance of every policy over the decisions, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for name in POLICIES:
+        xs, ys = zip(*arms[name].curve, strict=True)
+        ax.plot(xs, ys, label=name)
+    ax.set_xlabel("decisions")
+    ax.set_ylabel("cumulative acceptance (expected)")
+    ax.set_title(f"Next-best actions: {args.decisions:,} decisions, seed {args.seed}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    print(f"curve written to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-control-run", action="store_true")
+    parser.add_argument("--png", type=Path, help="write the acceptance curve here (matplotlib)")
     args = parser.parse_args()
     print_truth()
     with tempfile.TemporaryDirectory() as tmp:
@@ -266,6 +294,8 @@ def main() -> None:
             client = redis.Redis.from_url(server.url, decode_responses=True)
             arms = run(client, args)
             report(arms, args)
+            if args.png:
+                plot(arms, args.png, args)
             if not args.no_control_run:
                 control_run(client, args)
         finally:
@@ -274,6 +304,7 @@ def main() -> None:
     print(
         f"command: .venv/bin/python bench/nba_adaptive.py --decisions {args.decisions} "
         f"--customers {args.customers} --seed {args.seed}"
+        + (f" --png {args.png}" if args.png else "")
     )
 
 

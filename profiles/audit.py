@@ -36,7 +36,17 @@ from redis.typing import EncodableT, FieldT
 
 from profiles.keys import Keys
 
-ACTIONS = ("read", "create", "update", "identify", "export", "merge", "unmerge", "erase")
+ACTIONS = (
+    "read",
+    "create",
+    "update",
+    "identify",
+    "export",
+    "merge",
+    "unmerge",
+    "erase",
+    "admin",  # an admin change that touches no profile (profile_id ''; route is the path)
+)
 _SCAN_BATCH = 500
 _SCAN_MAX = 200_000  # entries looked at per query at most (a filter over the stream)
 _BUFFER_MAX = 100_000  # deferred entries held while Redis refuses them
@@ -106,7 +116,7 @@ class AuditLog:
                 "status": str(status),
                 "request_id": request_id,
             }
-            for profile_id in dict.fromkeys(p for p in profile_ids if p)
+            for profile_id in dict.fromkeys(p for p in profile_ids if p or action == "admin")
         ]
         if defer and self.flush_seconds > 0:
             self._hold(entries)
@@ -197,9 +207,11 @@ class AuditLog:
         except redis.RedisError as exc:
             log.error("audit entries lost at exit: %s", exc.__class__.__name__)
 
-    def read(self, profile_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first; only entries about ``profile_id`` when given (this process's
-        held-back entries are written first)."""
+    def read(
+        self, profile_id: str | None = None, limit: int = 100, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; only entries about ``profile_id`` and/or of ``action`` when given (this
+        process's held-back entries are written first)."""
         self.flush()
         out: list[dict[str, Any]] = []
         end, seen = "+", 0
@@ -211,7 +223,9 @@ class AuditLog:
             if not batch:
                 break
             for entry_id, fields in batch:
-                if profile_id is None or fields.get("profile_id") == profile_id:
+                if (profile_id is None or fields.get("profile_id") == profile_id) and (
+                    action is None or fields.get("action") == action
+                ):
                     out.append(_entry(entry_id, fields))
                     if len(out) == limit:
                         break

@@ -159,7 +159,10 @@ def audit_response(audit: AuditLog, response: Response) -> None:
     if action is None:
         return
     rule = request.url_rule.rule
-    ids = _audited_ids(rule, json_body(response))
+    if action == "admin":  # no profile: one entry naming what was changed (the path)
+        ids, rule = [""], request.path
+    else:
+        ids = _audited_ids(rule, json_body(response))
     if not ids:
         return
     try:

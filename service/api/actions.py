@@ -374,10 +374,10 @@ class Action(MethodView):
         state().engage.actions.delete(action_id)
 
 
-# -- the learning's admin operations: logged as structured admin-change lines ----------------
+# -- the learning's admin operations: audited (action ``admin``) and logged with the details --
 def _admin_change(change: str, **details) -> None:
-    """A structured ``rapport.admin`` log line: what changed, by which key (the audit log holds
-    profile accesses only; these touch no profile)."""
+    """A structured ``rapport.admin`` log line: what changed (before/after), by which key; the
+    audit log's ``admin`` entry (``@blp.audit("admin")``) says who changed which path when."""
     key = g.get("api_key")
     admin_log.info(
         "admin change: %s",
@@ -391,7 +391,7 @@ def _admin_change(change: str, **details) -> None:
     )
 
 
-@blp.not_audited("admin change, no profile: logged as a structured `rapport.admin` line")
+@blp.audit("admin")
 @blp.route("/actions/<string:action_id>/learning/reset")
 class ActionLearningReset(MethodView):
     @blp.auth("admin")
@@ -407,9 +407,10 @@ class ActionLearningReset(MethodView):
         return out
 
 
-@blp.not_audited("admin change, no profile: logged as a structured `rapport.admin` line")
+@blp.audit("admin")
 @blp.route("/actions/experiment")
 class ActionExperiment(MethodView):
+    @blp.not_audited("reads the experiment settings: no profile, no change")
     @blp.auth("admin")
     @blp.response(200, ExperimentSchema)
     def get(self):

@@ -20,6 +20,10 @@ blp = Blueprint(
 
 class AuditQuerySchema(StrictSchema):
     profile_id = ma.fields.String(validate=ma.validate.Length(1, 64))
+    action = ma.fields.String(
+        validate=ma.validate.OneOf(ACTIONS),
+        metadata={"description": "Only entries of this action (`admin`: admin changes)"},
+    )
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(1, 1000))
 
 
@@ -30,7 +34,9 @@ class AuditEntrySchema(ma.Schema):
     profile_id = ma.fields.String()
     key_id = ma.fields.String()
     key_name = ma.fields.String()
-    route = ma.fields.String(metadata={"description": "Method and route template"})
+    route = ma.fields.String(
+        metadata={"description": "Method and route template (`admin` entries: the path)"}
+    )
     status = ma.fields.Integer()
     request_id = ma.fields.String()
 
@@ -47,5 +53,7 @@ class Audit(MethodView):
     @blp.response(200, AuditListSchema)
     def get(self, query):
         """Audit entries, newest first, optionally for one profile id."""
-        items = state().audit.read(query.get("profile_id"), query["limit"])
+        items = state().audit.read(
+            query.get("profile_id"), query["limit"], action=query.get("action")
+        )
         return {"items": items}

@@ -719,6 +719,11 @@ def test_reset_zeroes_one_actions_learning_and_keeps_the_feedback(
     assert line.admin_change == "learning_reset" and line.action_id == "tips"
     assert line.key_name == "admin"
     assert learning_api.post("/v1/actions/nope/learning/reset").status_code == 404
+    # the audit log names who reset what (one entry: the refused 404 is not an audited change)
+    audited = learning_api.get("/v1/admin/audit?action=admin").json["items"]
+    assert [(e["route"], e["key_name"], e["profile_id"]) for e in audited] == [
+        ("POST /v1/actions/tips/learning/reset", "admin", "")
+    ]
 
 
 def test_the_experiment_settings_override_the_config_and_reach_the_ranking(
@@ -734,6 +739,8 @@ def test_the_experiment_settings_override_the_config_and_reach_the_ranking(
     assert resp.json == {"control_share": 1.0, "salt": "t", "overridden": ["control_share"]}
     (line,) = [r for r in caplog.records if r.name == "rapport.admin"]
     assert line.admin_change == "experiment" and line.after["control_share"] == 1.0
+    audited = learning_api.get("/v1/admin/audit?action=admin").json["items"]
+    assert [e["route"] for e in audited] == ["PUT /v1/actions/experiment"]  # the GET is not
     assert nba(learning_api, cid)["group"] == "control"
     assert (
         learning_api.put("/v1/actions/experiment", json={"control_share": 0.0}).status_code == 200
