@@ -23,7 +23,8 @@ threads = int(os.environ.get("RAPPORT_THREADS", "4"))
 timeout = int(os.environ.get("RAPPORT_TIMEOUT", "30"))
 graceful_timeout = 20  # SIGTERM: stop accepting, finish in-flight requests for up to 20 s
 keepalive = 5
-# Hard limits on what a client may send before Flask sees it.
+# Hard limits on what a client may send before Flask sees it (8190: gunicorn's maximum for the
+# request line). gunicorn's answer past them is problem+json (service/gunicorn_errors.py).
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
@@ -101,8 +102,12 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    """Load the active model before this worker takes requests, then keep polling for new
-    versions in the background (service/model_holder.py)."""
+    """Answer gunicorn's own errors (414, 431, 400) as problem+json; load the active model
+    before this worker takes requests, then keep polling for new versions in the background
+    (service/model_holder.py)."""
+    from service import gunicorn_errors
     from service.wiring import warm_up
+
+    gunicorn_errors.install()
 
     warm_up(worker.wsgi)

@@ -6,13 +6,16 @@
 
 Domain exceptions are plain classes raised by ``profiles``/``recommend``; ``DOMAIN_STATUS`` is the
 one table that maps them to HTTP status codes. Validation errors carry a list of field errors
-``{"field": "email", "location": "json", "message": "Not a valid email address."}``.
+``{"field": "email", "location": "json", "message": "Not a valid email address."}``, where
+``location`` is where the field was sent: ``json``, ``query``, ``path`` or ``header``. Every
+problem type is listed in docs/errors.md.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +31,18 @@ from service.state import state
 
 PROBLEM_MIME = "application/problem+json"
 log = logging.getLogger("rapport.errors")
+# The id of the WSGI request in progress, set by service/hardening.py's outermost middleware
+# (RequestIds): what a guard answering before Flask puts in its problem (wsgi_problem).
+WSGI_REQUEST_ID: ContextVar[str | None] = ContextVar("rapport_wsgi_request_id", default=None)
+
+# The one problem type for a request with invalid fields, whichever layer finds them: the
+# schemas (webargs), the query guard (service/hardening.py) or a domain rule (InvalidInput).
+VALIDATION_TYPE = "urn:rapport:problem:validation"
+VALIDATION_TITLE = "Validation failed"
+VALIDATION_DETAIL = "The request has invalid fields; see errors."
+LOCATIONS = ("json", "query", "path", "header")
+# webargs' names of the request parts -> the locations an error reports
+_WEBARGS_LOCATIONS = {"querystring": "query", "headers": "header", "view_args": "path"}
 
 # Most specific class first is not needed: lookup walks the exception's MRO.
 DOMAIN_STATUS: dict[type[domain.RapportError], int] = {
@@ -39,11 +54,23 @@ DOMAIN_STATUS: dict[type[domain.RapportError], int] = {
 }
 
 
+class MalformedRequest(domain.RapportError):
+    """A part of the request that breaks HTTP's own syntax (an empty ``If-Match``): 400, the
+    ``malformed`` type of unparseable JSON; ``location`` names the part (``header``)."""
+
+    title = "Malformed request"
+
+
+MALFORMED_TYPE = "urn:rapport:problem:malformed"
+
+
 class FieldErrorSchema(ma.Schema):
     field = ma.fields.String(
         metadata={"description": "Dotted path of the input at fault, e.g. `lines.0.quantity`"}
     )
-    location = ma.fields.String(metadata={"description": "json, query, headers or path"})
+    location = ma.fields.String(
+        metadata={"enum": list(LOCATIONS), "description": "Where the field was sent"}
+    )
     message = ma.fields.String()
 
 
@@ -134,7 +161,14 @@ def wsgi_problem(
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
     """Answer ``document`` from WSGI middleware, before Flask: its status, ``Content-Type``
-    and ``Content-Length``, then ``headers``. Returns the WSGI body."""
+    and ``Content-Length``, then ``headers``; the request id (:data:`WSGI_REQUEST_ID`) in the
+    document and in ``X-Request-ID`` when they lack it. Returns the WSGI body."""
+    headers = list(headers)
+    rid = document.get("request_id") or WSGI_REQUEST_ID.get()
+    if rid:
+        document = {**document, "request_id": rid}
+        if not any(name.lower() == "x-request-id" for name, _ in headers):
+            headers.append(("X-Request-ID", rid))
     body = problem_bytes(document)
     status = int(document["status"])
     start_response(
@@ -146,7 +180,7 @@ def wsgi_problem(
 
 def field_errors(messages: Any, location: str = "json", prefix: str = "") -> list[dict[str, str]]:
     """Flatten marshmallow/webargs messages into ``[{field, location, message}]``."""
-    return list(_walk(messages, location, prefix))
+    return list(_walk(messages, _WEBARGS_LOCATIONS.get(location, location), prefix))
 
 
 def _walk(messages: Any, location: str, prefix: str) -> Iterator[dict[str, str]]:
@@ -178,20 +212,13 @@ def handle_http_exception(error: HTTPException) -> Response:
         for location, msgs in messages.items():
             errors.extend(field_errors(msgs, location))
     if status == 422:
-        return problem(
-            422,
-            "The request has invalid fields; see errors.",
-            title="Validation failed",
-            type_="urn:rapport:problem:validation",
-            errors=errors,
-            headers=headers,
-        )
+        return validation_problem(errors, headers=headers)
     if status == 400 and errors:
         return problem(
             400,
             "; ".join(e["message"] for e in errors),
-            title="Malformed request",
-            type_="urn:rapport:problem:malformed",
+            title=MalformedRequest.title,
+            type_=MALFORMED_TYPE,
             errors=errors,
             headers=headers,
         )
@@ -199,19 +226,69 @@ def handle_http_exception(error: HTTPException) -> Response:
     return problem(status, detail, headers=headers)
 
 
+def validation_problem(
+    errors: list[dict[str, str]],
+    detail: str = VALIDATION_DETAIL,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, object] | None = None,
+) -> Response:
+    """The 422 for a request with invalid fields (``errors``: every field at fault)."""
+    return problem(
+        422,
+        detail,
+        title=VALIDATION_TITLE,
+        type_=VALIDATION_TYPE,
+        errors=errors,
+        headers=headers,
+        extensions=extensions,
+    )
+
+
+def problem_type(error_class: type[domain.RapportError]) -> str:
+    """The problem type of a domain error: ``validation`` for every :class:`InvalidInput`
+    (the same kind as a schema's 422), else the class name as a slug (``profile-not-found``)."""
+    if issubclass(error_class, domain.InvalidInput):
+        return VALIDATION_TYPE
+    if issubclass(error_class, MalformedRequest):
+        return MALFORMED_TYPE
+    return f"urn:rapport:problem:{_slug(error_class.__name__)}"
+
+
+def field_location(field: str, given: object = None) -> str:
+    """Where the current request sent ``field``: ``given`` when the error says so, else the
+    URL path for a path parameter, the query string for a query parameter the JSON body does
+    not also hold, else the JSON body."""
+    if given in LOCATIONS:
+        return str(given)
+    top = field.split(".", 1)[0]
+    if top in (request.view_args or {}):
+        return "path"
+    if top in request.args:
+        body = request.get_json(silent=True) if request.is_json else None
+        if not (isinstance(body, Mapping) and top in body):
+            return "query"
+    return "json"
+
+
 def handle_domain_error(error: domain.RapportError) -> Response:
     status = next((DOMAIN_STATUS[cls] for cls in type(error).__mro__ if cls in DOMAIN_STATUS), 400)
+    extra = dict(error.extra)
+    location = extra.pop("location", None)
+    extensions = {k: v for k, v in extra.items() if _jsonable(v)}
     errors = None
     if error.field:
-        errors = [{"field": error.field, "location": "json", "message": error.detail}]
-    slug = _slug(type(error).__name__)
+        where = field_location(error.field, location)
+        errors = [{"field": error.field, "location": where, "message": error.detail}]
+    if isinstance(error, domain.InvalidInput):
+        return validation_problem(errors or [], error.detail, extensions=extensions)
     return problem(
         status,
         error.detail,
         title=error.title,
-        type_=f"urn:rapport:problem:{slug}",
+        type_=problem_type(type(error)),
         errors=errors,
-        extensions={k: v for k, v in error.extra.items() if _jsonable(v)},
+        extensions=extensions,
     )
 
 

@@ -17,7 +17,10 @@
   ``profiles.audit.AuditLog`` after every successful request of a route declaring an audit
   action (ids only): the declarations and the hook are ``service/auditing.py``'s.
 - ``Cache-Control: no-store`` on every ``/v1`` response; **CORS** only for the configured
-  origins, with preflight handling.
+  origins, with preflight handling; a plain ``OPTIONS`` lists the methods of the route matched
+  only (``Allow``).
+- **Request ids from the first byte**: the outermost WSGI layer (:class:`RequestIds`) fixes
+  the request's id, so the answers of the guards before Flask carry it too.
 """
 
 from __future__ import annotations
@@ -179,11 +182,15 @@ def init_app(app: Flask, api: RapportApi) -> None:
     limit = config.rate_limit.strip()
     if limit and limit.lower() != "off":
         _init_rate_limits(app, limit, origins)
+    # Last: outside every other middleware, so all of them see the request's id.
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.before_request
     def guard_request() -> Response | None:
-        if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
-            return _preflight(origins)
+        if request.method == "OPTIONS":
+            if request.headers.get("Access-Control-Request-Method"):
+                return _preflight(origins)
+            return _options()
         refused = _unknown_query(declared())
         if refused is None:
             refused = _odd_json(config.max_json_depth, config.max_json_items)
@@ -199,6 +206,35 @@ def init_app(app: Flask, api: RapportApi) -> None:
             _mask(response, masker)
         _cors_headers(response, origins)
         return response
+
+
+def _options() -> Response | None:
+    """``OPTIONS``: the methods of the route the path matched, not those of every route the
+    path could match (Flask's answer: ``/v1/actions/stats`` would list ``{id}``'s PUT)."""
+    rule = request.url_rule
+    if rule is None or not rule.methods:
+        return None  # no route: Flask answers the 404 or 405
+    response = Response(status=200)
+    response.allow.update(sorted(rule.methods))
+    return response
+
+
+class RequestIds:
+    """WSGI, outermost: every request goes by one id from the first byte on (the caller's sane
+    ``X-Request-ID`` or a new one, written back into the environ), so the guards answering
+    before Flask (a chunked body over the limit) carry it too (``errors.wsgi_problem``)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        environ["HTTP_X_REQUEST_ID"] = rid
+        token = errors.WSGI_REQUEST_ID.set(rid)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            errors.WSGI_REQUEST_ID.reset(token)
 
 
 def _init_audit_log(app: Flask) -> AuditLog:
@@ -262,14 +298,8 @@ def _unknown_query(declared: dict[tuple[str, str], frozenset[str]]) -> Response 
     unknown = sorted(set(request.args) - allowed)
     if not unknown:
         return None
-    return errors.problem(
-        422,
-        "The request has invalid fields; see errors.",
-        title="Validation failed",
-        type_="urn:rapport:problem:validation",
-        errors=[
-            {"field": name, "location": "query", "message": "Unknown field."} for name in unknown
-        ],
+    return errors.validation_problem(
+        [{"field": name, "location": "query", "message": "Unknown field."} for name in unknown]
     )
 
 

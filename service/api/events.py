@@ -16,13 +16,21 @@ import marshmallow as ma
 from flask import Response, jsonify
 from flask.views import MethodView
 
+from service.api import event_schemas
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
 from service.state import state
 
 MAX_BATCH = 500
 
-blp = Blueprint(
+
+class _EventsBlueprint(Blueprint):
+    def register_views_in_doc(self, api, app, spec, *, name, parameters):
+        event_schemas.register(spec)  # the item schemas per event type, as components
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
+
+blp = _EventsBlueprint(
     "events",
     __name__,
     url_prefix="/v1/events",
@@ -33,11 +41,11 @@ blp = Blueprint(
 
 class EventBatchSchema(StrictSchema):
     events = ma.fields.List(
-        ma.fields.Raw(  # any JSON value: an item that is not an object is rejected per item
+        ma.fields.Raw(  # any JSON value: an item that is not an event is rejected per item
             metadata={
-                "description": "{message_id, type, customer: {profile_id|email|phone|"
-                "external_id}, at, ...payload}; an item that is not such an object gets a "
-                "per-item rejection",
+                "description": "An `Event` (one schema per `type`: view, add_to_cart, purchase, "
+                "support_contact); an item that is not one gets a per-item rejection",
+                **event_schemas.EVENT_ITEM,
             }
         ),
         required=True,

@@ -6,16 +6,19 @@ Reading a greeting needs ``profiles:read``; templates need ``admin``. See
 
 from __future__ import annotations
 
+import re
+
 import marshmallow as ma
 from flask.views import MethodView
 
 from core.channels import CHANNELS
+from core.errors import InvalidInput
 from profiles.errors import ProfileNotFound
 from recommend.engage.facts import empty_facts
 from recommend.engage.greetings import VARIABLES
 from recommend.engage.sandbox import MAX_TEMPLATE_CHARS
 from service.extensions import Blueprint
-from service.schemas import StrictSchema
+from service.schemas import StrictSchema, phone_field
 from service.state import state
 
 blp = Blueprint(
@@ -36,18 +39,25 @@ class GreetingQuerySchema(StrictSchema):
     )
 
 
+_AT_MOST_ONE = "At most one of `email`, `phone`, `external_id` (422 otherwise)."
+
+
 class CallerGreetingQuerySchema(GreetingQuerySchema):
-    email = ma.fields.String(validate=ma.validate.Length(1, 254))
-    phone = ma.fields.String(validate=ma.validate.Length(1, 40))
+    email = ma.fields.String(
+        validate=ma.validate.Length(1, 254), metadata={"description": _AT_MOST_ONE}
+    )
+    phone = phone_field(metadata={"description": f"E.164 (`+43…`). {_AT_MOST_ONE}"})
     external_id = ma.fields.String(
-        validate=ma.validate.Length(1, 200), metadata={"description": "`system:id`"}
+        validate=ma.validate.Length(1, 200),
+        metadata={"description": f"`system:id`. {_AT_MOST_ONE}"},
     )
 
     @ma.validates_schema
     def one_identity(self, data, **kwargs):
         given = [k for k in ("email", "phone", "external_id") if k in data]
-        if len(given) > 1:
-            raise ma.ValidationError("give at most one of email, phone, external_id", given[1])
+        if len(given) > 1:  # every one given is at fault
+            message = "give at most one of email, phone, external_id"
+            raise ma.ValidationError({name: [message] for name in given})
 
 
 class TemplateRefSchema(ma.Schema):
@@ -171,14 +181,38 @@ class GreetingTemplates(MethodView):
         return {"items": state().engage.templates.list(), "variables": VARIABLES}
 
 
+# The path's rules in the spec, and checked here first so a request breaking them is a 422 on
+# the path whatever the store would make of it (recommend/engage/language.py normalises
+# `de_at` and `DE-at` to `de-AT`).
+LOCALE_PATH = r"^[A-Za-z]{2,3}(?:[-_](?:[A-Za-z]{2}|[0-9]{3}))?$"
+TEMPLATE_PATH = [
+    {
+        "in": "path",
+        "name": "locale",
+        "description": "A locale tag: `de`, `de-AT`, `es-419`",
+        "schema": {"type": "string", "pattern": LOCALE_PATH},
+    },
+    {"in": "path", "name": "channel", "schema": {"type": "string", "enum": list(CHANNELS)}},
+]
+
+
+def _template_path(locale: str, channel: str) -> None:
+    if not re.match(LOCALE_PATH, locale):
+        raise InvalidInput("locale is a tag such as 'en', 'de' or 'de-AT'", field="locale")
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel is one of {', '.join(CHANNELS)}", field="channel")
+
+
 @blp.not_audited("greeting templates (admin): no profile data")
-@blp.route("/greeting-templates/<string:locale>/<string:channel>")
+@blp.route("/greeting-templates/<string:locale>/<string:channel>", parameters=TEMPLATE_PATH)
 class GreetingTemplate(MethodView):
     @blp.auth("admin")
     @blp.response(200, TemplateSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def get(self, locale, channel):
         """One template (the override when there is one, else the default)."""
+        _template_path(locale, channel)
         return state().engage.templates.get(locale, channel)
 
     @blp.auth("admin")
@@ -187,12 +221,15 @@ class GreetingTemplate(MethodView):
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def put(self, body, locale, channel):
         """Replace a template; it is validated (syntax, variables, sandbox rules, length)."""
+        _template_path(locale, channel)
         entry, _ = state().engage.templates.put(locale, channel, body["source"])
         return entry
 
     @blp.auth("admin")
     @blp.response(204)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     def delete(self, locale, channel):
         """Remove the override: the shipped default applies again."""
+        _template_path(locale, channel)
         state().engage.templates.delete(locale, channel)

@@ -16,7 +16,7 @@ from flask.views import MethodView
 
 from recommend.catalog.products import MAX_BATCH, MAX_PAGE, Catalog
 from service.extensions import Blueprint
-from service.schemas import StrictSchema
+from service.schemas import StrictBoolean, StrictSchema
 from service.state import state
 
 blp = Blueprint(
@@ -70,8 +70,8 @@ class ProductInSchema(StrictSchema):
     tags = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(1, 40)), validate=ma.validate.Length(max=20)
     )
-    in_stock = ma.fields.Boolean(load_default=True)
-    active = ma.fields.Boolean(load_default=True)
+    in_stock = StrictBoolean(load_default=True)
+    active = StrictBoolean(load_default=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
 
 

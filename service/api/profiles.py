@@ -21,11 +21,21 @@ from profiles import document
 from profiles.export import export_customer
 from profiles.store import Profile
 from service.access import current_key
+from service.errors import MalformedRequest
 from service.extensions import Blueprint
-from service.schemas import StrictSchema
+from service.schemas import StrictSchema, phone_field
 from service.state import state
 
-blp = Blueprint(
+
+class _ProfilesBlueprint(Blueprint):
+    def register_views_in_doc(self, api, app, spec, *, name, parameters):
+        # ProfileCreate's rule in the spec too: at least one member (apispec has no marshmallow
+        # option for minProperties; a component given with its schema keeps both).
+        spec.components.schema("ProfileCreate", {"minProperties": 1}, schema=ProfileCreateSchema)
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
+
+blp = _ProfilesBlueprint(
     "profiles",
     __name__,
     url_prefix="/v1/profiles",
@@ -72,11 +82,7 @@ class ProfileInputSchema(StrictSchema):
     """Profile fields for create and PATCH; in a PATCH ``null`` deletes a field."""
 
     email = ma.fields.String(allow_none=True, validate=_check(document.normalise_email))
-    phone = ma.fields.String(
-        allow_none=True,
-        validate=ma.validate.Length(1, 40),
-        metadata={"description": "E.164, or national form with `country` as the region"},
-    )
+    phone = phone_field(allow_none=True)
     external_ids = ma.fields.List(
         ma.fields.String(validate=_check(document.normalise_external_id)),
         allow_none=True,
@@ -134,6 +140,16 @@ class ProfileInputSchema(StrictSchema):
     )
 
 
+class ProfileCreateSchema(ProfileInputSchema):
+    """A new profile: at least one field with a value (an empty profile, ``{}`` or no body,
+    is nobody); identities are optional (a name-only profile is a walk-in customer)."""
+
+    @ma.validates_schema
+    def not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if not any(value is not None for value in data.values()):
+            raise ma.ValidationError("give at least one field with a value, e.g. an identity")
+
+
 class ProfileSchema(ma.Schema):
     id = ma.fields.String()
     email = ma.fields.String(allow_none=True, metadata={"description": "Primary email"})
@@ -156,20 +172,26 @@ class ProfileSchema(ma.Schema):
     traits = ma.fields.Dict(metadata={"description": "Computed from purchases and events"})
 
 
+_ONE = "Exactly one of `email`, `phone`, `external_id` (422 otherwise)."
+
+
 class LookupQuerySchema(StrictSchema):
-    email = ma.fields.String()
-    phone = ma.fields.String(metadata={"description": "E.164 (`+43…`)"})
-    external_id = ma.fields.String(metadata={"description": "`system:id`"})
+    email = ma.fields.String(metadata={"description": _ONE})
+    phone = phone_field(metadata={"description": f"E.164 (`+43…`). {_ONE}"})
+    external_id = ma.fields.String(metadata={"description": f"`system:id`. {_ONE}"})
 
     @ma.validates_schema
     def exactly_one(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if len(data) != 1:
-            raise ma.ValidationError("give exactly one of email, phone, external_id")
+        message = "give exactly one of email, phone, external_id"
+        if not data:
+            raise ma.ValidationError(message)
+        if len(data) > 1:  # every one given is at fault
+            raise ma.ValidationError({name: [message] for name in sorted(data)})
 
 
 class IdentitiesSchema(StrictSchema):
     email = ma.fields.String(validate=_check(document.normalise_email))
-    phone = ma.fields.String(validate=ma.validate.Length(1, 40))
+    phone = phone_field()
     external_ids = ma.fields.List(
         ma.fields.String(validate=_check(document.normalise_external_id)),
         validate=ma.validate.Length(max=document.MAX_EXTERNAL_IDS),
@@ -255,8 +277,9 @@ IF_MATCH = {
     "in": "header",
     "name": "If-Match",
     "required": False,
-    "description": 'The `ETag` you read (`"3"`); a stale one is 412. Absent or `*`: any version.',
-    "schema": {"type": "string"},
+    "description": 'The `ETag` you read (`"3"`); a stale one is 412, an empty one 400. Absent '
+    "or `*`: any version.",
+    "schema": {"type": "string", "minLength": 1},
 }
 
 
@@ -275,10 +298,17 @@ def _headers(profile: Profile) -> dict[str, str]:
 
 
 def _if_match() -> int | None:
-    """The version in ``If-Match`` (``"7"``, ``W/"7"``); None when absent or ``*``."""
+    """The version in ``If-Match`` (``"7"``, ``W/"7"``); None when absent or ``*``; an empty
+    one is no entity tag at all (RFC 9110 13.1.1): 400 on the header."""
     header = request.headers.get("If-Match")
     if header is None or header.strip() == "*":
         return None
+    if not header.strip():
+        raise MalformedRequest(
+            'If-Match is empty: send the ETag you read ("3") or leave the header out',
+            field="If-Match",
+            location="header",
+        )
     value = header.strip().removeprefix("W/").strip('"')
     try:
         return int(value)
@@ -304,11 +334,12 @@ class Profiles(MethodView):
 
     @blp.audit("create")
     @blp.auth("profiles:write")
-    @blp.arguments(ProfileInputSchema)
+    @blp.arguments(ProfileCreateSchema)
     @blp.response(201, ProfileSchema)
     @blp.alt_response(409, response="CONFLICT")
     def post(self, body):
-        """Create a profile. 409 when an identity belongs to another profile."""
+        """Create a profile from at least one field with a value (422 for an empty body). 409
+        when an identity belongs to another profile."""
         profile = state().profiles.create(body)
         headers = _headers(profile)
         headers["Location"] = url_for("profiles.ProfileItem", customer_id=profile.id)
@@ -351,6 +382,7 @@ class ProfileItem(MethodView):
     @blp.arguments(ProfileInputSchema)
     @blp.doc(parameters=[IF_MATCH])
     @blp.response(200, ProfileSchema, headers=ETAG)
+    @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(412, response="PRECONDITION_FAILED")

@@ -7,17 +7,30 @@ merged-away id acts on the profile it was merged into (``Rapport-Merged-Into`` s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
 
+from core.errors import InvalidInput
 from profiles import activity as act
 from profiles.activity import MAX_ORDERS
-from profiles.activity_input import CHANNELS, MAX_ID, MAX_LINES, MAX_QUANTITY
+from profiles.activity_input import (
+    CHANNELS,
+    MAX_ID,
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE,
+    PRICE_PLACES,
+    currencies,
+    decimal_places,
+    parse_decimal,
+    parse_time,
+)
 from service.extensions import Blueprint
-from service.schemas import StrictSchema
+from service.schemas import StrictSchema, domain_rule
 from service.state import state
 
 blp = Blueprint(
@@ -41,6 +54,25 @@ class Money(ma.fields.Field):
         return None if value is None else str(value)
 
 
+# The domain's rules (profiles.activity_input.normalise_purchase) checked in the schema too,
+# so a request hears of every field at fault at once.
+def _currency(value: str) -> None:
+    if value not in currencies():
+        raise InvalidInput("must be an ISO 4217 currency code, e.g. EUR")
+
+
+def _unit_price(value: Any) -> None:
+    price = parse_decimal(value, "unit_price")
+    if price < 0 or price > MAX_UNIT_PRICE:
+        raise InvalidInput(f"must be 0 to {MAX_UNIT_PRICE}")
+    if decimal_places(price) > PRICE_PLACES:
+        raise InvalidInput(f"has more than {PRICE_PLACES} decimal places")
+
+
+def _purchased_at(value: str) -> None:
+    parse_time(value, "purchased_at", time.time())
+
+
 class LineSchema(StrictSchema):
     product_id = ma.fields.String(required=True, validate=ma.validate.Length(1, MAX_ID))
     quantity = ma.fields.Integer(
@@ -48,6 +80,7 @@ class LineSchema(StrictSchema):
     )
     unit_price = Money(
         required=True,
+        validate=domain_rule(_unit_price),
         metadata={"type": "string", "example": "2.55", "description": "up to 4 decimals, >= 0"},
     )
 
@@ -68,10 +101,13 @@ class PurchaseInSchema(StrictSchema):
         metadata={"description": f"1 to {MAX_LINES} lines"},
     )
     currency = ma.fields.String(
-        required=True, metadata={"description": "ISO 4217 code, e.g. EUR", "example": "EUR"}
+        required=True,
+        validate=domain_rule(_currency),
+        metadata={"description": "ISO 4217 code, e.g. EUR", "example": "EUR"},
     )
     purchased_at = ma.fields.String(
         required=True,
+        validate=domain_rule(_purchased_at),
         metadata={
             "description": "ISO 8601 with a UTC offset; at most a day ahead",
             "example": "2024-05-01T10:00:00+02:00",

@@ -14,7 +14,6 @@ from decimal import Decimal
 import marshmallow as ma
 from flask.views import MethodView
 
-from core.errors import InvalidInput
 from recommend.model.answers import Answer
 from recommend.model.recommender import MAX_LIMIT, STRATEGIES, Filters
 from service.extensions import Blueprint
@@ -38,8 +37,21 @@ class FilterQuerySchema(StrictSchema):
     )
     category = ma.fields.String(validate=ma.validate.Length(1, 64))
     in_stock_only = ma.fields.Boolean(load_default=True)
-    min_price = ma.fields.String(validate=ma.validate.Regexp(PRICE_RE, error="a decimal string"))
-    max_price = ma.fields.String(validate=ma.validate.Regexp(PRICE_RE, error="a decimal string"))
+    min_price = ma.fields.String(
+        validate=ma.validate.Regexp(PRICE_RE, error="a decimal string"),
+        metadata={"description": "A decimal string; at most `max_price` (422 otherwise)."},
+    )
+    max_price = ma.fields.String(
+        validate=ma.validate.Regexp(PRICE_RE, error="a decimal string"),
+        metadata={"description": "A decimal string; at least `min_price` (422 otherwise)."},
+    )
+
+    @ma.validates_schema
+    def price_range(self, data: dict, **_kwargs: object) -> None:
+        lo, hi = data.get("min_price"), data.get("max_price")
+        if lo and hi and Decimal(lo) > Decimal(hi):  # both at fault: either may be the typo
+            message = "min_price is above max_price"
+            raise ma.ValidationError({"min_price": [message], "max_price": [message]})
 
 
 class RecommendationQuerySchema(FilterQuerySchema):
@@ -88,8 +100,6 @@ class ItemListSchema(ma.Schema):
 def _filters(query: dict) -> Filters:
     lo = Decimal(query["min_price"]) if query.get("min_price") else None
     hi = Decimal(query["max_price"]) if query.get("max_price") else None
-    if lo is not None and hi is not None and lo > hi:
-        raise InvalidInput("min_price is above max_price", field="min_price")
     return Filters(
         category=query.get("category"),
         in_stock_only=query["in_stock_only"],
