@@ -29,6 +29,7 @@ from profiles.identity_index import Identity
 from profiles.keys import Keys
 from profiles.merge import Merges
 from profiles.profile_hash import MAX_ALIAS_HOPS, Profile, ProfileHashes, Stored, dumps
+from profiles.traits import traits_from
 
 # Profile and Stored live in profiles/profile_hash.py; code outside profiles/ imports them here.
 __all__ = ["Profile", "ProfileStore", "Reads", "Stored"]
@@ -125,7 +126,8 @@ class ProfileStore(ProfileHashes):
             # not refused for the claim grace period
             self._release_unwritten(cid, claimed)
             raise
-        return Profile(cid, 1, doc, cid)
+        # a new profile has no activity: its traits are the zeroed ones identify answers with
+        return Profile(cid, 1, doc, cid, traits_from([{}, [], 0], now))
 
     def _release_unwritten(self, cid: str, claimed: list[Identity]) -> None:
         try:

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from core.errors import InvalidInput
+from profiles.activity_input import money_str
 from recommend.catalog.categories import derive_category
 
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -70,6 +71,7 @@ def normalise_product(data: dict[str, Any], product_id: str | None = None) -> di
         price = _price(price)
         if not isinstance(currency, str) or not CURRENCY.match(currency):
             raise InvalidInput("currency: an ISO 4217 code such as GBP", field="currency")
+        price = money_str(Decimal(price), currency)  # as purchases store it: "8.5" -> "8.50"
     elif currency is not None:
         if not isinstance(currency, str) or not CURRENCY.match(currency):
             raise InvalidInput("currency: an ISO 4217 code such as GBP", field="currency")

@@ -141,3 +141,15 @@ def test_read_many_scope_is_recommend_read(api_as, client):
     assert api_as("recommend:read").get("/v1/products?ids=M1").status_code == 200
     resp = api_as("profiles:read").get("/v1/products?ids=M1")
     assert resp.status_code == 403 and resp.json["required_scope"] == "recommend:read"
+
+
+def test_catalog_prices_are_stored_as_purchases_store_money(api):
+    body = {"name": "Tea towel", "price": "8.5", "currency": "EUR"}
+    assert api.put("/v1/products/TT-1", json=body).status_code in (200, 201)
+    assert api.get("/v1/products/TT-1").json["price"] == "8.50"
+    body = {"name": "Yen item", "price": "300", "currency": "JPY"}
+    assert api.put("/v1/products/JP-1", json=body).status_code in (200, 201)
+    assert api.get("/v1/products/JP-1").json["price"] == "300"
+    body = {"name": "Fine", "price": "1.2345", "currency": "GBP"}
+    assert api.put("/v1/products/FN-1", json=body).status_code in (200, 201)
+    assert api.get("/v1/products/FN-1").json["price"] == "1.2345"  # never rounded away

@@ -449,3 +449,12 @@ def test_concurrent_identifies_that_merge_the_same_profiles(app, api):
     assert api.get(f"/v1/profiles/{newer['id']}").headers["Rapport-Merged-Into"] == older["id"]
     history = api.get(f"/v1/profiles/{older['id']}/export").json["merges"]
     assert [m["status"] for m in history] == ["done"]  # a merge that lost the race left nothing
+
+
+def test_a_new_profile_answers_with_the_zeroed_traits_identify_gives(api):
+    created = api.post("/v1/profiles", json={"email": "zero@example.com"}).json
+    identified = api.post(
+        "/v1/profiles/identify", json={"identities": {"email": "zero2@example.com"}}
+    ).json["profile"]
+    assert created["traits"] == identified["traits"] != {}
+    assert created["traits"] == api.get(f"/v1/profiles/{created['id']}").json["traits"]
