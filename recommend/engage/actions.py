@@ -146,7 +146,9 @@ class NextBestActions:
         )
         if customer_id and request_id is not None:
             shown = [item["action_id"] for item in items]
-            self.policy.record_impressions(customer_id, group, shown, request_id)
+            seen = {a["id"]: a for a in actions}
+            segments = {aid: segment_of(facts, seen.get(aid)) for aid in shown}
+            self.policy.record_impressions(customer_id, group, shown, request_id, segments)
         return {
             "customer_id": customer_id,
             "channel": channel,

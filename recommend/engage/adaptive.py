@@ -40,7 +40,8 @@ its mean; an item a sample lifted above its estimate says so in its reasons. A s
 **Control group.** ``RAPPORT_NBA_CONTROL_SHARE`` (default 0.1) of the customers, chosen by a
 stable hash of the customer id and ``RAPPORT_NBA_SALT``, get the global-rate ranking; the
 answer says which ``group``. Offers and outcomes are also counted per group and UTC day
-(``SharedKeys.action_outcomes``, kept ``RETAIN_DAYS``) for ``recommend/engage/uplift.py``.
+(``SharedKeys.action_outcomes``, kept ``RETAIN_DAYS``) for ``recommend/engage/uplift.py``, and
+per group, segment key (``REPORT_KEYS``) and value (:func:`segment_outcomes_key`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ CHAINS: tuple[tuple[tuple[str, ...], ...], ...] = (
     (("support",),),
 )
 SEGMENT_KEYS: tuple[tuple[str, ...], ...] = tuple(key for chain in CHAINS for key in chain)
+# the keys of the per-segment outcome counts (the report's ``segment``): every dimension alone
+# and the model's two pairs; at most MAX_REPORT_VALUES values per key and day, then "other"
+REPORT_KEYS: tuple[str, ...] = (*DIMENSIONS, "tier.channel", "frequency.recency")
+OPEN_REPORT_KEYS = ("country", "context", "category")  # the others have <= 20 values by design
+MAX_REPORT_VALUES = 50
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9 _&-]{0,31}$")
 
@@ -161,6 +167,18 @@ def suffixes(segment: Mapping[str, str]) -> tuple[str, ...]:
         f"|{name}|{'.'.join([segment[d] for d in key])}"
         for name, key in zip(_KEY_NAMES, SEGMENT_KEYS, strict=True)
     )
+
+
+def report_values(segment: Mapping[str, str]) -> dict[str, str]:
+    """The value of every ``REPORT_KEYS`` key for a segment (``gold.chat`` for tier.channel)."""
+    return {key: ".".join(segment[d] for d in key.split(".")) for key in REPORT_KEYS}
+
+
+def segment_outcomes_key(keys: Any, day: str) -> str:
+    """Hash of one UTC day's per-segment outcomes, in the slot of ``keys.action_outcomes(day)``
+    (its hash tag): ``<group>:<action>:<counter>:<segment key>:<value>`` -> count, and the
+    values admitted per key (``=<key>:<value>``, ``#<key>``; see ``impressions.py``)."""
+    return f"{{{keys.action_outcomes(day)}}}:segments"
 
 
 def segment_field(action_id: str, key: Sequence[str], segment: Mapping[str, str]) -> str:
@@ -389,10 +407,17 @@ class AdaptivePropensity:
         group = self.group_of(customer_id)
         day_key = keys.action_outcomes(day_of(now))
         counts = {"shown": shown and not impressed, "accepted": accepted, "completed": completed}
+        values = report_values(segment) if segment is not None else {}
+        per_segment = segment_outcomes_key(keys, day_of(now))
         for counter, yes in counts.items():
             if yes:
                 pipe.hincrby(day_key, f"{group}:{action_id}:{counter}", 1)
+                for name, value in values.items():  # as is; the report folds unadmitted ones
+                    field = f"{group}:{action_id}:{counter}:{name}:{value}"
+                    pipe.hincrby(per_segment, field, 1)
         pipe.expire(day_key, int(RETAIN_DAYS * 86400))
+        if values:
+            pipe.expire(per_segment, int(RETAIN_DAYS * 86400))
 
 
 def _reason(accepted: int, shown: int, key: Sequence[str], segment: Mapping[str, str]) -> str:

@@ -111,10 +111,15 @@ class ContactPolicy:
 
     # -- impressions (recommend/engage/impressions.py) -----------------------------------------
     def record_impressions(
-        self, customer_id: str, group: str, action_ids: list[str], request_id: str | None
+        self,
+        customer_id: str,
+        group: str,
+        action_ids: list[str],
+        request_id: str | None,
+        segments: dict[str, dict[str, str]] | None = None,
     ) -> None:
         """The impressions of one answer: the customer's (one pipeline) and the group's daily
-        counts (one script call, counted once per request id)."""
+        counts, per segment too (one script call, counted once per request id)."""
         if not action_ids:
             return
         now = self.clock()
@@ -129,6 +134,7 @@ class ContactPolicy:
             action_ids=action_ids,
             request_id=request_id,
             now=now,
+            segments=segments,
         )
 
     def check_shown(self, customer_id: str, action_id: str, feedback_id: str, outcome: str) -> bool:

@@ -16,33 +16,77 @@ feedback of the customer on the action (a follow-up); otherwise it is 422 (``act
 ``completed`` (the agent carried the action out, suggested or not) and the product feedback
 of the recommendations panel need none: with no matching impression they count as their
 own impression (so ``accepted <= shown`` holds per group and day).
+
+**Per segment.** The same script call also counts each impression per segment key and value
+(``adaptive.REPORT_KEYS``: the eight dimensions and the model's pairs tier.channel and
+frequency.recency) in the day's segment hash (``adaptive.segment_outcomes_key``, same slot):
+``<group>:<action>:shown:<key>:<value>``. The keys with an open set of values
+(``OPEN_REPORT_KEYS``: country, context, category) admit at most ``MAX_REPORT_VALUES`` (50)
+distinct values per UTC day, first come (``=<key>:<value>`` marks one, ``#<key>`` counts
+them); a value past them is counted as ``other``. The others have at most 20 values by
+construction (tier 6, channel 3, frequency 4, recency 5, support 2, tier.channel 18,
+frequency.recency 20). Feedback (``AdaptivePropensity.queue_count``,
+in the feedback pipeline, which cannot read) is counted under its own value; the report folds
+a value its day did not admit into ``other``, so a day's shown and accepted agree per value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import InvalidInput
-from recommend.engage.adaptive import RETAIN_DAYS, day_of
+from recommend.engage.adaptive import (
+    MAX_REPORT_VALUES,
+    OPEN_REPORT_KEYS,
+    RETAIN_DAYS,
+    day_of,
+    report_values,
+    segment_outcomes_key,
+)
 
 DAY = 86400
 REQUEST_TTL = DAY  # a request id counts its impressions once within this time
 
-# KEYS: the day's outcome hash, the request's marker ('' request id: no marker)
-# ARGV: marker ttl, retain seconds, fields to increment...
+# KEYS: the day's outcome hash, the request's marker, the day's segment hash (one slot)
+# ARGV: marker ttl ('0': no marker), retain seconds, values per key, n, n fields to increment,
+#       then triples (field prefix, segment key, value): <prefix>:<key>:<value admitted or other>
 COUNT_LUA = """
 if ARGV[1] ~= '0' then
   if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
     return 0
   end
 end
-for i = 3, #ARGV do
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do
   redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+local cap, seen = tonumber(ARGV[3]), {}
+local OPEN = {OPEN_KEYS}
+for i = 5 + n, #ARGV, 3 do
+  local key, value = ARGV[i + 1], ARGV[i + 2]
+  local mark = '=' .. key .. ':' .. value
+  local got = seen[mark]
+  if not got then
+    got = value
+    if OPEN[key] and value ~= 'other' and redis.call('HEXISTS', KEYS[3], mark) == 0 then
+      if tonumber(redis.call('HGET', KEYS[3], '#' .. key) or '0') < cap then
+        redis.call('HSET', KEYS[3], mark, '1')
+        redis.call('HINCRBY', KEYS[3], '#' .. key, 1)
+      else
+        got = 'other'
+      end
+    end
+    seen[mark] = got
+  end
+  redis.call('HINCRBY', KEYS[3], ARGV[i] .. ':' .. key .. ':' .. got, 1)
+end
+if #ARGV > 4 + n then
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
 return 1
-"""
+""".replace("OPEN_KEYS", ", ".join(f"[{key!r}] = true" for key in OPEN_REPORT_KEYS))
 
 
 def count(
@@ -53,14 +97,26 @@ def count(
     action_ids: Sequence[str],
     request_id: str | None,
     now: float,
+    segments: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Count the per-group daily impressions of one answer (once per ``request_id``) with
-    ``script``, the registered :data:`COUNT_LUA` (one call in the day key's slot)."""
+    ``script``, the registered :data:`COUNT_LUA` (one call in the day key's slot); with
+    ``segments`` (action id -> ``adaptive.segment_of``), also per segment key and value."""
     day = day_of(now)
     marker = keys.action_impression_request(day, request_id or "-")
     fields = [f"{group}:{aid}:shown" for aid in action_ids]
+    triples: list[str] = []
+    for aid in action_ids:
+        segment = (segments or {}).get(aid)
+        if segment is not None:
+            for key, value in report_values(segment).items():
+                triples += (f"{group}:{aid}:shown", key, value)
     ttl = str(REQUEST_TTL) if request_id else "0"
-    script(keys=[keys.action_outcomes(day), marker], args=[ttl, str(RETAIN_DAYS * DAY), *fields])
+    head = [ttl, str(RETAIN_DAYS * DAY), str(MAX_REPORT_VALUES), str(len(fields))]
+    script(
+        keys=[keys.action_outcomes(day), marker, segment_outcomes_key(keys, day)],
+        args=[*head, *fields, *triples],
+    )
 
 
 def check_shown(

@@ -3,7 +3,8 @@ counters, and the experiment settings (control share, salt) stored in Redis.
 
 **Reset** (``reset_learning``) zeroes what the adaptive propensity learned about one action:
 its segment counters (``SharedKeys.action_segments`` fields ``<action>|...``) and its
-per-group daily outcome buckets (``SharedKeys.action_outcomes``, every retained day). The
+per-group daily outcome buckets (``SharedKeys.action_outcomes``, every retained day, and the
+per-segment ones of ``adaptive.segment_outcomes_key``; a day's admitted values stay). The
 customers' feedback records, cooldowns and contact logs stay (they are the history, and the
 contact policy needs them), and so do the action's global statistics (``action_stats``, the
 catalogue's report and the root of the back-off).
@@ -19,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from recommend.engage.adaptive import GROUPS, RETAIN_DAYS, day_of
+from recommend.engage.adaptive import GROUPS, RETAIN_DAYS, day_of, segment_outcomes_key
 
 OUTCOME_COUNTERS = ("shown", "accepted", "completed")
 _SCAN_COUNT = 1000
@@ -40,11 +41,33 @@ def reset_learning(client: Any, keys: Any, action_id: str, now: float | None = N
     for back in range(RETAIN_DAYS + 1):
         pipe.hdel(keys.action_outcomes(day_of(now - back * 86400)), *buckets)
     removed_outcomes = sum(int(n) for n in pipe.execute())
+    removed_outcomes += _reset_segment_outcomes(client, keys, action_id, now)
     return {
         "action_id": action_id,
         "segment_fields": removed_segments,
         "outcome_fields": removed_outcomes,
     }
+
+
+def _reset_segment_outcomes(client: Any, keys: Any, action_id: str, now: float) -> int:
+    """Remove the action's per-segment outcome fields from every retained day; returns how
+    many (the days' hashes that exist are scanned)."""
+    names = [
+        segment_outcomes_key(keys, day_of(now - back * 86400)) for back in range(RETAIN_DAYS + 1)
+    ]
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.exists(name)
+    removed = 0
+    for name, exists in zip(names, pipe.execute(), strict=True):
+        if not exists:
+            continue
+        for group in GROUPS:
+            match = _escape(f"{group}:{action_id}:") + "*"
+            fields = [f for f, _ in client.hscan_iter(name, match=match, count=_SCAN_COUNT)]
+            for start in range(0, len(fields), _SCAN_COUNT):
+                removed += int(client.hdel(name, *fields[start : start + _SCAN_COUNT]))
+    return removed
 
 
 def _escape(text: str) -> str:

@@ -1,7 +1,9 @@
 """How the next-best actions do per experiment group: acceptance per action and group
 (adaptive, control) with Wilson 95% intervals, and the uplift of adaptive over control with
 Newcombe's interval. Input: the daily per-group counters ``ContactPolicy`` keeps
-(``SharedKeys.action_outcomes``, see ``recommend/engage/adaptive.py``)."""
+(``SharedKeys.action_outcomes``, see ``recommend/engage/adaptive.py``); and the same per
+segment key and value (:func:`segment_performance`, from the per-day segment hashes that
+``recommend/engage/impressions.py`` describes)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any
 
-from recommend.engage.adaptive import GROUPS
+from recommend.engage.adaptive import (
+    GROUPS,
+    MAX_REPORT_VALUES,
+    OPEN_REPORT_KEYS,
+    REPORT_KEYS,
+    segment_outcomes_key,
+)
 
 Z95 = 1.959963984540054
 
@@ -122,3 +130,70 @@ def daily(day_names: Iterable[str], days: Iterable[Mapping[str, str]]) -> list[d
             }
         )
     return out
+
+
+# -- per segment ---------------------------------------------------------------------------------
+def read_segment_days(client: Any, keys: Any, days: Iterable[str]) -> list[dict[str, str]]:
+    """The per-day segment hashes of ``days`` (one pipeline)."""
+    pipe = client.pipeline(transaction=False)
+    for day in days:
+        pipe.hgetall(segment_outcomes_key(keys, day))
+    return list(pipe.execute())
+
+
+def _segment_counts(days: Iterable[Mapping[str, str]], key: str) -> dict[tuple[str, str], dict]:
+    """(action, value) -> group -> counter -> count for one segment key; a value of an open
+    key its day did not admit counts as ``other``."""
+    totals: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+    for raw in days:
+        for field, count in raw.items():
+            parts = field.split(":", 4)
+            if len(parts) < 5 or parts[0] not in GROUPS or parts[3] != key:
+                continue
+            group, aid, counter, _, value = parts
+            if key in OPEN_REPORT_KEYS and value != "other" and f"={key}:{value}" not in raw:
+                value = "other"
+            per = totals.setdefault((aid, value), {g: {} for g in GROUPS})[group]
+            per[counter] = per.get(counter, 0) + int(count)
+    return totals
+
+
+def segment_performance(
+    days: Iterable[Mapping[str, str]], action_ids: Iterable[str], key: str
+) -> list[dict[str, Any]]:
+    """Per action and value of segment ``key`` (one of ``adaptive.REPORT_KEYS``), per group:
+    offers, acceptance with its Wilson interval, completion, and the uplift of adaptive over
+    control. Over the range at most ``MAX_REPORT_VALUES`` values are named (most offers first;
+    ties by name), the others are summed into ``other``. ``days``: the raw segment hashes."""
+    if key not in REPORT_KEYS:
+        raise ValueError(key)
+    totals = _segment_counts(days, key)
+    offers: dict[str, int] = {}
+    for (_, value), groups in totals.items():
+        offers[value] = offers.get(value, 0) + sum(g.get("shown", 0) for g in groups.values())
+    named = sorted((v for v in offers if v != "other"), key=lambda v: (-offers[v], v))
+    keep = set(named[:MAX_REPORT_VALUES])
+    merged: dict[str, dict[str, dict[str, dict[str, int]]]] = {aid: {} for aid in action_ids}
+    for (aid, value), groups in totals.items():
+        into = merged.setdefault(aid, {}).setdefault(
+            value if value in keep else "other", {g: {} for g in GROUPS}
+        )
+        for g, counters in groups.items():
+            for counter, n in counters.items():
+                into[g][counter] = into[g].get(counter, 0) + n
+    return [
+        {
+            "action_id": aid,
+            "values": [
+                {
+                    "value": value,
+                    "groups": {g: _group_view(groups[g]) for g in GROUPS},
+                    "uplift": _uplift(groups["adaptive"], groups["control"]),
+                }
+                for value, groups in sorted(
+                    merged[aid].items(), key=lambda kv: (kv[0] == "other", kv[0])
+                )
+            ],
+        }
+        for aid in sorted(merged)
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from recommend.engage.adaptive import REPORT_KEYS
 from service.schemas import StrictSchema
 
 
@@ -16,6 +17,10 @@ class PerformanceQuerySchema(StrictSchema):
         metadata={"description": "First UTC day (YYYY-MM-DD), default `to` - 29 days"},
     )
     to = ma.fields.Date(metadata={"description": "Last UTC day (YYYY-MM-DD), default today"})
+    segment = ma.fields.String(
+        validate=ma.validate.OneOf(REPORT_KEYS),
+        metadata={"description": "Also report per value of this segment key (`segments`)"},
+    )
 
 
 class GroupPerformanceSchema(ma.Schema):
@@ -64,6 +69,17 @@ class DailySchema(ma.Schema):
     control = ma.fields.Nested(DailyGroupSchema)
 
 
+class ActionSegmentValueSchema(ma.Schema):
+    value = ma.fields.String(metadata={"description": "the segment value, or `other`"})
+    groups = ma.fields.Nested(GroupsSchema)
+    uplift = ma.fields.Nested(UpliftSchema, allow_none=True)
+
+
+class ActionSegmentPerformanceSchema(ma.Schema):
+    action_id = ma.fields.String()
+    values = ma.fields.List(ma.fields.Nested(ActionSegmentValueSchema))
+
+
 class PerformanceSchema(ma.Schema):
     from_ = ma.fields.String(data_key="from")
     to = ma.fields.String()
@@ -73,6 +89,13 @@ class PerformanceSchema(ma.Schema):
     daily = ma.fields.List(
         ma.fields.Nested(DailySchema),
         metadata={"description": "Per day over all actions, both groups (the console's chart)"},
+    )
+    segment = ma.fields.String(metadata={"description": "The `segment` asked for"})
+    segments = ma.fields.List(
+        ma.fields.Nested(ActionSegmentPerformanceSchema),
+        metadata={
+            "description": "With `segment`: per action, per value (at most 50, then `other`)"
+        },
     )
 
 
