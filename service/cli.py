@@ -36,6 +36,7 @@ from service import create_app
 from service.auth import ApiKeyNotFound, ApiKeyStore
 from service.cli_store import app_state, use_store
 from service.cli_training import models_group, train_command
+from service.cli_worker import start_worker_process, worker_command
 from service.config import Config, ConfigError
 from service.demo_cli import demo_banner, demo_key, demo_key_path, demo_load_report
 from service.logs import configure_logging
@@ -172,13 +173,21 @@ def demo(bind, workers, threads, timeout, gunicorn_config) -> None:
     ).start()
     address = bind or "127.0.0.1:8000"
     banner = demo_banner(address, token, key_file, reused=reused)
-    sys.exit(
-        _serve(
+    # the webhook delivery worker beside the server (docs/webhooks.md); stopped with it
+    delivery = start_worker_process(url, RAPPORT_WORKER_METRICS_PORT="0")
+    try:
+        code = _serve(
             config,
             _gunicorn_args(address, workers, threads, timeout, gunicorn_config),
             banner=banner,
         )
-    )
+    finally:
+        delivery.terminate()
+        try:
+            delivery.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            delivery.kill()
+    sys.exit(code)
 
 
 # -- import (profiles/importer.py) --------------------------------------------------------------
@@ -378,6 +387,7 @@ def spec(write: bool, check: bool) -> None:
 # -- train / models (service/cli_training.py) -------------------------------------------------
 cli.add_command(train_command)
 cli.add_command(models_group)
+cli.add_command(worker_command)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from service.api import (
     profiles,
     purchases,
     recommendations,
+    subscriptions,
 )
 from service.console import bp as console
 from service.extensions import RapportApi
@@ -38,6 +39,7 @@ def register_blueprints(app: Flask, api: RapportApi) -> None:
         purchases,
         events,
         ingest,
+        subscriptions,
         audit,
     ):
         api.register_blueprint(module.blp)
