@@ -39,3 +39,6 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
 # Set REDIS_URL for a real deployment; without it an embedded Redis is started under /data.
 ENTRYPOINT ["rapport"]
 CMD ["serve"]
+# The webhook delivery worker runs from the same image with another command, e.g.
+#   docker run -e REDIS_URL=redis://redis:6379/0 <image> worker
+# (deploy/compose.yaml, deploy/k8s-worker.yaml); metrics on RAPPORT_WORKER_METRICS_PORT (9464).

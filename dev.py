@@ -36,6 +36,7 @@ BENCHMARKS = {
     "bench-abuse": "bench/abuse.py",  # hostile requests and a bad-request flood
     "bench-faults": "bench/faults.py",  # kill -9 Redis/workers, outage, corrupt models
     "bench-nba": "bench/nba_adaptive.py",  # adaptive next-best actions vs global rate, oracle
+    "bench-connect": "bench/connect.py",  # webhook delivery lag, worker kill -9, outage
 }
 
 

@@ -53,9 +53,13 @@ def worker_command(worker_id: str | None, metrics_port: int | None, metrics_host
     client.close()
 
 
-def start_worker_process(redis_url: str, **env_overrides: str) -> subprocess.Popen[Any]:
+def start_worker_process(
+    redis_url: str, worker_id: str | None = None, **env_overrides: str
+) -> subprocess.Popen[Any]:
     """``rapport worker`` as a child process on ``redis_url`` (``rapport demo`` runs one)."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(REDIS_URL=redis_url, **env_overrides)
     args = [sys.executable, "-c", "from service.cli import main; main()", "worker"]
+    if worker_id:
+        args += ["--id", worker_id]
     return subprocess.Popen(args, env=env)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 
@@ -15,6 +16,7 @@ class Receiver:
         self.requests: list[dict] = []
         self.status = 204
         self.lock = threading.Lock()
+        self.connections: set = set()
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -22,6 +24,11 @@ class Receiver:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with receiver.lock:
+                    receiver.connections.add(self.connection)
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
@@ -60,5 +67,13 @@ class Receiver:
             ]
 
     def stop(self) -> None:
+        """Stop listening and drop the open (keep-alive) connections: the receiver is down."""
         self.server.shutdown()
         self.server.server_close()
+        with self.lock:
+            for conn in self.connections:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.connections.clear()

@@ -23,7 +23,7 @@ from profiles.store import Profile
 from service.access import current_key
 from service.errors import MalformedRequest
 from service.extensions import Blueprint
-from service.schemas import StrictSchema, phone_field
+from service.schemas import StrictSchema, domain_rule, phone_field
 from service.state import state
 
 
@@ -45,18 +45,7 @@ blp = _ProfilesBlueprint(
 
 
 # -- validation ----------------------------------------------------------------------------------
-def _check(fn: Callable[..., Any], *args: Any) -> Callable[[Any], None]:
-    """A marshmallow validator from a ``profiles.document`` normaliser."""
-
-    def validator(value: Any) -> None:
-        if value is None:
-            return
-        try:
-            fn(value, *args)
-        except InvalidInput as err:
-            raise ma.ValidationError(err.detail) from None
-
-    return validator
+_check = domain_rule  # a marshmallow validator from a ``profiles.document`` normaliser
 
 
 def _nested_check(fn: Callable[..., Any], prefix: str, *args: Any) -> Callable[[Any], None]:

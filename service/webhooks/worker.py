@@ -47,25 +47,13 @@ from service.webhooks.queues import DeliveryQueues
 from service.webhooks.sender import Attempt, Sender
 from service.webhooks.subscriptions import Subscription, SubscriptionStore
 from service.webhooks.targets import TargetPolicy
+from service.webhooks.worker_leases import ACQUIRE, GROUP, RELEASE, RENEW, pending_estimate
 
 log = logging.getLogger("rapport.worker")
 
-GROUP = "rapport-webhooks"
 LEASE_GROUPS = 16
 MAX_BACKOFF_S = 3600.0
 _NO_CUSTOMER = "_"  # the queue of events about no customer (model.activated)
-
-# KEYS[1] lease; ARGV[1] owner, ARGV[2] ms: renew only a lease still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class Worker:
@@ -110,8 +98,9 @@ class Worker:
         self._last_sweep = 0.0
         self._subs: list[Subscription] = []
         self._subs_at = 0.0
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW)
+        self._acquire = client.register_script(ACQUIRE)
+        self._release = client.register_script(RELEASE)
         self._pubsub: Any = None
         self.delivered = 0  # attempts that got a 2xx (tests, the minute log line)
 
@@ -164,7 +153,9 @@ class Worker:
         handled = self._read_and_deliver(shards) if shards else 0
         self._retry_due()
         if handled:
-            metrics.outbox_pending.set(self._pending_estimate())
+            metrics.outbox_pending.set(
+                pending_estimate(self.redis, self.outbox, self._held_shards())
+            )
         return handled
 
     def wait(self, seconds: float) -> None:
@@ -194,8 +185,8 @@ class Worker:
         for group in range(LEASE_GROUPS):
             if len(self.groups) >= fair:
                 break
-            if group not in self.groups and self.redis.set(
-                k.outbox_lease(group), self.id, nx=True, px=self.lease_ms
+            if group not in self.groups and self._acquire(
+                keys=[k.outbox_lease(group)], args=[self.id, self.lease_ms]
             ):
                 self._take(group)
         while len(self.groups) > fair:
@@ -440,20 +431,3 @@ class Worker:
                 continue
             self.queues.retry_later(sub.id, customer, item, self._next_at(item))
             return
-
-    def _pending_estimate(self) -> int:
-        """Entries read by no one yet or not acknowledged, over the shards this worker holds
-        (XINFO GROUPS lag + pending; bounded to the first 64 shards on a Cluster)."""
-        total = 0
-        shards = [
-            s for g in sorted(self.groups) for s in range(g, self.outbox.shards, LEASE_GROUPS)
-        ]
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards[:64]:
-            pipe.xinfo_groups(self.outbox.stream(shard))
-        for reply in pipe.execute(raise_on_error=False):
-            if isinstance(reply, list):
-                for group in reply:
-                    if group.get("name") == GROUP:
-                        total += int(group.get("pending") or 0) + int(group.get("lag") or 0)
-        return total

@@ -10,39 +10,20 @@ import pytest
 from profiles.store import ProfileStore
 from recommend.engage.adaptive import REPORT_KEYS
 from recommend.engage.uplift import wilson
+from tests.api import test_actions
 
+# the app with half the customers in control and impressions needed (test_actions' fixtures)
+shown_app = test_actions.shown_app
+shown_api = test_actions.shown_api
 PROBLEM = "application/problem+json"
 CATALOGUE = [{"id": "tips", "title": "Tips", "category": "service", "value": 6}]
 
 
 @pytest.fixture
-def seg_app(app_config, redis_client):
-    """Half the customers in control, no exploration, impressions needed for feedback."""
-    from service import create_app
-
-    config = {
-        **app_config,
-        "nba_control_share": 0.5,
-        "nba_explore_share": 0.0,
-        "nba_salt": "t",
-        "nba_impression_window_s": 3600,
-    }
-    return create_app(config, redis=redis_client)
-
-
-@pytest.fixture
-def seg_api(seg_app):
-    from tests.conftest import ApiClient
-
-    _, token = seg_app.extensions["rapport"].api_keys.create("admin", ["admin"])
-    return ApiClient(seg_app.test_client(), token)
-
-
-@pytest.fixture
-def customers(seg_app, redis_client):
+def customers(shown_app, redis_client):
     """Customer ids per (group, tier): three of each."""
-    profiles = ProfileStore(redis_client, seg_app.extensions["rapport"].keys)
-    learning = seg_app.extensions["rapport"].engage.policy.learning
+    profiles = ProfileStore(redis_client, shown_app.extensions["rapport"].keys)
+    learning = shown_app.extensions["rapport"].engage.policy.learning
     out: dict[tuple[str, str], list[str]] = {}
     for tier in ("gold", "bronze"):
         while any(len(out.get((g, tier), [])) < 3 for g in ("adaptive", "control")):
@@ -99,10 +80,10 @@ def _view(shown, accepted, completed=0):
     }
 
 
-def test_performance_per_tier_for_a_crafted_two_segment_case(seg_api, customers):
-    assert seg_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
-    _crafted(seg_api, customers)
-    resp = seg_api.get("/v1/actions/performance?segment=tier")
+def test_performance_per_tier_for_a_crafted_two_segment_case(shown_api, customers):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    _crafted(shown_api, customers)
+    resp = shown_api.get("/v1/actions/performance?segment=tier")
     assert resp.status_code == 200, resp.json
     body = resp.json
     assert body["segment"] == "tier"
@@ -122,37 +103,37 @@ def test_performance_per_tier_for_a_crafted_two_segment_case(seg_api, customers)
     assert totals["control"]["shown"] == 3 and totals["control"]["accepted"] == 1
     # every other segment key: one value per dimension these customers share
     for key in REPORT_KEYS:
-        seg = seg_api.get(f"/v1/actions/performance?segment={key}").json
+        seg = shown_api.get(f"/v1/actions/performance?segment={key}").json
         row = next(s for s in seg["segments"] if s["action_id"] == "tips")
         for group in ("adaptive", "control"):
             assert sum(v["groups"][group]["shown"] for v in row["values"]) == totals[group]["shown"]
-    channel = seg_api.get("/v1/actions/performance?segment=tier.channel").json
+    channel = shown_api.get("/v1/actions/performance?segment=tier.channel").json
     row = next(s for s in channel["segments"] if s["action_id"] == "tips")
     assert [v["value"] for v in row["values"]] == ["bronze.chat", "gold.chat"]
-    country = seg_api.get("/v1/actions/performance?segment=country").json
+    country = shown_api.get("/v1/actions/performance?segment=country").json
     row = next(s for s in country["segments"] if s["action_id"] == "tips")
     assert [v["value"] for v in row["values"]] == ["none"]
 
 
-def test_without_segment_the_report_has_no_segment_part(seg_api, customers):
-    assert seg_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
-    _crafted(seg_api, customers)
-    body = seg_api.get("/v1/actions/performance").json
+def test_without_segment_the_report_has_no_segment_part(shown_api, customers):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    _crafted(shown_api, customers)
+    body = shown_api.get("/v1/actions/performance").json
     assert "segment" not in body and "segments" not in body
     assert set(body) == {"from", "to", "control_share", "items", "total", "daily"}
 
 
-def test_a_range_before_the_offers_has_no_values(seg_api, customers):
-    assert seg_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
-    _crafted(seg_api, customers)
-    old = seg_api.get("/v1/actions/performance?segment=tier&from=2020-01-01&to=2020-01-31")
+def test_a_range_before_the_offers_has_no_values(shown_api, customers):
+    assert shown_api.put("/v1/actions", json={"items": CATALOGUE}).status_code == 200
+    _crafted(shown_api, customers)
+    old = shown_api.get("/v1/actions/performance?segment=tier&from=2020-01-01&to=2020-01-31")
     assert old.status_code == 200
     assert all(s["values"] == [] for s in old.json["segments"])
 
 
 @pytest.mark.parametrize("value", ["planet", "", "TIER", "tier.country"])
-def test_an_unknown_segment_key_is_422_in_the_query(seg_api, value):
-    resp = seg_api.get(f"/v1/actions/performance?segment={value}")
+def test_an_unknown_segment_key_is_422_in_the_query(shown_api, value):
+    resp = shown_api.get(f"/v1/actions/performance?segment={value}")
     assert resp.status_code == 422, resp.json
     assert resp.content_type == PROBLEM
     assert {(e["field"], e["location"]) for e in resp.json["errors"]} == {("segment", "query")}

@@ -211,3 +211,18 @@ def test_a_killed_worker_loses_nothing(api, redis_client, redis_url, receiver, s
             stop_process_group(proc)
     ids = [d["id"] for d in receiver.delivered()]
     assert len(set(ids)) == 60  # every change at least once (duplicates allowed)
+
+
+def test_a_worker_started_again_with_its_id_resumes_its_leases_at_once(redis_client):
+    first = worker(redis_client, "same")
+    first.step()
+    assert len(first.groups) == LEASE_GROUPS
+    first._pubsub.close()  # killed: its leases stay until they expire
+    again, other = worker(redis_client, "same"), worker(redis_client, "other")
+    other.step()
+    assert other.groups == set()  # still held by the dead "same"
+    again.step()
+    # its own: taken back without waiting for the 15 s expiry (its fair share of 2 live workers)
+    assert len(again.groups) == LEASE_GROUPS // 2
+    again.close()
+    other.close()
