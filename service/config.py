@@ -317,16 +317,7 @@ class Config:
             raise ConfigError("RAPPORT_AUDIT_RETENTION_DAYS: must be at least 1")
         if not 0 <= self.audit_flush_ms <= 10_000:
             raise ConfigError("RAPPORT_AUDIT_FLUSH_MS: must be in [0, 10000]")
-        if self.outbox_maxlen < 1000:
-            raise ConfigError("RAPPORT_OUTBOX_MAXLEN: must be at least 1000")
-        if self.webhook_retry_seconds < 0:
-            raise ConfigError("RAPPORT_WEBHOOK_RETRY_SECONDS: must be 0 or more")
-        if not 0 < self.webhook_timeout <= 300:
-            raise ConfigError("RAPPORT_WEBHOOK_TIMEOUT: must be in (0, 300]")
-        if self.webhook_allow_private not in (0, 1):
-            raise ConfigError("RAPPORT_WEBHOOK_ALLOW_PRIVATE: 0 or 1")
-        if not 0 <= self.worker_metrics_port <= 65535:
-            raise ConfigError("RAPPORT_WORKER_METRICS_PORT: must be a port number or 0")
+        self._check_webhooks()
         if self.pii_names not in (0, 1):
             raise ConfigError("RAPPORT_PII_NAMES: 0 or 1")
         try:
@@ -355,6 +346,18 @@ class Config:
             except RedisUrlError as exc:
                 name = "REDIS_URL" if self.redis_url else "REDIS_CLUSTER_NODES"
                 raise ConfigError(f"{name}: {exc}") from None
+
+    def _check_webhooks(self) -> None:
+        if self.outbox_maxlen < 1000:
+            raise ConfigError("RAPPORT_OUTBOX_MAXLEN: must be at least 1000")
+        if self.webhook_retry_seconds < 0:
+            raise ConfigError("RAPPORT_WEBHOOK_RETRY_SECONDS: must be 0 or more")
+        if not 0 < self.webhook_timeout <= 300:
+            raise ConfigError("RAPPORT_WEBHOOK_TIMEOUT: must be in (0, 300]")
+        if self.webhook_allow_private not in (0, 1):
+            raise ConfigError("RAPPORT_WEBHOOK_ALLOW_PRIVATE: 0 or 1")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError("RAPPORT_WORKER_METRICS_PORT: must be a port number or 0")
 
     @property
     def nba_shares(self) -> tuple[float, float]:

@@ -67,14 +67,11 @@ def normalise_product(data: dict[str, Any], product_id: str | None = None) -> di
         raise InvalidInput("category may not contain braces", field="category")
     price = data.get("price")
     currency = data.get("currency")
-    if price is not None:
-        price = _price(price)
+    if price is not None or currency is not None:
         if not isinstance(currency, str) or not CURRENCY.match(currency):
             raise InvalidInput("currency: an ISO 4217 code such as GBP", field="currency")
-        price = money_str(Decimal(price), currency)  # as purchases store it: "8.5" -> "8.50"
-    elif currency is not None:
-        if not isinstance(currency, str) or not CURRENCY.match(currency):
-            raise InvalidInput("currency: an ISO 4217 code such as GBP", field="currency")
+    if price is not None:  # stored as purchases store money: "8.5" EUR -> "8.50"
+        price = money_str(Decimal(_price(price)), str(currency))
     tags = data.get("tags") or []
     if not isinstance(tags, list) or len(tags) > 20:
         raise InvalidInput("tags: a list of at most 20 strings", field="tags")

@@ -197,3 +197,11 @@ def segment_performance(
         }
         for aid in sorted(merged)
     ]
+
+
+def segment_report(
+    client: Any, keys: Any, days: list[str], action_ids: list[str], segment: str
+) -> dict[str, Any]:
+    """The ``segment``/``segments`` part of the performance report (one more read)."""
+    by_segment = read_segment_days(client, keys, days)
+    return {"segment": segment, "segments": segment_performance(by_segment, action_ids, segment)}

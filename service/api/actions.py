@@ -343,11 +343,7 @@ class ActionPerformance(MethodView):
         raws = pipe.execute()
         out = uplift.performance(raws, ids) | {"daily": uplift.daily(days, raws)}
         if query.get("segment"):
-            by_segment = uplift.read_segment_days(st.redis, st.keys, days)
-            out |= {
-                "segment": query["segment"],
-                "segments": uplift.segment_performance(by_segment, ids, query["segment"]),
-            }
+            out |= uplift.segment_report(st.redis, st.keys, days, ids, query["segment"])
         st.engage.policy.refresh_experiment()
         control = st.engage.policy.learning.control_share
         return {"from_": start.isoformat(), "to": end.isoformat(), "control_share": control, **out}

@@ -166,6 +166,25 @@ class DeliveryQueues:
         fields = {k: "" if v is None else str(v) for k, v in outcome.items()}
         self.redis.xadd(self.keys.subscription_log(sid), fields, maxlen=LOG_CAP, approximate=True)
 
+    def blocked(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those (subscription, customer) pairs with undelivered events queued: one pipeline."""
+        ordered = sorted(pairs)
+        if not ordered:
+            return set()
+        pipe = self.redis.pipeline(transaction=False)
+        for sid, customer in ordered:
+            pipe.hexists(self.keys.subscription_blocked(sid), customer)
+        return {pair for pair, yes in zip(ordered, pipe.execute(), strict=True) if yes}
+
+    def record_many(self, outcomes: list[tuple[str, dict[str, str]]]) -> None:
+        """Append (subscription id, outcome fields) to the delivery logs: one pipeline."""
+        if not outcomes:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for sid, fields in outcomes:
+            pipe.xadd(self.keys.subscription_log(sid), fields, maxlen=LOG_CAP, approximate=True)
+        pipe.execute()
+
     # -- the admin API's reads and operations ------------------------------------------------
     def log(self, subscription_id: str, limit: int = 100, before: str | None = None) -> list[dict]:
         """The delivery log, newest first (``before``: an entry id to page from)."""

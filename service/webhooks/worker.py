@@ -5,9 +5,8 @@ each change event to the subscriptions that want it, signed per the Standard Web
   are split into :data:`LEASE_GROUPS` lease groups (``shard % 16``); a worker holds leases
   (``SET NX PX``, renewed every :attr:`Worker.heartbeat_s`) up to its fair share of the live
   workers (heartbeats in ``Keys.outbox_workers``), so one shard is read by one worker at a time
-  (a customer's events, all in one shard, are delivered in order) and several workers split the
-  groups. A worker that takes a group claims the entries other consumers left pending there
-  (``XAUTOCLAIM``: a killed worker's), then reads its own pending ones and new ones.
+  (a customer's events, all in one shard, go in order) and workers split the groups. Taking a
+  group claims what other consumers left pending there (``XAUTOCLAIM``: a killed worker's).
 * **Reading.** Writes publish their shard on ``Keys.outbox_wake()``; the worker reads the woken
   shards at once, and sweeps the shards it holds in slices (all 16 every second on one server;
   on a Cluster 256 every 0.1 s of the shards whose stream exists, found by a ``SCAN`` every
@@ -22,8 +21,7 @@ each change event to the subscriptions that want it, signed per the Standard Web
   acknowledged (``XACK``) and deleted from the stream (``XDEL``: it may hold personal data) only
   once every subscription has it delivered or durably queued: at-least-once, receivers dedupe
   by ``webhook-id``.
-* **Erasure.** Before a ``profile.erased`` event is delivered, the erased customers' waiting
-  events for that subscription are dropped (they hold the personal data being erased).
+* **Erasure.** A ``profile.erased`` event first drops the erased customers' waiting events.
 """
 
 from __future__ import annotations
@@ -102,6 +100,7 @@ class Worker:
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
         self._pubsub: Any = None
+        self._logs: list[tuple[str, dict[str, str]]] = []  # outcomes not yet written
         self.delivered = 0  # attempts that got a 2xx (tests, the minute log line)
 
     # -- the loop ----------------------------------------------------------------------------
@@ -152,6 +151,7 @@ class Worker:
         shards = self._shards_to_read(now)
         handled = self._read_and_deliver(shards) if shards else 0
         self._retry_due()
+        self._flush_logs()
         if handled:
             metrics.outbox_pending.set(
                 pending_estimate(self.redis, self.outbox, self._held_shards())
@@ -278,23 +278,34 @@ class Worker:
             entries = reply[0][1] if reply else []
             if shard in self._fresh and len(entries) < 200:
                 self._fresh.discard(shard)  # our own pending ones are done: new ones next
+            blocked = self._blocked(subs, entries)  # one round trip for the batch
             for entry_id, fields in entries:
-                if not fields:  # deleted from the stream after a claim: nothing to send
-                    self._ack(shard, entry_id)
-                    continue
-                self._fan_out(shard, entry_id, fields, subs)
-                self._ack(shard, entry_id)
-                handled += 1
+                if fields:  # (an entry deleted after a claim has none: nothing to send)
+                    self._fan_out(shard, entry_id, fields, subs, blocked)
+                    handled += 1
+            self._flush_logs()
+            self._ack(shard, [entry_id for entry_id, _ in entries])  # after all are handled
             if len(entries) == 200:
                 self._woken.add(shard)  # more are waiting
         return handled
 
-    def _ack(self, shard: int, entry_id: str) -> None:
+    def _ack(self, shard: int, entry_ids: list[str]) -> None:
+        if not entry_ids:
+            return
         stream = self.outbox.stream(shard)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xack(stream, GROUP, entry_id)
-        pipe.xdel(stream, entry_id)
+        pipe.xack(stream, GROUP, *entry_ids)
+        pipe.xdel(stream, *entry_ids)
         pipe.execute()
+
+    def _blocked(self, subs: list[Subscription], entries: list) -> set[tuple[str, str]]:
+        """The (subscription, customer) pairs of this batch with undelivered events queued."""
+        customers = {f.get("customer_id") or _NO_CUSTOMER for _, f in entries if f}
+        return self.queues.blocked({(s.id, c) for c in customers for s in subs})
+
+    def _flush_logs(self) -> None:
+        self.queues.record_many(self._logs)
+        self._logs.clear()
 
     def _subscriptions(self) -> list[Subscription]:
         if self.clock() - self._subs_at > 1.0:
@@ -302,7 +313,14 @@ class Worker:
             self._subs_at = self.clock()
         return self._subs
 
-    def _fan_out(self, shard: int, entry_id: str, fields: dict, subs: list[Subscription]) -> None:
+    def _fan_out(
+        self,
+        shard: int,
+        entry_id: str,
+        fields: dict,
+        subs: list[Subscription],
+        blocked: set[tuple[str, str]],
+    ) -> None:
         kind, at_ms = fields.get("type", ""), int(fields.get("at_ms") or 0)
         customer = fields.get("customer_id") or _NO_CUSTOMER
         webhook_id = payload.message_id(shard, entry_id)
@@ -317,7 +335,7 @@ class Worker:
             if sub.status == "paused":
                 self._queue(sub, customer, item, self.clock())
                 continue
-            if self.queues.queue(sub.id, customer, item, None) != 0:
+            if (sub.id, customer) in blocked and self.queues.queue(sub.id, customer, item, None):
                 continue  # waits behind the customer's undelivered events
             attempt = self._send(sub, item)
             if attempt.ok:
@@ -325,8 +343,9 @@ class Worker:
             if attempt.status == 410:
                 self._gone(sub, item)
                 continue
-            self._failed(item, attempt)
+            item["last_error"] = attempt.error or f"HTTP {attempt.status}"
             self._queue(sub, customer, item, self._next_at(item))
+            blocked.add((sub.id, customer))  # the batch's later events for them queue behind
 
     def _queue(self, sub: Subscription, customer: str, item: dict, next_at: float) -> None:
         if self.queues.queue(sub.id, customer, item, next_at) < 0:
@@ -365,22 +384,18 @@ class Worker:
         return attempt
 
     def _log(self, sub: Subscription, item: dict, status: str, attempt: Attempt | None) -> None:
-        self.queues.record(
-            sub.id,
-            {
-                "webhook_id": item["webhook_id"],
-                "type": item["entry"].get("type", ""),
-                "customer_id": item["entry"].get("customer_id", ""),
-                "status": status,
-                "attempts": item.get("attempts", 0),
-                "http_status": attempt.status if attempt else None,
-                "error": (attempt.error if attempt else item.get("last_error")) or "",
-                "at": repr(self.clock()),
-            },
-        )
-
-    def _failed(self, item: dict, attempt: Attempt) -> None:
-        item["last_error"] = attempt.error or f"HTTP {attempt.status}"
+        """Buffer one outcome for the delivery log (written per batch, :meth:`_flush_logs`)."""
+        outcome = {
+            "webhook_id": item["webhook_id"],
+            "type": item["entry"].get("type", ""),
+            "customer_id": item["entry"].get("customer_id", ""),
+            "status": status,
+            "attempts": item.get("attempts", 0),
+            "http_status": attempt.status if attempt else None,
+            "error": (attempt.error if attempt else item.get("last_error")) or "",
+            "at": repr(self.clock()),
+        }
+        self._logs.append((sub.id, {k: "" if v is None else str(v) for k, v in outcome.items()}))
 
     def _next_at(self, item: dict) -> float:
         attempts = int(item.get("attempts") or 1)
@@ -421,7 +436,7 @@ class Worker:
             if attempt.status == 410:
                 self._gone(sub, item)
                 return
-            self._failed(item, attempt)
+            item["last_error"] = attempt.error or f"HTTP {attempt.status}"
             first = float(item.get("first_attempt_at") or self.clock())
             if self.clock() - first >= self.retry_seconds:
                 item["died_at"] = self.clock()
