@@ -31,7 +31,11 @@ class Receiver:
                     receiver.connections.add(self.connection)
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    self.close_connection = True
+                    return
                 status = receiver.status
                 with receiver.lock:
                     receiver.requests.append(
@@ -76,4 +80,5 @@ class Receiver:
                     conn.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                conn.close()
             self.connections.clear()
