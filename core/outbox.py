@@ -232,14 +232,3 @@ class Outbox:
         for event in events:
             out += list(event)
         return self.stream(shard), out
-
-    def add_to_transaction(self, pipe: Any, key: str, events: Sequence[tuple[str, ...]]) -> None:
-        """Queue the events' XADDs and the wake-up on a MULTI/EXEC ``pipe`` writing ``key``."""
-        if not events:
-            return
-        shard = self.shard_of(key)
-        stream = self.stream(shard)
-        for kind, customer_id, at_ms, data in events:
-            fields = {"type": kind, "customer_id": customer_id, "at_ms": at_ms, "data": data}
-            pipe.xadd(stream, fields, maxlen=self.maxlen, approximate=True)
-        pipe.publish(self.keys.outbox_wake(), str(shard))

@@ -178,3 +178,23 @@ def audit_response(audit: AuditLog, response: Response) -> None:
         )
     except redis.RedisError as exc:  # the answer is already computed; say the entry is missing
         log.error("audit entry not written: %s", exc.__class__.__name__)
+
+
+admin_log = logging.getLogger("rapport.admin")
+
+
+def admin_change(change: str, **details: Any) -> None:
+    """A structured ``rapport.admin`` log line: what an admin changed (before/after, counts),
+    by which key; the audit log's ``admin`` entry (``@blp.audit("admin")``) says who changed
+    which path when."""
+    key = g.get("api_key")
+    admin_log.info(
+        "admin change: %s",
+        change,
+        extra={
+            "admin_change": change,
+            "key_id": getattr(key, "key_id", ""),
+            "key_name": getattr(key, "name", ""),
+            **details,
+        },
+    )

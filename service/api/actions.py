@@ -9,7 +9,6 @@ action fields and the contact rule are documented in ``recommend/engage/actions.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -37,11 +36,10 @@ from service.api.action_schemas import (
     ActionSchema,
     ActionStatsListSchema,
 )
+from service.auditing import admin_change
 from service.extensions import Blueprint
 from service.schemas import StrictSchema
 from service.state import state
-
-admin_log = logging.getLogger("rapport.admin")
 
 blp = Blueprint(
     "actions",
@@ -377,22 +375,6 @@ class Action(MethodView):
 
 
 # -- the learning's admin operations: audited (action ``admin``) and logged with the details --
-def _admin_change(change: str, **details) -> None:
-    """A structured ``rapport.admin`` log line: what changed (before/after), by which key; the
-    audit log's ``admin`` entry (``@blp.audit("admin")``) says who changed which path when."""
-    key = g.get("api_key")
-    admin_log.info(
-        "admin change: %s",
-        change,
-        extra={
-            "admin_change": change,
-            "key_id": getattr(key, "key_id", ""),
-            "key_name": getattr(key, "name", ""),
-            **details,
-        },
-    )
-
-
 @blp.audit("admin")
 @blp.route("/actions/<string:action_id>/learning/reset")
 class ActionLearningReset(MethodView):
@@ -405,7 +387,7 @@ class ActionLearningReset(MethodView):
         st = state()
         st.engage.actions.get(action_id)  # 404 for an unknown action
         out = learning_admin.reset_learning(st.redis, st.keys, action_id)
-        _admin_change("learning_reset", **out)
+        admin_change("learning_reset", **out)
         return out
 
 
@@ -433,7 +415,7 @@ class ActionExperiment(MethodView):
             st.redis, st.keys, control_share=body.get("control_share"), salt=body.get("salt")
         )
         after = _experiment_view()
-        _admin_change("experiment", before=before, after=after)
+        admin_change("experiment", before=before, after=after)
         return after
 
 

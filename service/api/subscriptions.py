@@ -4,15 +4,14 @@ answer to create and to rotate-secret. See docs/webhooks.md."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
-from flask import g
 from flask.views import MethodView
 
 from core.errors import InvalidInput
 from core.outbox import EVENT_TYPES
+from service.auditing import admin_change
 from service.extensions import Blueprint
 from service.schemas import StrictBoolean, StrictSchema
 from service.state import state
@@ -28,7 +27,6 @@ from service.webhooks.targets import MAX_URL, TargetPolicy, check_url
 if TYPE_CHECKING:
     from service.webhooks.queues import DeliveryQueues
 
-admin_log = logging.getLogger("rapport.admin")
 
 blp = Blueprint(
     "subscriptions",
@@ -183,19 +181,7 @@ def _check_url(url: str) -> None:
 
 
 def _admin_change(change: str, subscription_id: str, **details: Any) -> None:
-    """A structured ``rapport.admin`` log line (the audit entry says who changed which path)."""
-    key = g.get("api_key")
-    admin_log.info(
-        "admin change: %s",
-        change,
-        extra={
-            "admin_change": change,
-            "subscription_id": subscription_id,
-            "key_id": getattr(key, "key_id", ""),
-            "key_name": getattr(key, "name", ""),
-            **details,
-        },
-    )
+    admin_change(change, subscription_id=subscription_id, **details)
 
 
 @blp.audit("admin")
