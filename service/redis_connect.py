@@ -393,13 +393,15 @@ def connect(url: str, *, timeout: float = 2.0) -> redis.Redis:
         if "sentinel_username" in target.options:
             sentinel_kwargs["username"] = target.options["sentinel_username"]
     sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)
-    return sentinel.master_for(
-        target.service_name,
-        connection_pool_class=SentinelMasterPool,
-        connection_class=SentinelMasterSSLConnection if target.ssl else SentinelMasterConnection,
-        db=target.db,
-        health_check_interval=30,
-        retry=_retry(),
+    # One Any-typed mapping: redis-py 8 types master_for's keywords, and the
+    # auth and socket options are only known to be str/float here.
+    options: dict[str, Any] = {
+        "connection_pool_class": SentinelMasterPool,
+        "connection_class": SentinelMasterSSLConnection if target.ssl else SentinelMasterConnection,
+        "db": target.db,
+        "health_check_interval": 30,
+        "retry": _retry(),
         **auth,
         **common,
-    )
+    }
+    return sentinel.master_for(cast(str, target.service_name), **options)
