@@ -16,20 +16,23 @@ own offers. Policies:
 
 * random: a uniform pick among the eligible actions;
 * global: today's ranking by the global rate ``(accepted + 1) / (shown + 2)`` (the control);
-* adaptive: the learned per-segment propensity (recommend/engage/adaptive.py) with the
-  default exploration share 0.1 and a seeded RNG;
-* logistic-ts: the alternative the issue names, implemented here (not in the service): an
-  online Bayesian logistic regression per action (Chapelle & Li, "An Empirical Evaluation of
-  Thompson Sampling", 2011, Algorithm 3) on one-hot features of the same segment keys
-  (``adaptive.SEGMENT_KEYS``) plus an intercept, a diagonal Gaussian posterior (prior N(0, 1))
-  updated by the Laplace approximation after every observation (batch of one), and the same
-  exploration budget: 10% of the decisions rank by a posterior sample (Thompson), the others
-  by the posterior mean. Its weights live in the bench's memory (no Redis);
+* adaptive: the service's default model, the online Bayesian logistic model per action
+  (recommend/engage/logistic.py: its weights in Redis, updated by the feedback's script, an
+  offset at the action's global rate) with the default exploration share 0.1 and a seeded RNG;
+* beta: the service's other model (``RAPPORT_NBA_MODEL=beta``), Beta posteriors per segment
+  with back-off (recommend/engage/adaptive.py), the same exploration share;
+* logistic-ts: a reference implementation of the logistic model in this process (Chapelle &
+  Li, "An Empirical Evaluation of Thompson Sampling", 2011, Algorithm 3) on one-hot features of
+  the same segment keys (``adaptive.SEGMENT_KEYS``) plus an intercept, no offset, a diagonal
+  Gaussian posterior (prior N(0, 1)) updated by the Laplace approximation after every
+  observation (batch of one), and the same exploration budget: 10% of the decisions rank by a
+  posterior sample (Thompson), the others by the posterior mean. Its weights live in the
+  bench's memory (no Redis);
 * oracle: the action with the highest true probability.
 
 Reported: cumulative acceptance (realised, and expected = mean true p of the picks) and
 expected regret against the oracle, after every quarter of the decisions, the share of the
-global-to-oracle gap the adaptive and the logistic policies close, and the CPU per decision of
+global-to-oracle gap each learned policy closes, and the CPU per decision of
 every policy (this process's CPU time: choosing, and choosing plus recording the outcome; the
 Redis server's CPU is not in it). A final run serves adaptive with the default
 10% control group and compares the measured uplift (``adaptive.performance``) to the truth.
@@ -84,8 +87,9 @@ COUNTRY = {
     "local-event": {"DE": 1.6, "AT": 1.9, "US": -1.0},
     "discount": {"GB": 0.3},
 }
-POLICIES = ("random", "global", "adaptive", "logistic-ts", "oracle")
-LEARNED = ("adaptive", "logistic-ts")  # the gap each closes is reported
+POLICIES = ("random", "global", "adaptive", "beta", "logistic-ts", "oracle")
+LEARNED = ("adaptive", "beta", "logistic-ts")  # the gap each closes is reported
+SERVED = ("adaptive", "beta")  # ranked and recorded through the service's code
 
 
 def true_p(action: str, tier: str, channel: str, country: str) -> float:
@@ -199,12 +203,16 @@ class Arm:
         keys = Keys(f"bench{name.replace('-', '')}")
         clock = time.time
         self.learning = AdaptivePropensity(
-            control_share=control_share, explore_share=0.1, salt="bench", seed=seed
+            control_share=control_share,
+            explore_share=0.1,
+            salt="bench",
+            seed=seed,
+            model="beta" if name == "beta" else "logistic",
         )
         self.policy = ContactPolicy(client, keys, clock, learning=self.learning)
         self.catalog = ActionCatalog(client, keys, clock)
         self.catalog.replace_all(catalogue())
-        learning = self.learning if name.startswith("adaptive") else None
+        learning = self.learning if name.startswith(SERVED) else None
         self.nba = NextBestActions(self.catalog, self.policy, clock, learning=learning)
         self.keys = keys
         self.rng = random.Random(seed + 1)
@@ -240,7 +248,7 @@ class Arm:
         self.accepted += accepted
         self.expected += probs[chosen]
         self.regret += max(probs.values()) - probs[chosen]
-        if self.name in ("global",) or self.name.startswith("adaptive"):
+        if self.name == "global" or self.name.startswith(SERVED):
             action = self.catalog.get(chosen)
             self.policy.record_feedback(
                 person["id"],

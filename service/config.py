@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limits import parse_many
-
 from service.pii import parse_regions
+from service.ratelimit import parse_limits
 from service.redis_connect import RedisUrlError, parse_redis_url
 
 
@@ -124,9 +123,16 @@ SETTINGS: tuple[Setting, ...] = (
         "RAPPORT_RATE_LIMIT",
         "rate_limit",
         str,
-        "Requests allowed per API key (per client address without one) across `/v1`, in "
-        "flask-limiter notation (`N per second|minute|hour|day`, `;` between windows), default "
+        "Requests allowed per API key (per client address without one) across `/v1` "
+        "(`N per second|minute|hour|day`, `;` between windows; service/ratelimit.py), default "
         "`60000 per minute; 2000 per second`; `off` disables the limits.",
+    ),
+    Setting(
+        "RAPPORT_KEY_CONCURRENCY",
+        "key_concurrency",
+        int,
+        "Requests of one API key (or address) served at once per worker; past it 429 with "
+        "`Retry-After: 1`. Default: RAPPORT_THREADS - 1 (3); 0 turns the bound off.",
     ),
     Setting(
         "RAPPORT_MAX_JSON_DEPTH",
@@ -174,6 +180,14 @@ SETTINGS: tuple[Setting, ...] = (
         "nba_salt",
         str,
         "Experiment salt of the control group's hash; a new salt draws a new control group.",
+    ),
+    Setting(
+        "RAPPORT_NBA_MODEL",
+        "nba_model",
+        str,
+        "The learned propensity of next-best actions: `logistic` (an online Bayesian logistic "
+        "model per action, default) or `beta` (Beta posteriors per segment with back-off); "
+        "docs/greetings-and-actions.md.",
     ),
     Setting(
         "RAPPORT_NBA_IMPRESSION_WINDOW_S",
@@ -266,6 +280,7 @@ class Config:
     models_keep: int = 5
     console_frame_ancestors: str = "'self'"
     rate_limit: str = "60000 per minute; 2000 per second"
+    key_concurrency: int | None = None  # None: RAPPORT_THREADS - 1 (off when testing)
     max_json_depth: int = 32
     max_json_items: int = 50000
     audit_retention_days: int = 365
@@ -274,6 +289,7 @@ class Config:
     nba_control_share: float | None = None  # None: 0.1 (1.0 when testing)
     nba_explore_share: float | None = None  # None: 0.1 (0.0 when testing)
     nba_salt: str = "rapport"
+    nba_model: str = "logistic"
     nba_impression_window_s: int | None = None  # None: 86400 (0 when testing)
     pii_regions: str = "AT,DE,GB,US,FR,ES"
     pii_names: int = 0
@@ -334,12 +350,16 @@ class Config:
             raise ConfigError("RAPPORT_NBA_IMPRESSION_WINDOW_S: must be 0 or more")
         if not self.nba_salt:
             raise ConfigError("RAPPORT_NBA_SALT: must not be empty")
+        if self.nba_model not in ("logistic", "beta"):
+            raise ConfigError("RAPPORT_NBA_MODEL: logistic or beta")
         limit = self.rate_limit.strip()
         if limit and limit.lower() != "off":
             try:
-                parse_many(limit)
+                parse_limits(limit)
             except ValueError as exc:
                 raise ConfigError(f"RAPPORT_RATE_LIMIT: {exc}") from None
+        if self.key_concurrency is not None and self.key_concurrency < 0:
+            raise ConfigError("RAPPORT_KEY_CONCURRENCY: must be 0 (off) or more")
         if self.redis_url or self.redis_cluster_nodes:
             try:
                 parse_redis_url(self.effective_redis_url())
@@ -405,6 +425,16 @@ class Config:
 
     def embedded_socket(self) -> Path:
         return (self.data_dir / "redis.sock").resolve()
+
+    def in_flight_per_key(self) -> int:
+        """Requests of one key served at once per worker (0: unbounded): the setting, else one
+        fewer than the worker's threads, so one integration always leaves a thread free (off
+        when ``testing``: the suite drives one key from many threads of one app)."""
+        if self.key_concurrency is not None:
+            return self.key_concurrency
+        if self.testing:
+            return 0
+        return max(1, int(os.environ.get("RAPPORT_THREADS") or 4) - 1)
 
     def effective_redis_url(self) -> str:
         """The URL to connect to: ``REDIS_URL``, else ``REDIS_CLUSTER_NODES`` as a

@@ -56,7 +56,7 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
     )
     control, explore = config.nba_shares
     learning = AdaptivePropensity(
-        control_share=control, explore_share=explore, salt=config.nba_salt
+        control_share=control, explore_share=explore, salt=config.nba_salt, model=config.nba_model
     )
     policy = ContactPolicy(
         client, keys, clock, learning=learning, impression_window=config.nba_impression_window

@@ -209,7 +209,7 @@ class NextBestActions:
         if missing:
             values = self.catalog.redis.hmget(self.policy.keys.action_segments(), missing)
             fetched.update(zip(missing, values, strict=True))
-        counters = parse_counters({f: fetched[f] for f in fields})
+        counters, weights = parse_counters({f: fetched[f] for f in fields})
         explore = learning.explores()
         out = []
         for cand in candidates:
@@ -217,7 +217,9 @@ class NextBestActions:
                 out.append(cand)
                 continue
             aid = cand["action"]["id"]
-            est = learning.estimate(stats.get(aid), counters, aid, segments[aid], explore=explore)
+            est = learning.estimate(
+                stats.get(aid), counters, aid, segments[aid], explore=explore, weights=weights
+            )
             reasons = cand["rule_reasons"] + [est["reason"]] if est["reason"] else cand["reasons"]
             out.append(
                 _candidate(cand["action"], None, est["propensity"], reasons, rule=cand)

@@ -24,18 +24,15 @@ back-off chains: ``tier → tier.channel``, ``frequency → frequency.recency``,
 (``ContactPolicy._count``). Its size is bounded by actions × (6 + 18 + 4 + 20 + countries +
 contexts + categories + 2) × 2 fields: about 700 fields per action with every country seen.
 
-**Model.** Each chain is a hierarchy of Beta posteriors: the root's prior is the action's
-global rate ``(accepted + 1) / (shown + 2)``; each finer segment's prior is its parent's
-estimate from the offers outside the segment (so no offer counts twice), with
-``PSEUDO_COUNT`` (20) pseudo-offers: a segment with few offers stays close to the coarser
-estimate and one with many speaks for itself. The chains' leaves are
-combined in log-odds (as a naive-Bayes / additive logistic model would): ``logit p = logit g
-+ Σ (logit leaf - logit g)``, where ``g`` is the global rate.
-
-**Exploration.** A share of the decisions (``RAPPORT_NBA_EXPLORE_SHARE``, default 0.1)
-explores: each leaf is sampled from its Beta posterior (Thompson sampling) instead of taking
-its mean; an item a sample lifted above its estimate says so in its reasons. A seeded RNG
-(``seed``) or an explore share of 0 makes the ranking deterministic (tests).
+**Model** (``model``, ``RAPPORT_NBA_MODEL``). ``logistic`` (the default): an online Bayesian
+logistic model per action over the same segment keys, offset at the action's global rate, its
+weights in the same hash (``recommend/engage/logistic.py``). ``beta``: each chain is a
+hierarchy of Beta posteriors, the root's prior the global rate ``(accepted + 1) / (shown +
+2)``, each finer segment's prior its parent's estimate from the offers outside it, with
+``PSEUDO_COUNT`` pseudo-offers; the leaves add up in log-odds, ``logit p = logit g + Σ (logit
+leaf - logit g)``. Both keep the counters for the reasons and the report. Exploration
+(``RAPPORT_NBA_EXPLORE_SHARE``) ranks by a posterior sample (Thompson sampling); a seeded RNG
+or a share of 0 makes the ranking deterministic (tests). docs/greetings-and-actions.md.
 
 **Control group.** ``RAPPORT_NBA_CONTROL_SHARE`` (default 0.1) of the customers, chosen by a
 stable hash of the customer id and ``RAPPORT_NBA_SALT``, get the global-rate ranking; the
@@ -56,6 +53,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.channels import CHANNELS
+from recommend.engage import logistic
+from recommend.engage.segment_labels import reason as _reason
 
 log = logging.getLogger("rapport.actions")
 
@@ -63,6 +62,7 @@ PSEUDO_COUNT = 20.0  # pseudo-offers of a segment's prior (its parent's estimate
 MIN_REASON_OFFERS = 10  # a segment needs this many offers to be named in a reason
 RETAIN_DAYS = 400  # per-group daily counters expire after this many days
 GROUPS = ("adaptive", "control")
+MODELS = ("logistic", "beta")  # RAPPORT_NBA_MODEL: engage/logistic.py, or the Beta back-off
 
 TIERS = ("bronze", "silver", "gold", "platinum")
 DIMENSIONS = (
@@ -186,41 +186,26 @@ def segment_field(action_id: str, key: Sequence[str], segment: Mapping[str, str]
     return f"{action_id}|{'.'.join(key)}|{'.'.join(segment[d] for d in key)}"
 
 
-def label(key: Sequence[str], segment: Mapping[str, str]) -> str:
-    """Who a segment is, for the agent: ``gold customers on chat``."""
-    v = {d: segment[d] for d in key}
-    who = f"{v['tier']} customers" if "tier" in v else "customers"
-    parts = []
-    if "channel" in v:
-        parts.append(f"on {v['channel']}")
-    if "country" in v:
-        parts.append(f"in {v['country']}" if len(v["country"]) == 2 else "with no country")
-    if "context" in v:
-        parts.append(f"in context {v['context']}")
-    if "frequency" in v:
-        parts.append(f"with {v['frequency']} orders")
-    if "recency" in v:
-        recency = v["recency"]
-        parts.append("who never bought" if recency == "never" else f"last buying {recency} ago")
-    if "category" in v:
-        parts.append(f"favouring {v['category']}")
-    if "support" in v:
-        parts.append(
-            "with an open support contact" if v["support"] == "open" else "with no open contact"
-        )
-    return " ".join([who, *parts])
-
-
-def parse_counters(raw: Mapping[str, Any]) -> dict[str, int]:
-    """Field -> count from HMGET replies (missing: 0); a damaged counter (not an integer)
-    counts as none, with a warning: the estimate falls back to the coarser segments."""
+def parse_counters(
+    raw: Mapping[str, Any],
+) -> tuple[dict[str, int], tuple[dict[str, tuple[float, float]], set[str]]]:
+    """Counters (field -> count; missing: 0) and the logistic model's weights (prefix -> (m,
+    q), damaged prefixes) from HMGET replies. A damaged counter (not an integer) counts as
+    none, with a warning: the estimate falls back to the coarser segments; a damaged weight
+    makes its action fall back to the global rate (``logistic.score``)."""
     counters: dict[str, int] = {}
+    weights: dict[str, tuple[float, float]] = {}
+    damaged: set[str] = set()
     for name, value in raw.items():
+        if name.endswith(":w"):
+            if not logistic.parse_weight(name, value, weights):
+                damaged.add(name[:-2])
+            continue
         try:
             counters[name] = int(value) if value is not None else 0
         except (TypeError, ValueError):
             log.warning("damaged learning counter %s: using the coarser rates", name)
-    return counters
+    return counters, (weights, damaged)
 
 
 # -- groups --------------------------------------------------------------------------------
@@ -256,7 +241,10 @@ class AdaptivePropensity:
         salt: str = "rapport",
         seed: int | None = None,
         pseudo_count: float = PSEUDO_COUNT,
+        model: str = "logistic",
     ):
+        if model not in MODELS:
+            raise ValueError(f"model is one of {', '.join(MODELS)}")
         if not 0 <= control_share <= 1:
             raise ValueError("control_share must be in [0, 1]")
         if not 0 <= explore_share <= 1:
@@ -267,6 +255,7 @@ class AdaptivePropensity:
         self.defaults = (control_share, salt)  # the configured ones, before an override
         self.applied_at: float | None = None
         self.pseudo_count = pseudo_count
+        self.model = model
         self.rng = random.Random(seed)
 
     def group_of(self, customer_id: str | None) -> str:
@@ -297,9 +286,11 @@ class AdaptivePropensity:
         """Whether this decision explores (Thompson samples) rather than takes the means."""
         return self.explore_share > 0 and self.rng.random() < self.explore_share
 
-    @staticmethod
-    def fields(action_ids: Iterable[str], segments: Mapping[str, Mapping[str, str]]) -> list[str]:
-        """The counter fields to read for ``action_ids`` (``segments``: the segment per id)."""
+    def fields(
+        self, action_ids: Iterable[str], segments: Mapping[str, Mapping[str, str]]
+    ) -> list[str]:
+        """The counter (and logistic weight) fields to read for ``action_ids`` (``segments``:
+        the segment per id)."""
         out: list[str] = []
         known: dict[str, tuple[str, ...]] = {}  # only the context differs between actions
         for aid in action_ids:
@@ -309,6 +300,8 @@ class AdaptivePropensity:
                 ends = known[segment["context"]] = suffixes(segment)
             for end in ends:
                 out += (f"{aid}{end}:shown", f"{aid}{end}:accepted")
+            if self.model == "logistic":
+                out += logistic.fields(aid, ends)
         return out
 
     def estimate(
@@ -319,9 +312,11 @@ class AdaptivePropensity:
         segment: Mapping[str, str],
         *,
         explore: bool = False,
+        weights: tuple[Mapping[str, tuple[float, float]], set[str]] | None = None,
     ) -> dict[str, Any]:
         """``{mean, propensity, exploring, reason}`` of one action for one segment.
-        ``counters``: field -> count (missing fields are 0)."""
+        ``counters``: field -> count (missing fields are 0); ``weights``: the logistic model's
+        state (from :func:`parse_counters`), used when the model is ``logistic``."""
         stats = global_stats or {}
         acc, shown = int(stats.get("accepted", 0)), int(stats.get("shown", 0))
         g = (acc + 1) / (shown + 2)
@@ -333,11 +328,16 @@ class AdaptivePropensity:
         for c, chain in enumerate(CHAINS):
             alpha, beta, found = self._chain(g, counters, action_id, segment, chain)
             mean_logit += _logit(alpha / (alpha + beta)) - logit_g
-            if explore:
+            if explore and self.model == "beta":
                 sample_logit += _logit(self.rng.betavariate(alpha, beta)) - logit_g
             for level, gap, named in found:
                 if best is None or (gap, -c, level) > best[0]:
                     best = ((gap, -c, level), named)
+        if self.model == "logistic" and weights is not None:
+            scored = logistic.score(
+                *weights, action_id, suffixes(segment), logit_g, self.rng if explore else None
+            )
+            mean_logit, sample_logit = scored or (logit_g, logit_g)
         mean = _sigmoid(mean_logit)
         propensity = _sigmoid(sample_logit) if explore else mean
         reason = _reason(*best[1], segment) if best else None
@@ -379,6 +379,26 @@ class AdaptivePropensity:
         return alpha, beta, found
 
     # -- writes ------------------------------------------------------------------------------
+    def learn_args(
+        self,
+        keys: Any,
+        *,
+        action_id: str,
+        segment: Mapping[str, str] | None,
+        accepted: bool,
+        stats: Sequence[Any],
+    ) -> tuple[list[str], list[Any]] | None:
+        """KEYS and ARGV of the logistic model's update (``logistic.UPDATE_LUA``) for one new
+        offer's outcome; ``stats``: the action's global ``shown``, ``accepted`` before it.
+        ``None``: nothing to learn (the Beta model, or no segment)."""
+        if self.model != "logistic" or segment is None:
+            return None
+        shown, acc = (_int(v) for v in stats)
+        offset = _logit((acc + 1) / (shown + 2))
+        return [keys.action_segments()], logistic.update_args(
+            accepted, offset, action_id, suffixes(segment)
+        )
+
     def queue_count(
         self,
         pipe: Any,
@@ -418,8 +438,3 @@ class AdaptivePropensity:
         pipe.expire(day_key, int(RETAIN_DAYS * 86400))
         if values:
             pipe.expire(per_segment, int(RETAIN_DAYS * 86400))
-
-
-def _reason(accepted: int, shown: int, key: Sequence[str], segment: Mapping[str, str]) -> str:
-    offers = "offer" if shown == 1 else "offers"
-    return f"accepted by {accepted / shown:.0%} of {label(key, segment)} ({shown:,} {offers})"

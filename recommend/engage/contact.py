@@ -50,7 +50,7 @@ from core.channels import CHANNELS, zone
 from core.errors import InvalidInput
 from profiles.contact_log import ContactLog, ContactState
 from profiles.keys import Keys
-from recommend.engage import impressions
+from recommend.engage import impressions, logistic
 from recommend.engage.adaptive import AdaptivePropensity
 from recommend.errors import FeedbackConflict
 
@@ -99,6 +99,7 @@ class ContactPolicy:
         # feedback matches an impression this many seconds old at most; 0: none is required
         self.impression_window = impression_window
         self._count_impressions = client.register_script(impressions.COUNT_LUA)
+        self._learn = client.register_script(logistic.UPDATE_LUA)
 
     def refresh_experiment(self, now: float | None = None, max_age: float = 1.0) -> None:
         """Re-read the admin's experiment settings when older than ``max_age`` s (the ranking
@@ -215,6 +216,7 @@ class ContactPolicy:
         self.refresh_experiment(now)
         key = self.keys.action_stats()
         pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(key, f"{action_id}:shown", f"{action_id}:accepted")  # before this offer
         accepted = outcome == "accepted" or (outcome == "completed" and new_offer)
         if new_offer:
             pipe.hincrby(key, f"{action_id}:shown", 1)
@@ -234,7 +236,13 @@ class ContactPolicy:
             now=now,
             impressed=impressed,
         )
-        pipe.execute()
+        before = pipe.execute()[0]
+        if new_offer:  # the logistic model learns from each offer's first outcome
+            job = self.learning.learn_args(
+                self.keys, action_id=action_id, segment=segment, accepted=accepted, stats=before
+            )
+            if job is not None:
+                self._learn(keys=job[0], args=job[1])
 
     # -- reads --------------------------------------------------------------------------------
     def customer_state(self, customer_id: str, timezone: str | None) -> dict[str, Any]:
