@@ -37,6 +37,11 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 # Set REDIS_URL for a real deployment; without it an embedded Redis is started under /data.
+# gunicorn.conf.py's worker reads each request whole before a thread sees it, with header and
+# body deadlines and a bound on connections per address (RAPPORT_HEADER_TIMEOUT,
+# RAPPORT_BODY_TIMEOUT, RAPPORT_BODY_MIN_RATE, RAPPORT_MAX_CONNECTIONS_PER_ADDRESS), so the
+# image can face clients directly; behind a proxy (deploy/nginx.conf, deploy/compose.yaml) set
+# RAPPORT_MAX_CONNECTIONS_PER_ADDRESS=0, since every connection then comes from the proxy.
 ENTRYPOINT ["rapport"]
 CMD ["serve"]
 # The webhook delivery worker runs from the same image with another command, e.g.

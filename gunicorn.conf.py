@@ -1,6 +1,7 @@
 """gunicorn settings for `rapport serve` (flags on the command line override these).
 
-Environment: RAPPORT_BIND, RAPPORT_WORKERS, RAPPORT_THREADS, RAPPORT_TIMEOUT.
+Environment: RAPPORT_BIND, RAPPORT_WORKERS, RAPPORT_THREADS, RAPPORT_TIMEOUT; the slow-client
+limits of service/slow_clients.py (read by the worker class).
 """
 
 import json
@@ -18,7 +19,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 bind = os.environ.get("RAPPORT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RAPPORT_WORKERS", "2"))
 # Threads let one worker keep several keep-alive connections and overlap Redis round trips.
-worker_class = "gthread"
+# gunicorn's gthread, except that each request is read whole by the worker's event loop, under
+# deadlines, before a thread sees it: a slow or idle client holds no thread (issue 18;
+# RAPPORT_HEADER_TIMEOUT, RAPPORT_BODY_TIMEOUT, RAPPORT_BODY_MIN_RATE,
+# RAPPORT_MAX_CONNECTIONS_PER_ADDRESS; service/gunicorn_worker.py, docs/reliability.md).
+# RAPPORT_WORKER_CLASS: another gunicorn worker class (benchmarks compare "gthread").
+worker_class = os.environ.get(
+    "RAPPORT_WORKER_CLASS", "service.gunicorn_worker.BufferingThreadWorker"
+)
 threads = int(os.environ.get("RAPPORT_THREADS", "4"))
 timeout = int(os.environ.get("RAPPORT_TIMEOUT", "30"))
 graceful_timeout = 20  # SIGTERM: stop accepting, finish in-flight requests for up to 20 s

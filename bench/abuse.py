@@ -50,6 +50,9 @@ from service.config import Config  # noqa: E402
 from service.redis_server import RedisServer  # noqa: E402
 from tests.conftest import start_live_server, stop_live_server  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+import abuse_scenarios as scen  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs" / "reliability.md"
 SECTION = "## Abuse limits"
@@ -145,9 +148,17 @@ def flood_phase(port: int, bad_token: str, good_tokens, ids, args) -> dict:
     return flood
 
 
-def good_load(port: int, tokens: list[str], ids: list[str], rate: float, seconds: float) -> dict:
+def good_load(
+    port: int,
+    tokens: list[str],
+    ids: list[str],
+    rate: float,
+    seconds: float,
+    stop: threading.Event | None = None,
+) -> dict:
     """One thread per token, each sending ``rate`` requests a second on a fixed schedule (an
-    open loop, so a slow answer does not lower the offered load)."""
+    open loop, so a slow answer does not lower the offered load), for ``seconds`` or until
+    ``stop`` is set."""
     threads = len(tokens)
     latencies: list[float] = []
     errors = Counter()
@@ -161,7 +172,7 @@ def good_load(port: int, tokens: list[str], ids: list[str], rate: float, seconds
         deadline = start + seconds
         n = offset
         sent = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             wait = start + sent / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -183,6 +194,7 @@ def good_load(port: int, tokens: list[str], ids: list[str], rate: float, seconds
             latencies.extend(mine)
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    began = time.monotonic()
     for w in workers:
         w.start()
     for w in workers:
@@ -190,11 +202,14 @@ def good_load(port: int, tokens: list[str], ids: list[str], rate: float, seconds
     latencies.sort()
     return {
         "requests": len(latencies),
-        "rps": round(len(latencies) / seconds, 1),
+        "rps": round(len(latencies) / (time.monotonic() - began), 1),
         "p50_ms": round(latencies[len(latencies) // 2], 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2),
         "non_200": dict(errors),
     }
+
+
+SCENARIOS = ("flood", "slow", "history", "bomb", "parse")
 
 
 def markdown(result: dict) -> str:
@@ -271,9 +286,9 @@ def update_docs(section: str) -> None:
     DOCS.write_text(text)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, default=10.0, help="each quiet baseline and flood")
     p.add_argument("--good", type=int, default=4, help="good clients (threads), one key each")
     p.add_argument("--rate", type=float, default=50.0, help="requests/s of each good client")
     p.add_argument("--flood", type=int, default=4, help="flooding processes")
@@ -287,9 +302,46 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--rate-limit", default=None, help="RAPPORT_RATE_LIMIT for the server (default: its own)"
     )
+    p.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    p.add_argument("--worker-class", default=None, help="RAPPORT_WORKER_CLASS (e.g. gthread)")
+    p.add_argument("--idle", type=int, default=200, help="idle sockets (slow)")
+    p.add_argument("--slow-heads", type=int, default=50, help="slow-header sockets (slow)")
+    p.add_argument("--slow-bodies", type=int, default=50, help="slow-body sockets (slow)")
+    p.add_argument("--interval", type=float, default=2.0, help="s between two slow bytes")
+    p.add_argument("--slow-seconds", type=float, default=60.0)
+    p.add_argument("--history-orders", type=int, default=2000, help="per customer (the cap)")
+    p.add_argument("--history-lines", type=int, default=600, help="per order (the cap)")
+    p.add_argument("--history-deadline", type=float, default=300.0, help="s, then stop writing")
+    p.add_argument("--bomb-seconds", type=float, default=20.0)
     p.add_argument("--docs", action="store_true", help="write the section of docs/reliability.md")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def flood_pairs(port: int, store: ApiKeyStore, ctx: dict, args) -> dict:
+    """The hostile single requests, then ``--repeat`` baseline/flood pairs."""
+    single = {
+        name: time_single(port, store.create(name, ["admin"])[1], body, path)
+        for name, body, path in (
+            ("10,000-deep array", DEEP_ARRAY, "/v1/events"),
+            ("10,000-deep object", DEEP_OBJECT, "/v1/events"),
+            ("200,000-item array", HUGE_ARRAY, "/v1/events"),
+            ("invalid profile (422)", INVALID, "/v1/profiles"),
+        )
+    }
+    good_tokens, ids = ctx["good_tokens"], ctx["ids"]
+    pairs = []
+    for _ in range(args.repeat):  # baseline, then flood, each pair compared on its own
+        baseline = good_load(port, good_tokens, ids, args.rate, args.seconds)
+        flood = flood_phase(port, ctx["bad"], good_tokens, ids, args)
+        pairs.append({"baseline": baseline, "flood": flood,
+                      "p99_ratio": round(flood["p99_ms"] / baseline["p99_ms"], 2)})  # fmt: skip
+    ratios = sorted(pair["p99_ratio"] for pair in pairs)
+    return {"single": single, "baseline": pairs[-1]["baseline"], "flood": pairs[-1]["flood"],
+            "pairs": pairs, "p99_ratio": ratios[len(ratios) // 2]}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="rapport-abuse-"))
     server_redis = RedisServer(tmp / "redis")
     server_redis.start()
@@ -297,66 +349,67 @@ def main(argv: list[str] | None = None) -> int:
     try:
         client = redis.Redis.from_url(server_redis.url, decode_responses=True)
         store = ApiKeyStore(client, Keys())
-        good_tokens = [store.create(f"good-{i}", ["profiles:read"])[1] for i in range(args.good)]
-        bad_token = store.create("flood", ["profiles:write", "recommend:read"])[1]
-        live = start_live_server(
-            server_redis.url,
-            tmp / "live",
-            env={"RAPPORT_LOG_LEVEL": "WARNING"}
-            | ({"RAPPORT_RATE_LIMIT": args.rate_limit} if args.rate_limit else {}),
-        )
+        env = {"RAPPORT_LOG_LEVEL": "WARNING"}
+        if args.rate_limit:
+            env["RAPPORT_RATE_LIMIT"] = args.rate_limit
+        if args.worker_class:
+            env["RAPPORT_WORKER_CLASS"] = args.worker_class
+        live = start_live_server(server_redis.url, tmp / "live", env=env)
         port = int(live.base_url.rsplit(":", 1)[1])
         profiles = ProfileStore(client, Keys())
         ids = [
             profiles.create({"first_name": f"C{i}", "email": f"c{i}@example.com"}).id
             for i in range(200)
         ]
-        single = {
-            name: time_single(port, store.create(name, ["admin"])[1], body, path)
-            for name, body, path in (
-                ("10,000-deep array", DEEP_ARRAY, "/v1/events"),
-                ("10,000-deep object", DEEP_OBJECT, "/v1/events"),
-                ("200,000-item array", HUGE_ARRAY, "/v1/events"),
-                ("invalid profile (422)", INVALID, "/v1/profiles"),
-            )
+        ctx = {
+            "redis": client,
+            "redis_url": server_redis.url,
+            "templates_key": Keys().greeting_templates(),
+            "good_tokens": [
+                store.create(f"good-{i}", ["profiles:read"])[1] for i in range(args.good)
+            ],
+            "bad": store.create("flood", ["profiles:write", "recommend:read"])[1],
+            "admin": store.create("abuse-admin", ["admin"])[1],
+            "ids": ids,
+            "fill": lambda path: (
+                path.replace("{customer_id}", ids[0]).replace("{", "").replace("}", "")
+            ),
         }
-        good_load(port, good_tokens, ids, args.rate, 2)  # warm-up
-        pairs = []
-        for _ in range(args.repeat):  # baseline, then flood, each pair compared on its own
-            baseline = good_load(port, good_tokens, ids, args.rate, args.seconds)
-            flood = flood_phase(port, bad_token, good_tokens, ids, args)
-            pairs.append({"baseline": baseline, "flood": flood,
-                          "p99_ratio": round(flood["p99_ms"] / baseline["p99_ms"], 2)})  # fmt: skip
-        ratios = sorted(pair["p99_ratio"] for pair in pairs)
-        median = ratios[len(ratios) // 2]
-        baseline, flood = pairs[-1]["baseline"], pairs[-1]["flood"]
-        result = {
+        good_load(port, ctx["good_tokens"], ids, args.rate, 2)  # warm-up
+        result: dict = {
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "command": "python3 dev.py bench-abuse "
             + shlex.join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
-            "server": "gunicorn.conf.py defaults (2 gthread workers x 4 threads)",
+            "server": f"gunicorn.conf.py defaults (2 workers x 4 threads, worker class "
+            f"{args.worker_class or 'service.gunicorn_worker.BufferingThreadWorker'})",
             "rate_limit": args.rate_limit or Config().rate_limit,
             "seconds": args.seconds,
             "good_threads": args.good,
             "good_rate": args.rate,
             "flood_processes": args.flood,
             "flood_nice": args.flood_nice,
-            "single": single,
-            "baseline": baseline,
-            "flood": flood,
-            "pairs": pairs,
-            "p99_ratio": median,
         }
+        ok = True
+        if "flood" in args.scenarios:
+            result.update(flood_pairs(port, store, ctx, args))
+            ok = result["p99_ratio"] <= 2
+        result["issue18"] = scen.issue18_scenarios(port, ctx, args, good_load)
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"abuse-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        out.write_text(json.dumps(result, indent=2))
-        section = markdown(result)
-        print(section)
-        if args.docs:
-            update_docs(section)
-            print(f"updated {DOCS.relative_to(ROOT)}")
-        return 0 if median <= 2 else 1
+        out.write_text(json.dumps(result, indent=2, default=str))
+        if "flood" in args.scenarios:
+            section = markdown(result)
+            print(section)
+            if args.docs:
+                update_docs(section)
+                print(f"updated {DOCS.relative_to(ROOT)}")
+        if result["issue18"]:
+            print(scen.issue18_markdown(result["issue18"]))
+        for row in result["issue18"].values():
+            ok = ok and row["p99_ratio"] <= 2 and not row["good"]["non_200"]
+        print(f"wrote {out.relative_to(ROOT)}; rerun: {result['command']}")
+        return 0 if ok else 1
     finally:
         if live is not None:
             stop_live_server(live)

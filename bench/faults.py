@@ -5,6 +5,7 @@ repeated, against ``rapport serve`` (gunicorn, 2 workers) and a private ``redis-
 
     .venv/bin/python bench/faults.py                      # every scenario, 3 rounds
     .venv/bin/python bench/faults.py --rounds 1 --only redis_crash worker_kill
+    .venv/bin/python bench/faults.py --redis-timeout 1 --retry-after 2   # the suite's settings
 
 Scenarios (each in a fresh Redis + gunicorn per round):
 
@@ -31,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from service.config import Config  # noqa: E402
 from tests.faults import scenarios  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -50,7 +52,11 @@ def _prepare_popular(r: scenarios.Rig) -> None:
 
 def run(name: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="rapport-faults-") as tmp:
-        with scenarios.rig(Path(tmp), workers=args.workers) as r:
+        env = {
+            "RAPPORT_REDIS_TIMEOUT": str(args.redis_timeout),
+            "RAPPORT_RETRY_AFTER": str(args.retry_after),
+        }
+        with scenarios.rig(Path(tmp), workers=args.workers, env=env) as r:
             if name == "redis_crash":
                 return scenarios.redis_crash(
                     r, threads=args.threads, before=args.before, down=args.crash_down,
@@ -107,6 +113,10 @@ def main() -> int:
     p.add_argument("--crash-down", type=float, default=1.0)
     p.add_argument("--outage-down", type=float, default=5.0)
     p.add_argument("--kills", type=int, default=3)
+    # The served app's Redis timeout and Retry-After: the service's defaults unless given (the
+    # suite's variants use scenarios.REDIS_TIMEOUT, 1 s, to stay quick).
+    p.add_argument("--redis-timeout", type=float, default=Config().redis_timeout)
+    p.add_argument("--retry-after", type=int, default=Config().retry_after)
     args = p.parse_args()
     report: dict = {"args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                   time.gmtime())}  # fmt: skip

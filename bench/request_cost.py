@@ -16,6 +16,7 @@ pipeline or a script call counts once). Best of 3 runs of ``--requests`` each.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--products", type=int, default=10000)
     p.add_argument("--requests", type=int, default=500)
+    p.add_argument("--json", type=Path, help="also write the rows here (bench/cost_compare.py)")
     args = p.parse_args(argv)
     from bench.ceiling_app import create_app as ceiling_app
     from service import create_app
@@ -122,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         redis.connection.AbstractConnection.send_packed_command = _send
         server.stop()
     read_ceiling = rows[1][1]
+    if args.json:
+        args.json.write_text(json.dumps([
+            {"endpoint": label, "cpu_ms": on, "cpu_ms_limits_off": off, "round_trips": trips,
+             "statuses": sorted(statuses)}
+            for label, on, off, trips, statuses in rows
+        ]))  # fmt: skip
     print(f"\n{args.products:,} products, {args.customers:,} customers, in process, best of 3 "
           f"x {args.requests} requests; command: python3 dev.py bench-cost "
           f"--products {args.products} --customers {args.customers}\n")  # fmt: skip

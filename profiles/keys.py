@@ -172,6 +172,12 @@ class Keys(SharedKeys):
         """Stream: who read/changed/exported/merged/erased which profile (ids only, no PII)."""
         return f"{self.prefix}:audit"
 
+    def erased_ids(self) -> str:
+        """Zset SHA-256 digest of an erased customer id -> erased at (epoch s), global: a model
+        trained before an erasure still knows the id, and answers for it must be 404 as the
+        profile's are. Digests, not ids: nothing of an erased person stays readable."""
+        return f"{self.prefix}:erased"
+
     def customer_pattern(self, customer_id: str) -> str:
         """A SCAN ``MATCH`` pattern for every key of one customer (tests and audits only)."""
         stem = self.customer_tag(customer_id)

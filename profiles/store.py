@@ -14,6 +14,7 @@ person).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -249,6 +250,7 @@ class ProfileStore(ProfileHashes):
             self._erase(keys=[*(n for n in present if n != index), stream, index], args=args)
             deleted += present
         self._scrub_partner_events(partners, erased, stored.doc or {})
+        self._note_erased(erased)
         released: list[str] = []
         for identity in identities:
             if any(self.identities.release(identity, cid) for cid in erased):
@@ -262,6 +264,21 @@ class ProfileStore(ProfileHashes):
             "identities_released": released,
             "merge_records_scrubbed": records,
         }
+
+    ERASED_KEPT_S = 400 * 86400  # longer than any model is served without a retrain
+
+    def _note_erased(self, erased: list[str]) -> None:
+        """Remember digests of the erased ids (never the ids: nothing of an erased person is
+        left in Redis outside the audit log) for a while."""
+        now = self.clock()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.erased_ids(), {_erased_digest(cid): now for cid in erased})
+        pipe.zremrangebyscore(self.keys.erased_ids(), "-inf", now - self.ERASED_KEPT_S)
+        pipe.execute()
+
+    def was_erased(self, customer_id: str) -> bool:
+        """Whether this id was erased (and has no profile since): see ``Keys.erased_ids``."""
+        return self.redis.zscore(self.keys.erased_ids(), _erased_digest(customer_id)) is not None
 
     def _merge_partners(self, erased: list[str]) -> list[str]:
         """Live profiles that took part in a merge with one of ``erased`` (their outbox events
@@ -305,3 +322,8 @@ class ProfileStore(ProfileHashes):
             "merged_ids": ids[1:],
             "merges": history,
         }
+
+
+def _erased_digest(customer_id: str) -> str:
+    """SHA-256 (first 128 bits, hex) of an erased customer id, as ``Keys.erased_ids`` holds it."""
+    return hashlib.sha256(customer_id.encode()).hexdigest()[:32]

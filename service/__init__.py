@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 import redis as redis_lib
-from flask import Flask, g, request
+from flask import Flask
 
-from service import errors, hardening, metrics
+from service import errors, hardening, request_hooks
 from service.config import Config
 from service.extensions import RapportApi
-from service.logs import configure_logging, request_id
+from service.json_body import FastJsonProvider
+from service.logs import configure_logging
 from service.redis_connect import connect as connect_redis
 from service.state import EXTENSION
 from service.wsgi import ChunkedBodyLimit
@@ -19,7 +19,6 @@ from service.wsgi import ChunkedBodyLimit
 __all__ = ["create_app", "Config"]
 
 API_VERSION = "1.0.0"
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def create_app(
@@ -34,6 +33,7 @@ def create_app(
     configure_logging(config.log_level)
 
     app = Flask(__name__)
+    app.json = FastJsonProvider(app)  # orjson, the same documents (service/json_body.py)
     app.config.update(_flask_config(config))
     # One server, Sentinel or Cluster, chosen by the URL's scheme (service/redis_connect.py).
     client = redis or connect_redis(config.effective_redis_url(), timeout=config.redis_timeout)
@@ -49,9 +49,9 @@ def create_app(
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, config.max_body_bytes)  # type: ignore[method-assign]
     api = RapportApi(app)
     errors.register_error_handlers(app)
-    _register_request_hooks(app)
+    # limits, PII masking, audit, CORS, query/JSON guards: one before/after hook pair
+    request_hooks.install(app, hardening.init_app(app, api))
     register_blueprints(app, api)
-    hardening.init_app(app, api)  # limits, PII masking, audit, CORS, query/JSON guards
     return app
 
 
@@ -87,42 +87,3 @@ def _flask_config(config: Config) -> dict[str, object]:
             },
         },
     }
-
-
-def _register_request_hooks(app: Flask) -> None:
-    @app.before_request
-    def start_request():
-        g.started = time.perf_counter()
-        g.request_id = request_id(request.headers.get("X-Request-ID", ""))
-        if request.method in _BODY_METHODS and _has_body() and not request.is_json:
-            return errors.problem(
-                415,
-                "Send a JSON body with 'Content-Type: application/json'.",
-                title="Unsupported media type",
-                type_="urn:rapport:problem:media-type",
-            )
-        limit = app.config["MAX_CONTENT_LENGTH"]
-        if request.content_length is not None and request.content_length > limit:
-            return errors.problem(
-                413,
-                f"The body is larger than the limit of {limit} bytes.",
-                title="Content too large",
-            )
-        return None
-
-    @app.after_request
-    def finish_request(response):
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        started = g.get("started")
-        if started is not None:
-            rule = request.url_rule.rule if request.url_rule else "unmatched"
-            metrics.observe(
-                rule, request.method, response.status_code, time.perf_counter() - started
-            )
-        return response
-
-
-def _has_body() -> bool:
-    if request.content_length:
-        return True
-    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()

@@ -162,7 +162,11 @@ def audit_response(audit: AuditLog, response: Response) -> None:
     if action == "admin":  # no profile: one entry naming what was changed (the path)
         ids, rule = [""], request.path
     else:
-        ids = _audited_ids(rule, json_body(response))
+        # a streamed answer (the export, service/json_stream.py) names its ids beside its body
+        body = json_body(response)
+        ids = _audited_ids(
+            rule, body if body is not None else getattr(response, "audit_summary", None)
+        )
     if not ids:
         return
     try:

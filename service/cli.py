@@ -41,6 +41,7 @@ from service.config import Config, ConfigError
 from service.demo_cli import demo_banner, demo_key, demo_key_path, demo_load_report
 from service.logs import configure_logging
 from service.redis_connect import connect as connect_redis
+from service.slow_clients import SlowClientLimits
 
 log = logging.getLogger("rapport.cli")
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,7 @@ def default_gunicorn_config() -> Path | None:
 
 def _serve(config: Config, gunicorn_args: list[str], *, banner: str | None = None) -> int:
     """Run gunicorn in a child process with the store ready; forward signals; clean up."""
+    SlowClientLimits.from_env()  # a bad limit stops here, naming the variable, not in a worker
     env = os.environ.copy()
     env["REDIS_URL"] = use_store(config)
     prom_dir = (config.data_dir / "prometheus" / str(os.getpid())).resolve()

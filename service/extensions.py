@@ -11,6 +11,8 @@ import http
 from typing import Any
 
 import flask_smorest
+import marshmallow as ma
+from flask import current_app
 from flask_smorest.utils import prepare_response
 
 from service.access import require_scope
@@ -50,6 +52,15 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = BoundedJsonParser()
 
+    def response(self, status_code: Any, schema: Any = None, *, final: bool = False, **kwargs: Any):
+        """flask-smorest's ``response``; ``final=True`` when the view returns its document in
+        the schema's final shape already, so it is sent as it is, without a second marshmallow
+        pass (the spec is the same: the schema still documents it). Under ``testing`` the
+        dump still runs and must give the same document, so the suite proves the shape."""
+        if final and schema is not None:
+            schema = _final_shape(schema)
+        return super().response(status_code, schema, **kwargs)
+
     def auth(self, scope: str):
         """Require a bearer key with ``scope``; put it above ``arguments`` so 401/403 come first."""
 
@@ -75,3 +86,23 @@ class Blueprint(flask_smorest.Blueprint):
     def not_audited(reason: str):
         """Declare the view (method or ``MethodView`` class) not audited, saying why."""
         return declare_not_audited(reason)
+
+
+def _final_shape(schema: Any) -> ma.Schema:
+    """An instance of ``schema`` whose ``dump`` hands the document back as it is (checked
+    against the real dump when the app is ``testing``). An instance, not a subclass, so
+    apispec documents the same component."""
+    instance = schema() if isinstance(schema, type) else schema
+    real_dump = instance.dump
+
+    def dump(obj: Any, *, many: bool | None = None) -> Any:
+        if current_app.testing:
+            dumped = real_dump(obj, many=many)
+            if dumped != obj:
+                raise AssertionError(
+                    f"{type(instance).__name__}: the view's document is not in final shape"
+                )
+        return obj
+
+    instance.dump = dump
+    return instance

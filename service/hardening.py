@@ -5,10 +5,10 @@
 - **JSON shape guard**: a body nested deeper than ``max_json_depth`` or holding more than
   ``max_json_items`` values is refused (422) before it is parsed, so a 10,000-deep array costs
   a regex scan, not a recursive parse and a validation walk.
-- **Rate limits** per API key (per client address without one) across ``/v1`` with
-  flask-limiter; counters in the app's Redis, every window in one round trip, and a caller over
-  its limit refused in-process until the window ends (``service/ratelimit.py``); 429
-  problem+json with ``Retry-After``.
+- **Rate limits** per API key (per client address without one) across ``/v1``: fixed-window
+  counters in the app's Redis, every window in one script call, and a caller over its limit
+  refused in-process until the window ends; at most ``key_concurrency`` requests of one key in
+  flight per worker (``service/ratelimit.py``); 429 problem+json with ``Retry-After``.
 - **PII masking**: a key without ``pii:read`` sees the PII of every JSON response masked
   (``j***@example.com``, ``+44*******89``), whatever the route, by field and in free text; ids
   stay as they are (``service/pii.py``, docs/pii.md). The console reads the same API, so it
@@ -21,6 +21,8 @@
   only (``Allow``).
 - **Request ids from the first byte**: the outermost WSGI layer (:class:`RequestIds`) fixes
   the request's id, so the answers of the guards before Flask carry it too.
+
+The guards run in the app's one before/after hook pair, ``service/request_hooks.py``.
 """
 
 from __future__ import annotations
@@ -28,23 +30,23 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, g, json, request
-from flask_limiter import Limiter, RateLimitExceeded
-from limits import parse_many
+from flask import Flask, Request, Response, current_app, json
 
 from profiles.audit import AuditLog
 from service import errors, metrics
 from service.access import current_key
-from service.auditing import audit_response, json_body
-from service.auth import Forbidden, Unauthenticated
+from service.auditing import json_body
+from service.auth import ApiKey, Forbidden, Unauthenticated
+from service.config import Config
 from service.extensions import RapportApi
 from service.logs import request_id
 from service.pii import Masker, mask_pii, mask_text  # noqa: F401  (mask_*: imported from here)
-from service.ratelimit import AppRedisStorage, Blocklist, credential, window_end  # noqa: F401
+from service.ratelimit import Blocklist, InFlight, RateLimiter, credential, parse_limits
 from service.state import state_of
 
 PII_SCOPE = "pii:read"
@@ -115,103 +117,60 @@ def _declared_query(api: RapportApi) -> dict[tuple[str, str], frozenset[str]]:
 
 
 # -- installation --------------------------------------------------------------------------------
-def _caller() -> str:
-    """The limits' key: the caller in a hash tag, so its windows share a Cluster slot."""
+@dataclass
+class Hardening:
+    """What the request hooks (``service/request_hooks.py``) guard with, built by
+    :func:`init_app`: the limiter, blocks and in-flight bounds are None when turned off."""
+
+    config: Config
+    audit: AuditLog
+    origins: frozenset[str]
+    declared: Callable[[], dict[tuple[str, str], frozenset[str]]]
+    masker: Masker
+    limiter: RateLimiter | None
+    blocked: Blocklist
+    in_flight: InFlight | None
+
+
+def init_app(app: Flask, api: RapportApi) -> Hardening:
+    """Install the WSGI layers (blocked callers, request ids) and build what the request
+    hooks use: the audit log, the rate limits and in-flight bounds, the query parameters
+    declared in the spec, the PII masker and the CORS origins."""
+    rapport = state_of(app)
+    config = rapport.config
+    audit = _init_audit_log(app)
+    origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
+    masker = app.extensions["rapport.pii"] = Masker.from_config(config)
+    blocked = Blocklist()
+    limit = config.rate_limit.strip()
+    limiter = None
+    if limit and limit.lower() != "off":
+        limiter = RateLimiter(rapport.redis, rapport.keys.rate_limit_prefix(), parse_limits(limit))
+        # A caller this worker refused stays refused, before Flask and without Redis, until
+        # the window that refused it ends.
+        app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
+    bound = config.in_flight_per_key()
+    in_flight = InFlight(bound) if bound > 0 else None
+    # Last: outside every other middleware, so all of them see the request's id.
+    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
+    declared = cache(lambda: _declared_query(api))
+    return Hardening(config, audit, origins, declared, masker, limiter, blocked, in_flight)
+
+
+def caller_of(req: Request) -> str:
+    """Who a request counts against: its API key in a hash tag (its windows share a Cluster
+    slot), else its client address when it has no valid key (or Redis cannot say)."""
     try:
         return f"{{key:{current_key().key_id}}}"
     except (Unauthenticated, redis.RedisError):
-        addr = (request.remote_addr or "-").replace("{", "").replace("}", "")
+        addr = (req.remote_addr or "-").replace("{", "").replace("}", "")
         return f"{{addr:{addr}}}"
 
 
-def _limited(method: str, path: str) -> bool:
-    """Whether the rate limits apply: every ``/v1`` request but CORS preflights."""
-    return method != "OPTIONS" and path.startswith("/v1/")
-
-
-def _limits_exempt() -> bool:
-    return not _limited(request.method, request.path)
-
-
-def _request_cache() -> dict | None:
-    if not g:
-        return None
-    cache = g.get("rate_limit_counts")
-    if cache is None:
-        cache = g.rate_limit_counts = {}
-    return cache
-
-
-def _init_limiter(app: Flask, limit: str) -> Limiter:
-    rapport = state_of(app)
-    windows = [
-        (item.amount, item.multiples, item.GRANULARITY.name, item.get_expiry())
-        for item in parse_many(limit)
-    ]
-    # Keyword arguments of AppRedisStorage (service/ratelimit.py); flask-limiter annotates
-    # storage_options as str/int values but hands them to the storage class as they are.
-    storage_options: dict[str, Any] = {
-        "client": rapport.redis,
-        "key_prefix": rapport.keys.rate_limit_prefix(),
-        "windows": windows,
-        "request_cache": _request_cache,
-    }
-    return Limiter(
-        _caller,
-        app=app,
-        application_limits=[limit],  # one budget per key across /v1, not one per route
-        application_limits_exempt_when=_limits_exempt,
-        storage_uri="rapport+app://",
-        storage_options=storage_options,
-        strategy="fixed-window",
-        fail_on_first_breach=False,  # every window counts every request (one script does all)
-        headers_enabled=True,
-        swallow_errors=True,  # Redis down: serve (and let the route answer 503) rather than block
-        key_prefix="",
-    )
-
-
-def init_app(app: Flask, api: RapportApi) -> None:
-    """Install the hardening on ``app``: the audit log, the rate limits, the request guards
-    (preflight, query parameters, JSON shape) and the response protections."""
-    config = state_of(app).config
-    audit = _init_audit_log(app)
-    origins = frozenset(o.strip().rstrip("/") for o in config.cors_origins.split(",") if o.strip())
-    declared = cache(lambda: _declared_query(api))
-    masker = app.extensions["rapport.pii"] = Masker.from_config(config)
-    limit = config.rate_limit.strip()
-    if limit and limit.lower() != "off":
-        _init_rate_limits(app, limit, origins)
-    # Last: outside every other middleware, so all of them see the request's id.
-    app.wsgi_app = RequestIds(app.wsgi_app)  # type: ignore[method-assign]
-
-    @app.before_request
-    def guard_request() -> Response | None:
-        if request.method == "OPTIONS":
-            if request.headers.get("Access-Control-Request-Method"):
-                return _preflight(origins)
-            return _options()
-        refused = _unknown_query(declared())
-        if refused is None:
-            refused = _odd_json(config.max_json_depth, config.max_json_items)
-        if refused is not None:
-            _authorise_first()  # 401/403 before any 422 about the request's shape
-        return refused
-
-    @app.after_request
-    def protect_response(response: Response) -> Response:
-        if request.path.startswith("/v1/"):
-            response.headers["Cache-Control"] = "no-store"
-            audit_response(audit, response)
-            _mask(response, masker)
-        _cors_headers(response, origins)
-        return response
-
-
-def _options() -> Response | None:
+def options(req: Request) -> Response | None:
     """``OPTIONS``: the methods of the route the path matched, not those of every route the
     path could match (Flask's answer: ``/v1/actions/stats`` would list ``{id}``'s PUT)."""
-    rule = request.url_rule
+    rule = req.url_rule
     if rule is None or not rule.methods:
         return None  # no route: Flask answers the 404 or 405
     response = Response(status=200)
@@ -250,52 +209,26 @@ def _init_audit_log(app: Flask) -> AuditLog:
     return rapport.audit
 
 
-def _init_rate_limits(app: Flask, limit: str, origins: frozenset[str]) -> None:
-    blocked = Blocklist()
-    # A caller this worker refused stays refused, before Flask and without Redis, until
-    # the window that refused it ends.
-    app.wsgi_app = RefuseBlockedCallers(app.wsgi_app, blocked, origins)  # type: ignore[method-assign]
-
-    # Registered before the limiter's hook, so it runs after it (Flask runs them last first):
-    # flask-limiter puts Retry-After on every answer; it means something on 429 and 503 only.
-    @app.after_request
-    def retry_after_when_refused(response: Response) -> Response:
-        if response.status_code not in (429, 503):
-            response.headers.pop("Retry-After", None)
-        return response
-
-    # The limiter's hook next: every request of a key counts, refused ones included.
-    _init_limiter(app, limit)
-
-    @app.errorhandler(RateLimitExceeded)
-    def rate_limited(error: RateLimitExceeded) -> Response:
-        item = error.limit.limit
-        until = window_end(g.get("rate_limit_counts") or {}, item)
-        blocked.block(credential(request.environ), until, item.amount, str(item))
-        # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
-        return _too_many(str(item))
-
-
-def _authorise_first() -> None:
+def authorise_first(req: Request) -> None:
     """Raise the view's 401 or 403 now, if it would answer one (its ``Blueprint.auth``
     scope), so a caller without the right key learns that before anything else."""
-    view = current_app.view_functions.get(request.endpoint or "")
+    view = current_app.view_functions.get(req.endpoint or "")
     view_class = getattr(view, "view_class", None)
-    method = getattr(view_class, request.method.lower(), None) if view_class else view
+    method = getattr(view_class, req.method.lower(), None) if view_class else view
     scope = getattr(method, "required_scope", None)
     if scope is not None and not current_key().allows(scope):
         raise Forbidden(scope)
 
 
-def _unknown_query(declared: dict[tuple[str, str], frozenset[str]]) -> Response | None:
+def unknown_query(req: Request, declared: dict[tuple[str, str], frozenset[str]]) -> Response | None:
     """422 when the request carries query parameters its operation does not declare."""
-    if request.url_rule is None or not request.args:
+    if req.url_rule is None or not req.args:
         return None
-    path = _RULE_ARG.sub(r"{\1}", request.url_rule.rule)
-    allowed = declared.get((request.method, path))
+    path = _RULE_ARG.sub(r"{\1}", req.url_rule.rule)
+    allowed = declared.get((req.method, path))
     if allowed is None:
         return None
-    unknown = sorted(set(request.args) - allowed)
+    unknown = sorted(set(req.args) - allowed)
     if not unknown:
         return None
     return errors.validation_problem(
@@ -303,11 +236,11 @@ def _unknown_query(declared: dict[tuple[str, str], frozenset[str]]) -> Response 
     )
 
 
-def _odd_json(max_depth: int, max_items: int) -> Response | None:
+def odd_json(req: Request, max_depth: int, max_items: int) -> Response | None:
     """422 when a JSON body is too deep, too big or holds a lone surrogate (before parsing)."""
-    if request.method not in ("POST", "PUT", "PATCH") or not request.is_json:
+    if req.method not in ("POST", "PUT", "PATCH") or not req.is_json:
         return None
-    data = request.get_data(cache=True)
+    data = req.get_data(cache=True)
     why = json_shape_problem(data, max_depth, max_items)
     if why is None and lone_surrogate(data):
         why = "the JSON body holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
@@ -322,8 +255,8 @@ def _odd_json(max_depth: int, max_items: int) -> Response | None:
     )
 
 
-def _cors_headers(response: Response, origins: frozenset[str]) -> None:
-    origin = request.headers.get("Origin", "").rstrip("/")
+def cors_headers(req: Request, response: Response, origins: frozenset[str]) -> None:
+    origin = req.environ.get("HTTP_ORIGIN", "").rstrip("/")
     if origin and origin in origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
@@ -331,8 +264,8 @@ def _cors_headers(response: Response, origins: frozenset[str]) -> None:
         response.vary.add("Origin")
 
 
-def _too_many(description: str) -> Response:
-    # X-RateLimit-* and Retry-After are added by flask-limiter's after_request hook.
+def too_many(description: str) -> Response:
+    """The 429 of a caller over its rate limit (its headers are the request hooks')."""
     return errors.problem(
         429,
         _too_many_detail(description),
@@ -341,8 +274,25 @@ def _too_many(description: str) -> Response:
     )
 
 
+def too_many_in_flight(limit: int) -> Response:
+    """The 429 of a caller with ``limit`` requests already being served by this worker."""
+    return errors.problem(
+        429,
+        f"too many requests in flight for this key (at most {limit} at once per worker); "
+        "retry after the time in Retry-After",
+        title="Too many requests",
+        type_="urn:rapport:problem:rate-limited",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _too_many_detail(description: str) -> str:
     return f"rate limit exceeded ({description}); retry after the time in Retry-After"
+
+
+def limited(method: str, path: str) -> bool:
+    """Whether the rate limits apply: every ``/v1`` request but CORS preflights."""
+    return method != "OPTIONS" and path.startswith("/v1/")
 
 
 class RefuseBlockedCallers:
@@ -358,7 +308,7 @@ class RefuseBlockedCallers:
 
     def __call__(self, environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-        if not _limited(method, path):
+        if not limited(method, path):
             return self.app(environ, start_response)
         entry = self.blocked.check(credential(environ))
         if entry is None:
@@ -395,8 +345,8 @@ class RefuseBlockedCallers:
         return body
 
 
-def _preflight(origins: frozenset[str]) -> Response:
-    origin = request.headers.get("Origin", "").rstrip("/")
+def preflight(req: Request, origins: frozenset[str]) -> Response:
+    origin = req.environ.get("HTTP_ORIGIN", "").rstrip("/")
     if not origin or origin not in origins:
         return errors.problem(
             403,
@@ -413,8 +363,8 @@ def _preflight(origins: frozenset[str]) -> Response:
     return response
 
 
-def _mask(response: Response, masker: Masker) -> None:
-    key = g.get("api_key")
+def mask(response: Response, masker: Masker, key: ApiKey | None) -> None:
+    """Mask the PII of a JSON response for ``key`` unless it holds ``pii:read``."""
     if key is None or key.allows(PII_SCOPE):
         return
     body = json_body(response)

@@ -7,20 +7,40 @@ Redis counter fails deep inside a handler. :func:`load_json` refuses them up fro
 naming the field (``customer.at``, ``events.3.at``), so every layer below sees only numbers
 of a sane size. The parse hooks cost nothing when no such number is present: the walk that
 finds the field runs only after a hook flagged one.
+
+Both parse with orjson first: a document orjson accepts and that holds no run of 19 or more
+digits (orjson reads integers past 64 bits as floats) is exactly what ``json.loads`` would
+return, with every number in range (orjson refuses ``NaN``, ``Infinity`` and ``1e400``).
+Anything else takes the ``json.loads`` path, so every answer, 400 or 422, is the one it was.
+:class:`FastJsonProvider` is the app's JSON provider: orjson both ways, with the output of
+Flask's default provider (sorted keys, compact), the stdlib as the fallback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import orjson
 from flask import Request
+from flask.json.provider import DefaultJSONProvider, _default
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from core.errors import InvalidInput
 
 MAX_INT_DIGITS = 19  # up to the 64-bit range: no field of this API holds more
+# 19 digits: where orjson may read an integer as a float (past u64, or past i64 when negative)
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
+_DUMPS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_SERIALIZE_NUMPY
+    | orjson.OPT_PASSTHROUGH_DATETIME  # dates as Flask writes them (HTTP dates), via _default
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 class _Refused:
@@ -33,6 +53,11 @@ class _Refused:
 def load_json(text: str | bytes) -> Any:
     """``json.loads`` with the numbers bounded (raises ``json.JSONDecodeError`` for bad JSON
     and ``InvalidInput`` with the field for a number out of range)."""
+    if _plain(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # json.loads says why (or reads NaN, 1e400, a lone surrogate: refused below)
     refused: list[_Refused] = []
 
     def refuse(token: str) -> _Refused:
@@ -85,3 +110,41 @@ class BoundedJsonParser(FlaskParser):
             raise json.JSONDecodeError(
                 f"Bytes decoding error : {exc.reason}", doc, exc.start
             ) from exc
+
+
+def _plain(data: str | bytes) -> bool:
+    """Whether orjson reads ``data`` as ``json.loads`` does (no run of 19+ digits)."""
+    pattern = _LONG_DIGITS_BYTES if isinstance(data, bytes | bytearray) else _LONG_DIGITS
+    return pattern.search(data) is None  # type: ignore[arg-type]
+
+
+class FastJsonProvider(DefaultJSONProvider):
+    """Flask's default JSON provider with orjson doing the work: the same documents (sorted
+    keys, compact; Flask's ``_default`` for dates, decimals and dataclasses), the stdlib as
+    the fallback for anything orjson refuses, and for calls with ``json`` options."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs:
+            try:
+                return orjson.dumps(obj, default=_default, option=_DUMPS).decode()
+            except (orjson.JSONEncodeError, TypeError):
+                pass  # past 64 bits, a cycle...: the stdlib answers or raises as before
+        return super().dumps(obj, **kwargs)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if not kwargs and _plain(s):
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError:
+                pass
+        return super().loads(s, **kwargs)
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self._prepare_response_obj(args, kwargs)
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            return super().response(obj)  # indented, for people
+        try:
+            body = orjson.dumps(obj, default=_default, option=_DUMPS | orjson.OPT_APPEND_NEWLINE)
+        except (orjson.JSONEncodeError, TypeError):
+            return super().response(obj)
+        return self._app.response_class(body, mimetype=self.mimetype)  # type: ignore[arg-type]

@@ -1,51 +1,48 @@
-"""flask-limiter's storage over the app's Redis client, at one round trip per request, and a
-per-process block of callers that are over their limit.
+"""Per-key rate limits and in-flight bounds: fixed-window counters in the app's Redis, one
+script call per request, and per-process blocks and bounds that cost no Redis work.
 
-flask-limiter with ``limits``' own Redis storage spends two round trips per window on every
-request: the hit (one script), then ``GET`` + ``TTL`` for the ``X-RateLimit-*`` headers; four
-with the default two windows, half the Redis work of a profile read (``docs/benchmarks.md``).
-:class:`AppRedisStorage` keeps flask-limiter (notation, fixed windows, headers, exemptions) and
-changes only how the counters are reached:
+- **Notation**: ``N per [M] second|minute|hour|day|month|year`` (or ``N/second``), windows
+  separated by ``;``, ``,`` or ``|`` (:func:`parse_limits`): the notation flask-limiter took, so
+  every ``RAPPORT_RATE_LIMIT`` that worked before still does.
+- **One round trip**: :meth:`RateLimiter.count` adds the request to every window of its caller
+  in one script call (``EVALSHA``) and returns each window's count and time to live; the
+  ``X-RateLimit-*`` headers come from that reply. Every request of a caller counts, refused ones
+  included, and a window refuses once its count passes its amount. The counters of one caller
+  share a hash tag (``<prefix>:ratelimit:{key:ID}:<amount>/<multiples>/<granularity>``), so on a
+  Redis Cluster the one script touches one slot.
+- **Across workers** the counters are exact: every worker adds to the same Redis counter, so a
+  key gets ``amount`` answers per window whatever the number of workers and instances (the
+  windows are fixed: up to twice the amount can pass around a window's boundary, as with
+  flask-limiter's fixed windows). The per-process :class:`Blocklist` only saves work for a
+  caller already refused.
+- :class:`Blocklist`: a caller refused with 429 is remembered by the worker until the window
+  that refused it ends, by its credential (:func:`credential`: a digest of its bearer token, or
+  its address when it sends none); its next requests are refused in the WSGI layer before Flask
+  or Redis see them (``service/hardening.py`` ``RefuseBlockedCallers``).
+- :class:`InFlight`: at most ``limit`` requests of one caller at once in this process, so one
+  integration cannot hold every thread of a worker (``RAPPORT_KEY_CONCURRENCY``).
 
-- **one script for every window**: the counters of one caller are
-  ``LIMITER/<caller>/<scope>/<amount>/<multiples>/<granularity>``; the first ``incr`` of a
-  request counts the request in all the configured windows of that caller and scope at once
-  (flask-limiter is set to evaluate every window, so it would hit them all anyway) and keeps
-  each window's count and time-to-live for the rest of the request;
-- **headers from that reply**: ``get``/``get_expiry`` of a counter counted in this request
-  answer from it, with no round trip.
-
-On a Redis Cluster the counters of one caller share a hash tag (the limits' key function,
-``service/hardening.py`` ``_caller``, puts the caller in braces), so the one script touches
-one slot.
-
-:class:`Blocklist`: a caller refused with 429 is remembered by the worker until the window
-that refused it ends, by its credential (:func:`credential`: a digest of its bearer token, or
-its address when it sends none); its next requests are refused in the WSGI layer before Flask,
-flask-limiter, the route or Redis see them (``service/hardening.py`` ``RefuseBlockedCallers``),
-so a flood past the limit costs a fraction of a request's CPU and no Redis work (those
-refusals are not counted: the caller is already over the window).
+Nothing here imports Flask: ``service/config.py`` checks the notation with :func:`parse_limits`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from limits.storage import RedisStorage, Storage
-
-# KEYS[i]: a window's counter; ARGV[i]: its length in seconds; ARGV[#KEYS + 1]: the cost.
-# Returns {count_1, ttl_1, count_2, ttl_2, ...} after adding the cost to every window.
+# KEYS[i]: a window's counter; ARGV[i]: its length in seconds.
+# Returns {count_1, ttl_1, count_2, ttl_2, ...} after adding one to every window.
 _INCR_ALL = """
-local amount = tonumber(ARGV[#KEYS + 1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local n = redis.call('INCRBY', key, amount)
+  local n = redis.call('INCR', key)
   local ttl = -1
-  if n ~= amount then ttl = redis.call('TTL', key) end
+  if n ~= 1 then ttl = redis.call('TTL', key) end
   if ttl < 0 then
     ttl = tonumber(ARGV[i])
     redis.call('EXPIRE', key, ttl)
@@ -57,84 +54,97 @@ return out
 """
 
 _BLOCKED_MAX = 10_000  # callers remembered as over their limit, per process
+_SECONDS = {
+    "second": 1,
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "month": 30 * 86400,
+    "year": 12 * 30 * 86400,
+}
+_SEPARATORS = re.compile(r"[,;|]")
+_WINDOW = re.compile(
+    r"\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*(second|minute|hour|day|month|year)s?\s*",
+    re.IGNORECASE,
+)
 
 
-class AppRedisStorage(RedisStorage):
-    """``limits``' Redis storage over the app's own client (one server, Sentinel or the lazily
-    built Cluster client alike; nothing connects at start-up), counting every window of a
-    caller in one script call (see the module doc). ``windows``: the configured limits as
-    ``(amount, multiples, granularity name, seconds)``; ``request_cache``: a callable giving a
-    dict that lives as long as the current request (None outside one)."""
+@dataclass(frozen=True)
+class Window:
+    """``amount`` requests per ``multiples`` ``granularity`` (``seconds`` long)."""
 
-    STORAGE_SCHEME = ["rapport+app"]
+    amount: int
+    multiples: int
+    granularity: str
 
-    def __init__(
-        self,
-        uri: str,
-        key_prefix: str = RedisStorage.PREFIX,
-        wrap_exceptions: bool = False,
-        *,
-        client: Any,
-        windows: list[tuple[int, int, str, int]],
-        request_cache: Any,
-        **options: Any,
-    ) -> None:
-        self.key_prefix = key_prefix
-        self.target_server = "redis"
-        self.dependency = self.dependencies["redis"].module
-        self.storage = client
-        self.initialize_storage(uri)  # register_script only: no round trip
-        Storage.__init__(self, uri, wrap_exceptions, **options)
-        # "<amount>/<multiples>/<granularity>", the tail of a window's counter, with its length
-        self.windows = [(f"{a}/{m}/{g}", seconds) for a, m, g, seconds in windows]
-        self._tails = {tail for tail, _ in self.windows}
-        self.request_cache = request_cache
-        self._incr_all = client.register_script(_INCR_ALL)
+    @property
+    def seconds(self) -> int:
+        return self.multiples * _SECONDS[self.granularity]
 
-    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        cache = self.request_cache()
-        if cache is not None and key in cache:
-            return cache[key][0]  # counted with its siblings by this request's first incr
-        siblings = self._siblings(key)
-        if cache is None or siblings is None:
-            return super().incr(key, expiry, amount)
-        names, seconds = zip(*siblings, strict=True)
-        reply = self._incr_all(
-            keys=[self.prefixed_key(name) for name in names], args=[*seconds, amount]
-        )
-        now = time.time()
-        for i, name in enumerate(names):
-            cache[name] = (int(reply[2 * i]), now + max(0, int(reply[2 * i + 1])))
-        return cache[key][0]
-
-    def get(self, key: str) -> int:
-        cache = self.request_cache()
-        if cache is not None and key in cache:
-            return cache[key][0]
-        return super().get(key)
-
-    def get_expiry(self, key: str) -> float:
-        cache = self.request_cache()
-        if cache is not None and key in cache:
-            return cache[key][1]
-        return super().get_expiry(key)
-
-    def _siblings(self, key: str) -> list[tuple[str, int]] | None:
-        """The counters of every configured window of ``key``'s caller and scope, with their
-        lengths; None when ``key`` is not one of them (a limit set elsewhere)."""
-        parts = key.rsplit("/", 3)
-        if len(parts) != 4 or "/".join(parts[1:]) not in self._tails:
-            return None
-        return [(f"{parts[0]}/{tail}", seconds) for tail, seconds in self.windows]
+    def __str__(self) -> str:
+        return f"{self.amount} per {self.multiples} {self.granularity}"
 
 
-def window_end(counts: dict[str, tuple[int, float]], item: Any) -> float:
-    """When the window of ``item`` (a ``limits`` item) ends for this request's caller: from
-    the counts :class:`AppRedisStorage` kept for the request (``request_cache``), else a full
-    window from now."""
-    tail = f"/{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
-    ends = [expires for key, (_, expires) in counts.items() if key.endswith(tail)]
-    return ends[0] if ends else time.time() + item.get_expiry()
+def parse_limits(text: str) -> tuple[Window, ...]:
+    """The windows of ``text`` (see the module doc), shortest granularity first (the order
+    the headers pick from); raises ``ValueError`` naming what it could not read."""
+    windows = []
+    for part in _SEPARATORS.split(text):
+        match = _WINDOW.fullmatch(part)
+        if match is None:
+            raise ValueError(f"couldn't parse rate limit string {part.strip()!r}")
+        amount, multiples, granularity = match.groups()
+        windows.append(Window(int(amount), int(multiples or 1), granularity.lower()))
+    return tuple(sorted(windows, key=lambda w: _SECONDS[w.granularity]))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One request's count: the window its ``X-RateLimit-*`` headers describe (the last one
+    refusing it, else the first), whether it refused, and when that window ends (epoch s)."""
+
+    window: Window
+    remaining: int
+    ends: float
+    refused: bool
+
+    @property
+    def reset_at(self) -> int:
+        return int(self.ends + 1)
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [
+            ("X-RateLimit-Limit", str(self.window.amount)),
+            ("X-RateLimit-Remaining", str(self.remaining)),
+            ("X-RateLimit-Reset", str(self.reset_at)),
+        ]
+
+    def retry_after(self, now: float) -> str:
+        return str(max(1, int(self.reset_at - now)))
+
+
+class RateLimiter:
+    """Fixed-window counters of every configured window, one script call per request."""
+
+    def __init__(self, client: Any, prefix: str, windows: tuple[Window, ...]):
+        self.prefix = prefix
+        self.windows = windows
+        self._args = [w.seconds for w in windows]
+        self._tails = [f"{w.amount}/{w.multiples}/{w.granularity}" for w in windows]
+        self._script = client.register_script(_INCR_ALL)  # no round trip until the first call
+
+    def count(self, caller: str, now: float) -> Verdict:
+        """Count one request of ``caller`` (a hash-tagged name, ``{key:ID}``) in every window;
+        raises ``redis.RedisError`` when Redis does not answer."""
+        keys = [f"{self.prefix}:{caller}:{tail}" for tail in self._tails]
+        reply = self._script(keys=keys, args=self._args)
+        chosen, refused = 0, False
+        for i, window in enumerate(self.windows):
+            if int(reply[2 * i]) > window.amount:
+                chosen, refused = i, True  # the last refusing window, as flask-limiter chose
+        window = self.windows[chosen]
+        used, ttl = int(reply[2 * chosen]), int(reply[2 * chosen + 1])
+        return Verdict(window, max(0, window.amount - used), now + max(0, ttl), refused)
 
 
 def credential(environ: dict[str, Any]) -> str:
@@ -171,3 +181,32 @@ class Blocklist:
         with self._lock:
             self._until.pop(caller, None)
         return None
+
+
+class InFlight:
+    """Requests of each caller being served by this process, at most ``limit`` at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, caller: str) -> bool:
+        """Take a place for ``caller``; False (and nothing taken) when it holds ``limit``."""
+        with self._lock:
+            held = self._count.get(caller, 0)
+            if held >= self.limit:
+                return False
+            self._count[caller] = held + 1
+            return True
+
+    def leave(self, caller: str) -> None:
+        with self._lock:
+            held = self._count.get(caller, 0) - 1
+            if held > 0:
+                self._count[caller] = held
+            else:
+                self._count.pop(caller, None)
+
+    def held(self, caller: str) -> int:
+        return self._count.get(caller, 0)

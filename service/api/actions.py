@@ -189,7 +189,7 @@ class NextBestActions(MethodView):
     @blp.audit("read")
     @blp.auth("recommend:read")
     @blp.arguments(NbaQuerySchema, location="query")
-    @blp.response(200, NbaSchema)
+    @blp.response(200, NbaSchema, final=True)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
         """The customer's top actions with score and reasons, under the contact policy."""

@@ -74,7 +74,7 @@ class Events(MethodView):
     @blp.audit("update")
     @blp.auth("profiles:write")
     @blp.arguments(EventBatchSchema)
-    @blp.response(200, EventBatchResultSchema)
+    @blp.response(200, EventBatchResultSchema, final=True)
     def post(self, body: dict[str, Any]) -> Response:
         """Record a batch of events; every item gets its own result."""
         results = state().events.record(body["events"])

@@ -138,7 +138,7 @@ class ProfileGreeting(MethodView):
     @blp.audit("read")
     @blp.auth("profiles:read")
     @blp.arguments(GreetingQuerySchema, location="query")
-    @blp.response(200, GreetingSchema)
+    @blp.response(200, GreetingSchema, final=True)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
         """A greeting for a customer, in their locale and local time of day."""

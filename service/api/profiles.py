@@ -23,6 +23,7 @@ from profiles.store import Profile
 from service.access import current_key
 from service.errors import MalformedRequest
 from service.extensions import Blueprint
+from service.json_stream import streamed_json
 from service.schemas import StrictSchema, domain_rule, phone_field
 from service.state import state
 
@@ -359,7 +360,7 @@ class Identify(MethodView):
 class ProfileItem(MethodView):
     @blp.audit("read")
     @blp.auth("profiles:read")
-    @blp.response(200, ProfileSchema, headers=ETAG)
+    @blp.response(200, ProfileSchema, headers=ETAG, final=True)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, customer_id):
         """Read a profile with its computed traits; `ETag` is its version."""
@@ -402,7 +403,10 @@ class ProfileExport(MethodView):
         """Everything held about the customer: profile, traits, purchases, events, merges,
         feedback."""
         st = state()
-        return export_customer(st.profiles, st.contacts, customer_id)
+        # Streamed, piece by piece (service/json_stream.py): the same bytes as one document.
+        return streamed_json(
+            ExportSchema().dump(export_customer(st.profiles, st.contacts, customer_id))
+        )
 
 
 @blp.route("/<string:customer_id>/merge")

@@ -174,7 +174,7 @@ class Purchases(MethodView):
     @blp.audit("update")
     @blp.auth("profiles:write")
     @blp.arguments(PurchaseInSchema)
-    @blp.response(201, PurchaseSchema)
+    @blp.response(201, PurchaseSchema, final=True)
     @blp.alt_response(200, schema=PurchaseSchema, description="A replay: the stored purchase")
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")

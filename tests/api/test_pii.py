@@ -133,7 +133,9 @@ def test_erasure_reaches_the_model_and_the_next_training(app, api, redis_client)
 
     assert api.delete(f"/v1/profiles/{victim}").status_code == 200
     after = api.get(f"/v1/profiles/{victim}/recommendations?strategy=discover")
-    assert after.status_code == 200 and after.json["basis"] != "known"
+    # erased: 404 as the profile answers, although the model still knows the id (issue 18)
+    assert after.status_code == 404, after.json
+    assert after.content_type == "application/problem+json"
 
     second = train()
     users = {str(u) for u in second.arrays["user_ids"]}

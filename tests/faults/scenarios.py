@@ -78,6 +78,8 @@ def rig(base: Path, *, workers: int = 2, customers: int = 8, env=None) -> Iterat
                 "RAPPORT_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
                 "RAPPORT_RETRY_AFTER": str(RETRY_AFTER),
                 "RAPPORT_RATE_LIMIT": "off",
+                # the rig's client threads share one key: no per-key bound on their concurrency
+                "RAPPORT_KEY_CONCURRENCY": "0",
                 "RAPPORT_MODEL_POLL_SECONDS": "0.2",
                 "RAPPORT_LOG_LEVEL": "WARNING",
                 **(env or {}),
