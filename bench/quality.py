@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -44,27 +43,43 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import quality_baselines as baselines
 import retail
+from quality_baselines import als_fit, buy_again_method, popularity_method, tune_als
+from quality_report import print_table
+from quality_rules import (
+    BLEND_GRID,
+    DISCOVER_GRID,
+    TREND_DAYS,
+    blend_fn,
+    discover_fn,
+    rapport_terms,
+    restore,
+    snapshot,
+)
+from quality_served import (
+    list_metrics,
+    rapport_lists,
+    recommender_for,
+    tune_buy_again,
+)
 
 from recommend.model import scoring
-from recommend.model.artifact import Artifact
 from recommend.model.dataset import (
-    DAY,
     IDS_ONLY,
     FeatureConfig,
     PurchaseLine,
     TrainingData,
     build_matrices,
     load_online_retail,
+    split_holdout,
 )
-from recommend.model.recommender import BlendConfig, CustomerContext, Filters, Recommender
+from recommend.model.holdout_weights import choose_trend_weight
 from recommend.model.training import (
     PRODUCTION,
     TrainConfig,
-    TrainResult,
-    artifact_arrays,
     fit_epochs,
-    item_popularity,
+    item_descriptions,
     model_scores,
 )
 
@@ -81,13 +96,6 @@ RAPPORT_CANDIDATES: list[tuple[str, FeatureConfig, TrainConfig]] = [
     ),
 ]
 EVAL_EVERY = 5
-ALS_GRID = {
-    "weighting": ["binary", "log_orders"],
-    "factors": [32, 64, 128],
-    "regularization": [1.0, 5.0, 20.0],
-    "alpha": [0.5, 1.0, 2.0],
-}
-ALS_ITERATIONS = 15
 
 
 @dataclass
@@ -148,66 +156,6 @@ def order_counts(split: Split, t: retail.Task) -> tuple[sp.csr_matrix, sp.csr_ma
     return counts, lasts
 
 
-# --- baselines ----------------------------------------------------------------------------------
-def popularity_method(t: retail.Task):
-    pop = np.asarray(t.seen.sum(axis=0), dtype=np.float64).ravel()
-    pop = pop + np.linspace(1e-3, 0, len(pop))  # same tie-break as serving
-    return lambda users: np.broadcast_to(pop, (len(users), len(pop)))
-
-
-def buy_again_method(t: retail.Task, counts: sp.csr_matrix):
-    """The naive buy-again: the customer's own products by number of distinct orders (ties:
-    more popular first), then the other products by popularity."""
-    pop = np.asarray(t.seen.sum(axis=0), dtype=np.float64).ravel()
-    pop = pop + np.linspace(1e-3, 0, len(pop))  # same tie-break as popularity_method
-    tie = pop / (pop.max() + 1.0)  # in [0, 1): only breaks ties between equal counts
-    fallback = tie - 2.0  # in (-2, -1): below any history item
-
-    def score(users):
-        s = np.tile(fallback, (len(users), 1))
-        n = counts[users].toarray()
-        has = n > 0
-        s[has] = (n + tie)[has]
-        return s
-
-    return score
-
-
-# --- implicit ALS -------------------------------------------------------------------------------
-def als_fit(counts: sp.csr_matrix, p: dict, threads: int):
-    from implicit.als import AlternatingLeastSquares
-
-    w = counts.copy().astype(np.float32)
-    w.data = np.ones_like(w.data) if p["weighting"] == "binary" else 1.0 + np.log(w.data)
-    model = AlternatingLeastSquares(
-        factors=p["factors"],
-        regularization=p["regularization"],
-        alpha=p["alpha"],
-        iterations=ALS_ITERATIONS,
-        random_state=7,
-        num_threads=threads,
-        calculate_training_loss=False,
-    )
-    started = time.perf_counter()
-    model.fit(w, show_progress=False)
-    elapsed = time.perf_counter() - started
-    uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    return (lambda users: uf[users] @ itf.T), elapsed
-
-
-def tune_als(t: retail.Task, counts: sp.csr_matrix, threads: int, log) -> tuple[dict, list]:
-    rows = []
-    for values in itertools.product(*ALS_GRID.values()):
-        p = dict(zip(ALS_GRID, values, strict=True))
-        fn, _ = als_fit(counts, p, threads)
-        m = retail.evaluate(t, fn, "new")
-        rows.append((m["precision"], p))
-        log(f"  als {p}: p@10 {m['precision']:.4f}")
-    best = max(rows, key=lambda r: r[0])
-    log(f"ALS chosen: {best[1]} (validation p@10 new items {best[0]:.4f})")
-    return best[1], rows
-
-
 # --- Rapport ------------------------------------------------------------------------------------
 def rapport_fit(split: Split, fc: FeatureConfig, tc: TrainConfig, on_epoch=None):
     """build_matrices + fit_epochs, exactly as recommend.model.training.train does."""
@@ -222,141 +170,6 @@ def rapport_fit(split: Split, fc: FeatureConfig, tc: TrainConfig, on_epoch=None)
         on_epoch=(lambda e: on_epoch(e, model, m)) if on_epoch else None,
     )
     return model, m, time.perf_counter() - started
-
-
-def recommender_for(split: Split, model, m, fc, tc, blend: BlendConfig | None) -> Recommender:
-    result = TrainResult(
-        model=model,
-        matrices=m,
-        metrics={},
-        history=[],
-        counts={},
-        config=tc,
-        features=fc,
-        train_seconds=0.0,
-        popularity=item_popularity(m),
-        data=split.data,
-    )
-    artifact = Artifact(
-        version="bench",
-        path=Path("."),
-        arrays=artifact_arrays(result),
-        metadata={"params": result.params()},
-        manifest_sha256="",
-    )
-    # the wall clock: every recommend() call below passes now=split.start (the evaluation clock)
-    return Recommender(artifact, blend=blend)
-
-
-def rapport_lists(rec: Recommender, split: Split, t: retail.Task, strategy: str, which: str):
-    """Top-10 index lists from Recommender.recommend for the evaluated users."""
-    products = split.data.products
-    lookup = lambda ids: {p: products[p] for p in ids if p in products}  # noqa: E731
-    history: dict[str, list[PurchaseLine]] = defaultdict(list)
-    for ln in split.train:
-        history[ln.customer_id].append(ln)
-    targets = t.eval_new if which == "new" else t.eval_all
-    users = np.array(sorted(targets))
-    lists = []
-    for u in users:
-        cid = t.users[u]
-        ctx = CustomerContext(
-            customer_id=cid,
-            country=(split.data.customers.get(cid) or {}).get("country"),
-            purchases=history[cid],
-            has_profile=True,
-        )
-        out = rec.recommend(
-            ctx,
-            strategy=strategy,
-            limit=retail.K,
-            filters=Filters(in_stock_only=False),
-            lookup=lookup,
-            now=split.start,
-        )
-        lists.append([t.item_index[it["product_id"]] for it in out["items"]])
-    return users, lists
-
-
-def list_metrics(t, users, lists, which):
-    targets = t.eval_new if which == "new" else t.eval_all
-    prec, rec, shown = [], [], set()
-    for u, row in zip(users, lists, strict=True):
-        hits = sum(1 for i in row if i in targets[u])
-        prec.append(hits / retail.K)
-        rec.append(hits / len(targets[u]))
-        shown.update(row)
-    return {
-        "precision": float(np.mean(prec)),
-        "recall": float(np.mean(rec)),
-        "coverage": len(shown) / len(t.items),
-        "users": len(users),
-    }
-
-
-# --- Rapport scoring terms (recommend/model/scoring.py) -------------------------------------
-@dataclass
-class Terms:
-    """What the discover / blend rules need besides the model, for one split."""
-
-    trend: dict[float, np.ndarray]  # days -> (n_items,)
-    content: np.ndarray  # (n_users, n_items) cosine, all users
-    orders: sp.csr_matrix  # (n_users, n_items) distinct orders
-
-
-def rapport_terms(split: Split, t: retail.Task, counts: sp.csr_matrix, lasts: sp.csr_matrix):
-    reference = max(ln.purchased_at for ln in split.train)
-    purchases = [
-        (ln.customer_id, t.item_index[ln.product_id], ln.purchased_at) for ln in split.train
-    ]
-    trends = {d: scoring.trend(purchases, len(t.items), reference, d) for d in TREND_DAYS}
-    words = scoring.word_matrix([split.data.products[p].get("description") or "" for p in t.items])
-    hist = lasts.copy()
-    hist.data = 0.5 ** (
-        np.maximum(reference - hist.data, 0.0) / DAY / scoring.CONTENT_HALF_LIFE_DAYS
-    )
-    sums = np.asarray(hist.sum(axis=1)).ravel()
-    hist = sp.diags(1.0 / np.maximum(sums, 1e-12)) @ hist
-    content = scoring.content_scores_batch(hist.tocsr(), words)
-    return Terms(trends, content, counts)
-
-
-def discover_fn(model_fn, terms: Terms, days: float, trend_weight: float, content_weight: float):
-    tr = terms.trend[days]
-    return lambda users: scoring.discover_scores(
-        model_fn(users),
-        tr,
-        terms.content[users],
-        trend_weight=trend_weight,
-        content_weight=content_weight,
-    )
-
-
-def blend_fn(discover, terms: Terms, beta: float, gamma: float):
-    return lambda users: scoring.blend_scores(
-        discover(users), terms.orders[users].toarray(), beta=beta, gamma=gamma
-    )
-
-
-TREND_DAYS = (7.0, 14.0, 28.0)
-DISCOVER_GRID = {
-    "days": TREND_DAYS,
-    "trend_weight": (0.0, 0.5, 1.0, 1.5),
-    "content_weight": (0.0, 0.1, 0.2, 0.3),
-}
-BLEND_GRID = {"beta": (0.1, 0.2, 0.3, 0.5), "gamma": (0.0, 0.5, 1.0)}
-
-
-def snapshot(model) -> dict[str, np.ndarray]:
-    return {
-        k: getattr(model, k).copy()
-        for k in ("user_embeddings", "user_biases", "item_embeddings", "item_biases")
-    }
-
-
-def restore(model, snap: dict[str, np.ndarray]) -> None:
-    for k, v in snap.items():
-        getattr(model, k)[:] = v
 
 
 def tune_rapport(split: Split, threads: int, log):
@@ -417,32 +230,6 @@ def tune_rapport(split: Split, threads: int, log):
     return best["candidate"], best["epochs"], dp, bp
 
 
-BUY_AGAIN_GRID = {
-    "tiebreak": (0.2, 1.0),
-    "timing_weight": (0.0, 1.0),
-    "popularity_weight": (0.0, 0.5, 2.0, 8.0),
-}
-
-
-def tune_buy_again(rec: Recommender, split: Split, t: retail.Task, counts, log) -> dict:
-    """Served ``buy_again`` (evaluation clock) against the naive buy-again on this window over
-    ``BUY_AGAIN_GRID`` (how ``recommend.model.repurchase``'s constants were chosen)."""
-    naive = retail.evaluate(t, buy_again_method(t, counts), "all")["precision"]
-    rows = []
-    for values in itertools.product(*BUY_AGAIN_GRID.values()):
-        p = dict(zip(BUY_AGAIN_GRID, values, strict=True))
-        rec.buy_again_tiebreak = p["tiebreak"]
-        rec.buy_again_timing_weight = p["timing_weight"]
-        rec.buy_again_popularity_weight = p["popularity_weight"]
-        u, lists = rapport_lists(rec, split, t, "buy_again", "all")
-        x = list_metrics(t, u, lists, "all")["precision"]
-        rows.append((x, p))
-        log(f"  buy_again {p}: p@10 {x:.4f} ({x / naive:.3f}x naive buy-again {naive:.4f})")
-    best = max(rows, key=lambda r: r[0])
-    log(f"buy_again chosen: {best[1]} (validation p@10 all items {best[0]:.4f})")
-    return best[1]
-
-
 THREADS = 2
 
 
@@ -478,24 +265,15 @@ def main(argv=None) -> int:
     ):
         x = retail.evaluate(tv, fn, which)["precision"]
         log(f"validation {label} p@10 ({which} items): {x:.4f}")
+    chosen_baselines = baselines.tune(tv, val.train, val.start, counts_v, log)
     ci, epochs, dp, bp = tune_rapport(val, args.threads, log)
     name, fc, tc = RAPPORT_CANDIDATES[ci]
     tc = replace(tc, epochs=epochs, threads=args.threads)
     log(f"Rapport chosen: [{name}] epochs={epochs}; discover {dp}; blend {bp}")
-    shipped = {"days": scoring.TREND_DAYS, "trend_weight": scoring.TREND_WEIGHT}
-    chosen = {k: dp[k] for k in shipped}
-    log(
-        f"shipped trend (recommend/model/scoring.py) {shipped} vs validation {chosen}: "
-        + (
-            "agree"
-            if chosen == shipped
-            else "DIFFER: update scoring.TREND_* to the validation choice"
-        )
-    )
     tuning_seconds = time.perf_counter() - t0
 
     log("test window: every method trained on train+validation")
-    results = run_test(test, als_params, fc, tc, dp, bp, args.threads)
+    results = run_test(test, als_params, fc, tc, dp, args.threads, chosen_baselines, log)
     print()
     print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -506,6 +284,8 @@ def main(argv=None) -> int:
                 "rapport": {"name": name, "features": asdict(fc), "train": asdict(tc)},
                 "discover": dp,
                 "blend": bp,
+                "baselines": asdict(chosen_baselines),
+                "shipped_scoring": results.pop("shipped_scoring"),
                 "test": results,
                 "tuning_seconds": tuning_seconds,
             },
@@ -519,7 +299,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
+def holdout_choice(split: Split, fc: FeatureConfig, tc: TrainConfig) -> dict:
+    """What ``rapport train`` ships for this split's training part: its evaluated twin (each
+    customer's latest order held out) and the trend weight chosen on that holdout."""
+    train_lines, test_lines = split_holdout(split.train)
+    m = build_matrices(split.data, train_lines, test_lines, fc)
+    model = tc.model()
+    fit_epochs(model, m, tc, progress=False)
+    descriptions = item_descriptions(split.data, m.item_ids)
+    return choose_trend_weight(model, m, split.train, train_lines, test_lines, descriptions)
+
+
+def run_test(split: Split, als_params, fc, tc, dp, threads, chosen, log) -> dict:
     results: dict[str, dict] = {}
 
     def record(name, fn, secs, which=("new", "all")):
@@ -543,10 +334,20 @@ def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
     record("popularity", pop, pop_seconds)
     record("buy-again", again, again_seconds)
     record("implicit ALS", als, als_seconds)
+    for name, fn, which in baselines.methods(t, split.train, split.start, counts, chosen):
+        started = time.perf_counter()
+        fn(np.arange(1))
+        record(name, fn, time.perf_counter() - started, which)
     # Rapport as served: the artifact (built like `rapport train` builds it) loaded into the
     # production Recommender, one recommend() call per customer
     started = time.perf_counter()
-    rec = recommender_for(split, model, m, fc, tc, None)
+    shipped = holdout_choice(split, fc, tc)
+    log(
+        f"trend weight: rapport train's holdout chose {shipped['trend_weight']:g} "
+        f"({shipped['holdout_precision']}), the validation window {dp['trend_weight']:g} "
+        f"(days {dp['days']:g}; shipped days {scoring.TREND_DAYS:g})"
+    )
+    rec = recommender_for(split, model, m, fc, tc, None, shipped)
     artifact_seconds = time.perf_counter() - started
     for name, strategy, which in (
         ("Rapport discover", "discover", "new"),
@@ -565,7 +366,7 @@ def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
     record("LightFM alone", model_scores(model, m), fit_seconds)
     prod = {
         "days": scoring.TREND_DAYS,
-        "trend_weight": scoring.TREND_WEIGHT,
+        "trend_weight": shipped["trend_weight"],
         "content_weight": scoring.CONTENT_WEIGHT,
     }
     batch = discover_fn(model_scores(model, m), terms, **prod)
@@ -573,42 +374,7 @@ def run_test(split: Split, als_params, fc, tc, dp, bp, threads) -> dict:
     blend = blend_fn(batch, terms, beta=scoring.BLEND_BETA, gamma=scoring.BLEND_GAMMA)
     record("batch rules blend", blend, rapport_seconds, ("all",))
     record("ALS + trend/content", discover_fn(als, terms, **prod), als_seconds, ("new",))
-    return results
-
-
-def print_table(results: dict) -> None:
-    head = (
-        f"{'method':<22}| {'new items: p@10':>15} {'r@10':>7} {'cov':>6} "
-        f"| {'all items: p@10':>15} {'r@10':>7} {'cov':>6} | train s"
-    )
-    print(head)
-    print("-" * len(head))
-    for name, r in results.items():
-        cells = []
-        for which in ("new", "all"):
-            x = r.get(which)
-            cells.append(
-                f" {x['precision']:>15.4f} {x['recall']:>7.4f} {x['coverage']:>6.3f} "
-                if x
-                else f" {'-':>15} {'-':>7} {'-':>6} "
-            )
-        ms = f"  ({r['ms_per_request']} ms/request)" if "ms_per_request" in r else ""
-        print(f"{name:<22}|{cells[0]}|{cells[1]}| {r['train_seconds']:.1f}{ms}")
-    print()
-    for label, a, b, which, need in (
-        (
-            "Rapport discover vs tuned implicit ALS, new items",
-            "Rapport discover",
-            "implicit ALS",
-            "new",
-            10,
-        ),
-        ("Rapport blend vs buy-again, all items", "Rapport blend", "buy-again", "all", 5),
-    ):
-        x, y = results[a][which]["precision"], results[b][which]["precision"]
-        lift = 100 * (x / y - 1)
-        verdict = "MET" if lift >= need else "NOT MET"
-        print(f"{label}: p@10 {x:.4f} vs {y:.4f} = {lift:+.1f}% (goal >= +{need}%): {verdict}")
+    return {**results, "shipped_scoring": shipped}
 
 
 def _day(ts: float) -> str:

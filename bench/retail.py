@@ -3,7 +3,9 @@
 Protocol (documented in docs/benchmarks.md, "Recommendation quality"):
 
 * rows kept: known customer, invoice not cancelled (no ``C`` prefix), Quantity > 0,
-  UnitPrice > 0, StockCode starting with a digit (the data README's purchase filter);
+  UnitPrice > 0, StockCode starting with a digit (the data README's purchase filter) and not a
+  service coded like a product (``profiles.import_mapping.retail_product_code``: carriage,
+  packing charge, image licence, gift voucher), letters upper-cased;
 * the time span [first, last] is cut into: test = the last 10%, validation = the 10% before it;
   hyper-parameters are chosen by training on everything before the validation window and scoring
   on it; the final run trains on everything before the test window and scores on it;
@@ -19,11 +21,15 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from profiles.import_mapping import retail_product_code
 
 DATA = (
     Path(__file__).resolve().parents[2]
@@ -63,8 +69,8 @@ def load(path: Path = DATA) -> Rows:
         for r in reader:
             cust = r["CustomerID"].strip()
             inv = r["InvoiceNo"]
-            code = r["StockCode"].strip()
-            if not cust or inv.startswith("C") or not code[:1].isdigit():
+            code = r["StockCode"].strip().upper()
+            if not cust or inv.startswith("C") or retail_product_code(code) is None:
                 continue
             qty = int(r["Quantity"])
             price = float(r["UnitPrice"])

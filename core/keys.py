@@ -24,6 +24,9 @@ key                                type       what
 ``rp:{models}:...``                various    model versions, active version, history, popular
 ``rp:ratelimit:{key:ID}:...``      string     rate-limit windows of one caller
 ``rp:{TAG}:outbox``                stream     change events of the keys in TAG's slot (outbox)
+``rp:{TAG}:trend:<day>``           hash       purchases per product (``p|ID``) and per country
+                                              (``CC|ID``) on one UTC day (days since epoch), of
+                                              the customers in TAG's slot (live trend)
 ``rp:outbox:wake``                 channel    pub/sub: shard number of an outbox with news
 ``rp:outbox:lease:<group>``        string     worker id holding one lease group of shards
 ``rp:outbox:workers``              zset       delivery worker id -> last heartbeat (epoch s)
@@ -158,6 +161,13 @@ class SharedKeys:
     def outbox_stream(self, tag: str) -> str:
         """Stream: change events written in the slot of hash tag ``tag`` (one outbox shard)."""
         return f"{self.prefix}:{{{tag}}}:outbox"
+
+    def trend_counts(self, tag: str, day: int) -> str:
+        """Hash ``p|<product id>`` / ``<country>|<product id>`` -> orders on UTC day ``day``
+        (days since the epoch) of the customers whose keys are in hash tag ``tag``'s slot: one
+        shard of the live purchase counters (``recommend/model/live_trend.py``), written by the
+        purchase script in the customer's slot, summed over the shards by the reader."""
+        return f"{self.prefix}:{{{tag}}}:trend:{day}"
 
     def outbox_wake(self) -> str:
         """Pub/sub channel: a write published the shard number of the outbox it appended to."""

@@ -49,7 +49,7 @@ import redis
 from redis.cluster import ClusterPipeline
 
 from core.errors import InvalidInput, RapportError
-from core.outbox import Outbox
+from core.outbox import Outbox, slot_tag
 from profiles import activity_lua as lua
 from profiles import activity_paged as paged
 from profiles.activity_input import (
@@ -70,6 +70,8 @@ MESSAGE_WINDOW_S = 7 * 86_400
 MESSAGE_IDS_CAP = 10_000
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+# how long a day's live purchase counters stay (recommend/model/live_trend.py reads 35 days)
+TREND_TTL_S = 40 * 86_400
 
 CategoryOf = Callable[[list[str]], Mapping[str, str]]
 
@@ -144,30 +146,50 @@ class ActivityStore:
             except RapportError as exc:
                 out[i] = exc
         cats = self._categories(list(queued.values()))
-        calls = []
+        calls, extra = [], []
         for i, stored in queued.items():
             cid = items[i][0]
             tail = self.outbox.raw_tail(self.keys.orders(cid), cid)
-            calls.append((cid, self._purchase_args(stored, cats) + tail))
-        for i, result in zip(queued, self._run_script(self._record, calls), strict=True):
+            products = list(dict.fromkeys(ln["product_id"] for ln in stored["lines"]))
+            counters = [str(TREND_TTL_S), str(len(products)), *products]
+            calls.append((cid, self._purchase_args(stored, cats) + tail + counters))
+            extra.append(self._trend_keys(cid, stored))
+        replies = self._run_script(self._record, calls, extra)
+        for i, result in zip(queued, replies, strict=True):
             try:
                 out[i] = self.purchase_result(result)
             except RapportError as exc:
                 out[i] = exc
         return out
 
-    def _run_script(self, script: Any, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-        """``script`` once per ``(customer id, args)`` (keys: :meth:`_keys`), the replies in
-        order: one pipeline for all, or one call each on a Cluster (no pipelined scripts there)
-        and for a single call (a scripted pipeline costs a SCRIPT EXISTS round trip on top).
-        A Redis error in any reply is raised."""
+    def _trend_keys(self, cid: str, stored: Mapping[str, Any]) -> list[str]:
+        """The purchase script's KEYS 11 and 12: the live purchase counters of the purchase's
+        UTC day in the customer's slot (``Keys.trend_counts``), the profile hash."""
+        day = to_epoch_ms(stored["purchased_at"]) // 86_400_000
+        tag = slot_tag(self.outbox.shard_of(self.keys.orders(cid)))
+        return [self.keys.trend_counts(tag, day), self.keys.profile(cid)]
+
+    def _run_script(
+        self,
+        script: Any,
+        calls: list[tuple[str, list[Any]]],
+        extra: list[list[str]] | None = None,
+    ) -> list[Any]:
+        """``script`` once per ``(customer id, args)`` (keys: :meth:`_keys`, then that call's
+        ``extra`` keys), the replies in order: one pipeline for all, or one call each on a
+        Cluster (no pipelined scripts there) and for a single call (a scripted pipeline costs a
+        SCRIPT EXISTS round trip on top). A Redis error in any reply is raised."""
         if not calls:
             return []
+        more = extra or [[] for _ in calls]
         pipe = self.redis.pipeline(transaction=False)
         if isinstance(pipe, ClusterPipeline) or len(calls) == 1:
-            return [script(keys=self._keys(cid), args=args) for cid, args in calls]
-        for cid, args in calls:
-            script(keys=self._keys(cid), args=args, client=pipe)
+            return [
+                script(keys=self._keys(cid) + ks, args=args)
+                for (cid, args), ks in zip(calls, more, strict=True)
+            ]
+        for (cid, args), ks in zip(calls, more, strict=True):
+            script(keys=self._keys(cid) + ks, args=args, client=pipe)
         replies = pipe.execute(raise_on_error=False)
         for reply in replies:
             if isinstance(reply, Exception):

@@ -5,7 +5,8 @@ All scripts take the same KEYS, all in the customer's hash-tag slot:
 
     1 orders  2 order_times  3 events  4 message_ids  5 support  6 absorbed  7 traits  8 categories
     and the record scripts 9 the outbox stream of the slot, 10 the customer's outbox ids
-    (``core/outbox.py``)
+    (``core/outbox.py``); the purchase script also 11 the live purchase counters of the
+    purchase's day in the slot (``Keys.trend_counts``) and 12 the profile hash (its country)
 
 Money totals reach Lua as decimal strings (``"12.3450"``) and are turned into integer
 ``1e-4`` units by string surgery, then summed by ``HINCRBY``: Lua never does float arithmetic on
@@ -18,7 +19,9 @@ from core.outbox import EMIT_LUA
 
 # ARGV: order_id, purchase JSON, currency, total units, item count, time ms, time ISO,
 #       orders cap, n, then n (category, items) pairs, then ``Outbox.raw_tail`` (a new
-#       purchase appends ``purchase.recorded`` with the stored purchase). Returns {code, stored
+#       purchase appends ``purchase.recorded`` with the stored purchase), then the counters'
+#       expiry (s), m, then the purchase's m distinct product ids: each counts 1 in KEYS[11]
+#       (``p|ID``, and ``CC|ID`` when the profile has a country CC). Returns {code, stored
 #       JSON}: 1 created, 0 replay, 2 conflict (another body under this order id), 3 the spend
 #       counter would overflow, 4 the customer already holds the orders cap (the count checked
 #       here, so two racing purchases cannot both pass it).
@@ -56,6 +59,21 @@ for i = 10, 9 + 2 * cats, 2 do
   redis.call('ZINCRBY', KEYS[8], ARGV[i + 1], ARGV[i])
 end
 rapport_emit_raw(KEYS[9], KEYS[10], 10 + 2 * cats, 'purchase.recorded', ARGV[2])
+local t = 15 + 2 * cats
+local np = tonumber(ARGV[t + 1]) or 0
+if np > 0 then
+  local country = ''
+  local doc = redis.call('HGET', KEYS[12], 'doc')
+  if doc then
+    local ok, d = pcall(cjson.decode, doc)
+    if ok and type(d) == 'table' and type(d.country) == 'string' then country = d.country end
+  end
+  for i = t + 2, t + 1 + np do
+    redis.call('HINCRBY', KEYS[11], 'p|' .. ARGV[i], 1)
+    if country ~= '' then redis.call('HINCRBY', KEYS[11], country .. '|' .. ARGV[i], 1) end
+  end
+  redis.call('EXPIRE', KEYS[11], ARGV[t])
+end
 return {1, ARGV[2]}
 """
 )

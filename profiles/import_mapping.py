@@ -2,7 +2,8 @@
 
 :class:`Mapping` names the column of each field and the defaults; ``ONLINE_RETAIL`` is the
 built-in layout of the UCI Online Retail file and ``DEMO_CUSTOMERS_MAPPING`` that of the shipped
-demo customers. :func:`clean_id` and :func:`country_of` read the values every layout shares.
+demo customers. :func:`clean_id` and :func:`country_of` read the values every layout shares;
+:func:`retail_product_code` is the Online Retail rule of what is a product.
 The reading and writing are ``profiles/importer.py``.
 """
 
@@ -105,6 +106,25 @@ def load_mapping(layout: str | None, mapping_file: str | Path | None) -> Mapping
     if layout not in LAYOUTS:
         raise InvalidInput(f"unknown layout {layout}; known: {', '.join(LAYOUTS)}", field="layout")
     return LAYOUTS[layout]
+
+
+# Online Retail StockCodes that start with a digit but name a service or a voucher, not a product
+# (the full file holds these four: carriage, packing, an image licence, a gift voucher)
+RETAIL_SERVICE_CODES = frozenset({"23444", "23574", "23702", "22016"})
+
+
+def retail_product_code(code: str) -> str | None:
+    """The catalog id of an Online Retail StockCode, or None when the row is not a product.
+
+    The rule (docs/profiles.md, "Importing orders"): a product code starts with a digit (so
+    POST, D, M, DOT, C2, S, B, PADS, CRUK, BANK CHARGES, AMAZONFEE, DCGS..., gift_0001_...
+    are not products) and is not one of :data:`RETAIL_SERVICE_CODES` (Next Day Carriage,
+    PACKING CHARGE, High Resolution Image, a gift voucher); its letters are upper-cased, as
+    the file writes ``85123A`` and ``85123a`` for one product."""
+    code = (code or "").strip().upper()
+    if not code[:1].isdigit() or code in RETAIL_SERVICE_CODES:
+        return None
+    return code
 
 
 def clean_id(value: str) -> str:

@@ -7,9 +7,9 @@ Two ways to read columns:
   purchases grouped by ``InvoiceNo`` per ``CustomerID`` (order id = InvoiceNo, currency GBP,
   channel web, times are Europe/London). Customers get the external id ``retail:<CustomerID>``
   and the ISO country of their most frequent ``Country``. Skipped rows, by reason:
-  ``no_customer_id``, ``cancellation`` (``C`` invoices), ``non_product_code`` (StockCodes
-  that do not start with a digit: POST, D, M, DOT, BANK CHARGES, AMAZONFEE, ...),
-  ``quantity_not_positive``, ``price_not_positive``, ``bad_value``.
+  ``no_customer_id``, ``cancellation`` (``C`` invoices), ``non_product_code`` (not a product
+  by ``import_mapping.retail_product_code``: POST, D, M, BANK CHARGES, carriage, ...),
+  ``quantity_not_positive``, ``price_not_positive``, ``bad_value``; codes are upper-cased.
 * a generic mapping (JSON, see ``profiles/import_mapping.py``): which column holds what, for
   a customers file and/or an orders file, plus defaults (currency, channel, external-id
   system, time zone of naive times).
@@ -48,11 +48,10 @@ from profiles.import_mapping import (
     clean_id,
     country_of,
     load_mapping,
+    retail_product_code,
 )
 
-# Moved to profiles/import_mapping.py; still imported from here by the CLI and bench/.
-__all__ = ["RETAIL_COUNTRIES", "load_mapping"]
-
+__all__ = ["RETAIL_COUNTRIES", "load_mapping"]  # moved to import_mapping; still imported here
 DEMO_DIR = Path(__file__).resolve().parents[1] / "service" / "demo_data"
 
 
@@ -123,7 +122,7 @@ def _skip_reason(row: dict[str, str], cols: dict[str, str], retail: bool) -> str
     if retail:
         if row.get(cols["order_id"], "").upper().startswith("C"):
             return "cancellation"
-        if not row.get(cols["product_id"], "")[:1].isdigit():
+        if retail_product_code(row.get(cols["product_id"], "")) is None:
             return "non_product_code"
     try:
         if int(float(row.get(cols["quantity"], ""))) <= 0:
@@ -159,6 +158,7 @@ def parse_orders(
                 customer = clean_id(row[cols["customer"]])
                 order_id = row[cols["order_id"]].strip()
                 product_id = row[cols["product_id"]].strip()
+                product_id = (retail_product_code(product_id) or "") if retail else product_id
                 quantity = int(float(row[cols["quantity"]]))
                 price = row[cols["unit_price"]].strip()
                 at = _to_iso(row[cols["purchased_at"]], tz)
@@ -391,15 +391,15 @@ def run_import(
 def catalog_products(source: str | Path | Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
     """StockCode -> ``{"name": Description, "unit_price": UnitPrice}`` from an Online Retail file.
 
-    Only sales (a product code, positive quantity and price, no cancellation; guest sales
-    count) name a product or put it in the catalog, never stock adjustments ("found", "damaged",
-    price 0, a negative quantity); the latest sale's description and price win."""
+    Only sales (a ``retail_product_code``, positive quantity and price, no cancellation; guest
+    sales count) name a product, never stock adjustments ("found", price 0, a negative quantity)
+    nor services (postage, carriage); the latest sale's description and price win."""
     out: dict[str, dict[str, str]] = {}
     for row in read_rows(source):
-        code = (row.get("StockCode") or "").strip()
+        code = retail_product_code(row.get("StockCode") or "")
         name = (row.get("Description") or "").strip()
         price = (row.get("UnitPrice") or "").strip()
-        if not code[:1].isdigit() or not name or (row.get("InvoiceNo") or "").startswith("C"):
+        if code is None or not name or (row.get("InvoiceNo") or "").startswith("C"):
             continue
         try:
             if float(price) <= 0 or float(row.get("Quantity") or 0) <= 0:

@@ -39,6 +39,7 @@ from core.keys import SharedKeys
 from recommend.catalog.products import Catalog
 from recommend.errors import ArtifactError, ModelVersionNotFound
 from recommend.model.fallback import PopularSnapshot, load_fallback
+from recommend.model.live_trend import LiveCounts
 from recommend.model.recommender import PopularityFallback, Recommender
 from recommend.model.registry import ModelRegistry
 from recommend.model.serving import RecommendationSource
@@ -135,6 +136,7 @@ class ModelHolder:
             try:
                 artifact = self.registry.load(active)
                 recommender = Recommender(artifact)
+                recommender.live = LiveCounts(self.redis, self.keys)  # live trend, popularity
                 if self.share_arrays:  # one copy of the big arrays for all workers
                     share_arrays(recommender, cache_dir(artifact.path, artifact.manifest_sha256))
             except (ArtifactError, ModelVersionNotFound) as exc:

@@ -74,16 +74,30 @@ class RecommendationAnswers:
         self.rest_start = rest_start
 
     def for_customer(
-        self, customer_id: str, *, strategy: str, limit: int, filters: Filters
+        self,
+        customer_id: str,
+        *,
+        strategy: str,
+        limit: int,
+        filters: Filters,
+        now: float | None = None,
     ) -> Answer:
         """Top products for a customer: one with a profile, with purchases, or known to the
-        model (a new customer gets cold-start picks); anybody else is ``ProfileNotFound``."""
+        model (a new customer gets cold-start picks); anybody else is ``ProfileNotFound``.
+        ``now`` (epoch s, default the wall clock): the evaluation clock of every recency term.
+        A ``buy_again`` item that is not the customer's own product fills the list and says
+        so: ``filled: true`` (its ``source`` says where it came from)."""
         loaded = self.serving()  # one reference for the whole request
         try:
             since = self.rest_start() if self.rest_start is not None else None
             record = self.view.read(customer_id, offered_since=since)
-            if record.profile is None and not record.purchases and not _knows(loaded, customer_id):
-                # nobody: never created, or erased (as GET /v1/profiles/{id} answers)
+            if (
+                record.profile is None
+                and not record.purchases
+                and (not _knows(loaded, customer_id) or self.view.profiles.was_erased(customer_id))
+            ):
+                # nobody: never created, or erased (as GET /v1/profiles/{id} answers; a model
+                # trained before the erasure still knows the id)
                 raise ProfileNotFound(f"no profile with id {customer_id}")
             resting = record.offered or set()
             out = loaded.recommender.recommend(
@@ -92,6 +106,7 @@ class RecommendationAnswers:
                 limit=min(limit + len(resting), MAX_LIMIT),
                 filters=filters,
                 lookup=self.lookup,
+                now=now,
             )
         except UNREACHABLE as exc:
             snapshot = self._snapshot(exc)
@@ -103,10 +118,12 @@ class RecommendationAnswers:
                 filters=filters,
                 lookup=snapshot.lookup,
             )
+            out = _mark_fill(out, strategy)
             return Answer({"customer_id": cid, "model_version": None, **out}, degraded=True)
         if resting:
             kept = [i for i in out["items"] if i["product_id"] not in resting]
             out = {**out, "items": kept[:limit]}
+        out = _mark_fill(out, strategy)
         return Answer({"customer_id": record.customer_id, "model_version": loaded.version, **out})
 
     def similar(self, product_id: str, *, limit: int, filters: Filters) -> Answer:
@@ -149,6 +166,15 @@ class RecommendationAnswers:
         if snapshot is None:  # no copy yet: the Redis error stands (a 503 upstream)
             raise error
         return snapshot
+
+
+def _mark_fill(out: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """A ``buy_again`` answer's items that are not the customer's own products (``blend``'s
+    new products, then popular ones: the list was shorter than ``limit``) get ``filled``."""
+    if strategy != "buy_again":
+        return out
+    items = [it if it["source"] == "buy_again" else {**it, "filled": True} for it in out["items"]]
+    return {**out, "items": items}
 
 
 def _knows(loaded: Serving, customer_id: str) -> bool:

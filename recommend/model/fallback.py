@@ -75,6 +75,7 @@ class PopularityFallback:
         limit: int = 10,
         filters: Filters | None = None,
         lookup: Lookup,
+        now: float | None = None,  # the evaluation clock: popular lists have no recency term
     ) -> dict[str, Any]:
         bought = {ln.product_id for ln in ctx.purchases}
         items = self.popular(

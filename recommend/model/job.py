@@ -48,6 +48,8 @@ class TrainingRun:
 def save_result(result: TrainResult, model_dir: Path, version: str, clock=time.time) -> Artifact:
     metadata = {
         "created_at": clock(),
+        # the newest purchase trained on: later ones are folded in (recommend.model.foldin)
+        "data_until": result.matrices.reference_time,
         "params": result.params(),
         "counts": result.counts,
         "metrics": result.metrics,

@@ -43,6 +43,8 @@ from recommend.model import scoring
 from recommend.model.artifact import Artifact
 from recommend.model.coldstart import ALL_FEATURES, DerivedFeatures
 from recommend.model.dataset import FeatureConfig, item_feature_names, user_feature_names
+from recommend.model.foldin import FoldIn, FoldInCache, interaction_weights
+from recommend.model.live_trend import LiveCounts, since_counts, window_counts
 from recommend.model.serving import CustomerContext
 
 
@@ -64,6 +66,14 @@ class ModelArrays:
         self.cold_items = _derived(
             a, "item", len(self.item_ids), self.item_index, self.item_feature_index
         )
+        # fold-in (recommend.model.foldin): purchases after the newest one the model saw
+        until = self.metadata.get("data_until", self.metadata.get("created_at"))
+        self.data_until = float(until) if isinstance(until, int | float) else None
+        self.fold_in: FoldIn | None = FoldIn(self.item_vectors, self.user_vectors)
+        self.fold_in_cache = FoldInCache()
+        # live purchase counters (recommend.model.live_trend), set by whoever has Redis
+        self.live: LiveCounts | None = None
+        self._live_terms: dict[tuple, Any] = {}
         self._precompute()
 
     def _load_representations(self, a: dict[str, np.ndarray]) -> None:
@@ -124,10 +134,62 @@ class ModelArrays:
         order = np.argsort(self.item_category_codes, kind="stable")
         bounds = np.searchsorted(self.item_category_codes[order], np.arange(len(names) + 1))
         self.category_items = [order[bounds[k] : bounds[k + 1]] for k in range(len(names))]
-        self.trend_term = scoring.trend_term(self.item_trend)
+        # the weight this artifact's training run chose on its holdout (issue 19)
+        self.trend_weight = scoring.trend_weight_of(self.metadata)
+        self.trend_term = scoring.trend_term(self.item_trend, self.trend_weight)
         pop = np.asarray(self.popularity)
         self.popularity_tiebreak = pop / (pop.max() + 1) if len(pop) else pop
         self.country_has_data = np.asarray(self.country_popularity).sum(axis=1) > 0
+
+    # -- live trend and popularity (recommend.model.live_trend) ------------------------------
+    def current_trend_term(self, now: float) -> np.ndarray | None:
+        """(n_items,) the trend term of ``discover`` at ``now``: the artifact's without live
+        counters, else ``scoring.trend_term`` of log1p(buyers in the last 7 days) from the
+        artifact's window and the live counts (``live_trend.window_counts``); cached until the
+        counts move or the hour changes."""
+        live = self.live
+        if live is None:
+            return self.trend_term
+        frozen = None if self.item_trend is None else np.expm1(self.item_trend)
+        counts = window_counts(
+            live,
+            self.item_index,
+            len(self.item_ids),
+            now=now,
+            data_until=self.data_until,
+            frozen=frozen,
+            window_days=scoring.TREND_DAYS,
+        )
+        key = ("trend", live.generation, int(now // 3600))
+        term = self._live_terms.get(key)
+        if term is None:
+            term = scoring.trend_term(np.log1p(counts), self.trend_weight)
+            self._live_terms = {key: term}  # one entry: the newest
+        return term
+
+    def current_popularity(self, country_row: int | None, now: float) -> np.ndarray:
+        """(n_items,) popularity at ``now`` (overall, or of the country at ``country_row``):
+        the artifact's buyers plus the orders counted live since its data end (with the
+        artifact's tie-break; the country's with the overall popularity as tie-break)."""
+        base = (
+            np.asarray(self.country_popularity[country_row]) + self.popularity_tiebreak
+            if country_row is not None
+            else np.asarray(self.popularity)
+        )
+        live = self.live
+        if live is None:
+            return base
+        names = {i: c for c, i in self.country_index.items()}
+        scope = "p" if country_row is None else names[country_row]
+        extra = since_counts(
+            live,
+            self.item_index,
+            len(self.item_ids),
+            now=now,
+            data_until=self.data_until,
+            scopes=[scope],
+        )[0]
+        return base + extra if extra.any() else base
 
     @staticmethod
     def _trending(trend: np.ndarray | None) -> np.ndarray:
@@ -138,12 +200,20 @@ class ModelArrays:
 
     # -- representations ----------------------------------------------------------------------
     def user_vector(self, ctx: CustomerContext) -> tuple[np.ndarray | None, str]:
-        """The customer's representation and how it was made: ``known``, ``cold`` or ``none``."""
+        """The customer's representation and how it was made: ``known`` (trained, with what
+        they did since training folded in), ``folded`` (new since training, fitted from what
+        they did), ``cold`` or ``none``."""
         # An id the model knows but that has neither a profile nor a purchase any more was
         # erased since training: its learned vector is a copy of erased data, so not used.
         exists = ctx.has_profile or bool(ctx.purchases)
-        if ctx.customer_id is not None and ctx.customer_id in self.user_index and exists:
-            return self.user_vectors[self.user_index[ctx.customer_id]], "known"
+        row = self.user_index.get(ctx.customer_id) if ctx.customer_id is not None else None
+        known = row is not None and exists
+        trained = self.user_vectors[row] if known else None
+        folded = self.folded_vector(ctx, trained)
+        if folded is not None:
+            return folded, "known" if known else "folded"
+        if trained is not None:
+            return trained, "known"
         profile = {
             "country": ctx.country,
             "locale": ctx.locale,
@@ -158,6 +228,39 @@ class ModelArrays:
         if not idx:
             return None, "none"
         return self.user_embeddings[idx].mean(axis=0), "cold"
+
+    def folded_vector(self, ctx: CustomerContext, trained: np.ndarray | None) -> np.ndarray | None:
+        """The representation with the customer's purchases and events since the model's data
+        end folded in (``recommend.model.foldin``), cached per customer until their next
+        write; None when there is nothing since training (or fold-in is off)."""
+        fold, cid = self.fold_in, ctx.customer_id
+        if fold is None or cid is None or self.data_until is None:
+            return None
+        cut = self.data_until
+        fresh = [ln for ln in ctx.purchases if ln.purchased_at > cut]
+        events = [e for e in ctx.events if e[2] > cut]
+        if not fresh and not events:
+            self.fold_in_cache.forget(cid)  # e.g. erased: nothing of theirs stays cached
+            return None
+        key = (
+            self.version,
+            trained is None,
+            tuple(sorted((ln.order_id, ln.purchased_at, ln.product_id) for ln in fresh)),
+            tuple(sorted(events)),
+        )
+
+        def build() -> np.ndarray | None:
+            # ages counted back from the customer's newest interaction (as training counts
+            # back from the newest purchase), so the fit does not depend on the clock
+            ref = max([ln.purchased_at for ln in ctx.purchases] + [e[2] for e in events])
+            index = self.item_index
+            before = interaction_weights(
+                (ln for ln in ctx.purchases if ln.purchased_at <= cut), index, ref
+            )
+            after = interaction_weights(fresh, index, ref, events=events)
+            return fold.vector(trained, before, after, np.asarray(self.item_vectors))
+
+        return self.fold_in_cache.get(cid, key, build)
 
     def item_vector(self, product: dict[str, Any]) -> np.ndarray | None:
         """A product's representation: trained, or from its catalog features when it is new."""

@@ -133,16 +133,19 @@ class Recommender(ModelArrays):
         filters: Filters | None = None,
         exclude: set[str] | None = None,
         lookup: Lookup,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Most-bought products (by distinct buyers), in ``country`` when the model has it."""
+        """Most-bought products (distinct buyers in the training data plus the orders counted
+        live since: ``current_popularity``), in ``country`` when the model has it."""
         limit = max(1, min(limit, MAX_LIMIT))
         filters = filters or Filters()
+        at = self.clock() if now is None else float(now)
         row = self.country_index.get(country) if country else None
         if row is not None and self.country_has_data[row]:
-            scores = np.asarray(self.country_popularity[row]) + self.popularity_tiebreak
+            scores = self.current_popularity(row, at)
             reason = f"popular in your country ({country})"
         else:
-            scores, reason = np.asarray(self.popularity), "popular with customers right now"
+            scores, reason = self.current_popularity(None, at), "popular with customers right now"
         picked = select(
             self, scores, exclude=exclude or set(), filters=filters, limit=limit, lookup=lookup
         )
@@ -195,6 +198,7 @@ class Recommender(ModelArrays):
                 filters=filters,
                 exclude=have | bought,
                 lookup=lookup,
+                now=at,
             )
             items += extra
         if vector is None:
@@ -219,10 +223,11 @@ class Recommender(ModelArrays):
                 if i is not None and ln.purchased_at > last.get(i, -np.inf):
                     last[i] = ln.purchased_at
             if last:
-                at = self.clock() if now is None else now
-                weights = scoring.history_weights(last, at)
+                weights = scoring.history_weights(last, self.clock() if now is None else now)
                 content = scoring.content_scores(weights, self.item_words)
-        scores = scoring.discover_from_terms(self.scores(vector), self.trend_term, content)
+        at = self.clock() if now is None else now
+        trend = self.current_trend_term(at)
+        scores = scoring.discover_from_terms(self.scores(vector), trend, content)
         if basis == "cold" and ctx.preferred_categories:
             # a new customer's stated preferences come first; the cold-start score orders them
             span = float(scores.max() - scores.min()) + 1.0
@@ -245,7 +250,7 @@ class Recommender(ModelArrays):
         bought = {ln.product_id for ln in ctx.purchases}
         if vector is None:
             return self.popular(
-                ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup
+                ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup, now=now
             )
         scores = self.discover_scores(ctx, vector, basis, now)
         picked = select(self, scores, exclude=bought, filters=filters, limit=limit, lookup=lookup)

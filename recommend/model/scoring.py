@@ -10,7 +10,9 @@ call these per customer (the ``*_batch`` forms are the same rules for many custo
 - ``z(x)``: x standardised over the catalog (mean 0, sd 1), so weights do not depend on the
   model's scale;
 - ``trend(i) = log1p(distinct buyers of i in the last trend_days days)`` before the reference
-  time (the newest purchase in the training data): what is selling now. Retail demand is
+  time (the newest purchase in the training data): what is selling now. ``trend_weight`` is
+  chosen per training run on its holdout (``recommend.model.holdout_weights``, stored in the
+  artifact, read by :func:`trend_weight_of`); ``TREND_WEIGHT`` is the default. Retail demand is
   seasonal (in the Online Retail data, Christmas stock takes off in September) and the model's
   item biases average the whole year;
 - ``content(i)``: cosine between product i's description words (TF-IDF, L2-normalised) and the
@@ -30,6 +32,7 @@ once competes with the best new products; new products fill the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,6 +49,14 @@ BLEND_GAMMA = 0.0
 WORD_STOPWORDS = frozenset(
     "OF SET AND THE IN WITH W/ W A TO FOR ON S/ S/2 S/3 S/4 S/6 PACK ASSORTED DESIGN".split()
 )
+
+
+def trend_weight_of(metadata: Mapping[str, Any]) -> float:
+    """The trend weight an artifact ships: the one its training run chose on its own holdout
+    (``params["scoring"]["trend_weight"]``, ``recommend.model.holdout_weights``), else
+    :data:`TREND_WEIGHT` (artifacts from before that choice)."""
+    chosen = ((metadata.get("params") or {}).get("scoring") or {}).get("trend_weight")
+    return float(chosen) if isinstance(chosen, int | float) else TREND_WEIGHT
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
@@ -207,5 +218,6 @@ __all__ = [
     "standardise",
     "trend",
     "trend_term",
+    "trend_weight_of",
     "word_matrix",
 ]

@@ -27,6 +27,8 @@ class CustomerContext:
     preferred_categories: list[str] = field(default_factory=list)
     purchases: list[PurchaseLine] = field(default_factory=list)
     has_profile: bool = False
+    # (product id, event type, epoch s): views and cart adds, folded in with smaller weights
+    events: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ class RecommendationSource(Protocol):
         limit: int = 10,
         filters: Filters | None = None,
         lookup: Lookup,
+        now: float | None = None,
     ) -> dict[str, Any]:
-        """``{"items": [...], "basis": ..., "strategy": ...}`` for one customer."""
+        """``{"items": [...], "basis": ..., "strategy": ...}`` for one customer; ``now`` (epoch
+        s, default the wall clock) is the evaluation clock every recency term is taken at."""
         ...
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from profiles.activity import ActivityStore
 from profiles.customer_view import CustomerView
+from profiles.import_mapping import retail_product_code
 from recommend.catalog.categories import derive_category
 from recommend.catalog.products import Catalog
 from recommend.model.records import PurchaseLine, TrainingData
@@ -29,14 +30,15 @@ def online_retail_rows(path: str | Path) -> Iterator[dict[str, str]]:
 
 def is_purchase_row(row: dict[str, str]) -> bool:
     """The usual filter: known customer, not a cancellation, positive quantity and price, and
-    a product stock code (starts with a digit)."""
+    a product stock code (``profiles.import_mapping.retail_product_code``: starts with a digit,
+    not a service code)."""
     try:
         return (
             bool(row.get("CustomerID", "").strip())
             and not row.get("InvoiceNo", "").startswith("C")
             and float(row.get("Quantity") or 0) > 0
             and float(row.get("UnitPrice") or 0) > 0
-            and row.get("StockCode", "")[:1].isdigit()
+            and retail_product_code(row.get("StockCode", "")) is not None
         )
     except ValueError:
         return False

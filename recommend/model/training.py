@@ -29,7 +29,9 @@ there; cold start then comes from the trained embeddings (``recommend.model.cold
 ``TrainConfig()`` class defaults stay small and fast (tests, quick runs).
 
 The artifact also carries what the ranking rules of ``recommend.model.scoring`` need: each item's
-trend (``log1p`` distinct buyers in the last 7 days of the data) and description text.
+trend (``log1p`` distinct buyers in the last 7 days of the data) and description text, and
+the trend weight chosen on this run's holdout (``recommend.model.holdout_weights``; in
+``params["scoring"]`` of the metadata, which serving applies).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ import scipy.sparse as sp
 from lightfm import LightFM
 from tqdm import tqdm
 
-from recommend.model import coldstart, scoring
+from recommend.model import coldstart, holdout_weights, scoring
 from recommend.model.dataset import (
     FeatureConfig,
     Matrices,
@@ -138,9 +140,13 @@ class TrainResult:
     popularity: np.ndarray = field(repr=False)  # (n_items,) distinct buyers, all data
     # what ``model`` was trained on (trend, descriptions, cold-start tables); None: not stored
     data: TrainingData | None = field(default=None, repr=False)
+    # the ranking weights chosen on this run's holdout (recommend.model.holdout_weights)
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
-        return {**asdict(self.config), "features": asdict(self.features)}
+        """Hyper-parameters for the artifact's metadata; ``scoring`` is what serving applies."""
+        extra = {"scoring": self.scoring} if self.scoring else {}
+        return {**asdict(self.config), "features": asdict(self.features), **extra}
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -215,6 +221,10 @@ def train(
         model, m, train_csr, final, k=config.k, exclude_seen=config.exclude_seen
     )
     counts = _train_counts(data, train_lines, test_lines, final, m)
+    chosen = holdout_weights.choose_trend_weight(
+        model, m, data.lines, train_lines, test_lines, item_descriptions(data, m.item_ids),
+        k=config.k, exclude_seen=config.exclude_seen,
+    )  # fmt: skip
     if config.refit:
         m = build_matrices(data, data.lines, None, features)
         model = config.model()
@@ -230,6 +240,7 @@ def train(
         train_seconds=time.perf_counter() - started,
         popularity=item_popularity(m),
         data=data,  # every purchase: the trend is as recent as the data, refit or not
+        scoring=chosen,
     )
 
 
@@ -307,14 +318,7 @@ def scoring_arrays(result: TrainResult) -> dict[str, np.ndarray]:
     ]
     reference = max((ln.purchased_at for ln in data.lines), default=m.reference_time)
     trend = scoring.trend(purchases, len(m.item_ids), reference, scoring.TREND_DAYS)
-    descriptions = [
-        str(
-            (data.products.get(p) or {}).get("description")
-            or (data.products.get(p) or {}).get("name")
-            or ""
-        )[:DESCRIPTION_CHARS]
-        for p in m.item_ids
-    ]
+    descriptions = item_descriptions(data, m.item_ids)
     uvec, _ = representations(m.user_features, model.user_embeddings, model.user_biases)
     ivec, ibias = representations(m.item_features, model.item_embeddings, model.item_biases)
     return {
@@ -335,6 +339,15 @@ def scoring_arrays(result: TrainResult) -> dict[str, np.ndarray]:
     }
 
 
+def item_descriptions(data: TrainingData, item_ids: list[str]) -> list[str]:
+    """Each item's description (else name) for the description-word term, truncated."""
+    return [
+        str((data.products.get(p) or {}).get("description")
+            or (data.products.get(p) or {}).get("name") or "")[:DESCRIPTION_CHARS]
+        for p in item_ids
+    ]  # fmt: skip
+
+
 def format_report(result: TrainResult) -> str:
     """A plain-text metrics table: model vs popularity."""
     k = result.config.k
@@ -351,6 +364,11 @@ def format_report(result: TrainResult) -> str:
     base = result.metrics["popularity"]["precision"]
     lift = (result.metrics["model"]["precision"] / base - 1) * 100 if base else float("inf")
     lines.append(f"model vs popularity (precision@{k}): {lift:+.1f}%")
+    if result.scoring:
+        lines.append(
+            f"discover trend weight chosen on the holdout: {result.scoring['trend_weight']:g} "
+            f"(precision@{k} by weight: {result.scoring['holdout_precision']})"
+        )
     lines.append(f"train time: {result.train_seconds:.1f} s")
     return "\n".join(lines)
 

@@ -9,15 +9,19 @@ products come from the worker's in-memory popular list (``model_version`` null, 
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import marshmallow as ma
 from flask.views import MethodView
 
+from profiles.activity_input import parse_time
 from recommend.model.answers import Answer
 from recommend.model.recommender import MAX_LIMIT, STRATEGIES, Filters
+from service.access import current_key
+from service.auth import Forbidden
 from service.extensions import Blueprint
-from service.schemas import StrictSchema
+from service.schemas import StrictSchema, domain_rule
 from service.state import state
 
 blp = Blueprint(
@@ -65,6 +69,25 @@ class RecommendationQuerySchema(FilterQuerySchema):
     )
 
 
+def _as_of(value: str) -> None:
+    parse_time(value, "as_of", time.time())
+
+
+class CustomerQuerySchema(RecommendationQuerySchema):
+    """The customer route's query: the strategy, the filters and the evaluation clock."""
+
+    as_of = ma.fields.String(
+        validate=domain_rule(_as_of),
+        metadata={
+            "description": "Evaluation clock, admin keys only (403 otherwise): the time every "
+            "recency term is taken at (buy-again reasons, the content term's half-life, the "
+            "trend window) instead of now, for replaying history. ISO 8601 with a UTC offset, "
+            "at most a day ahead. Purchases recorded after it still count: replay in order.",
+            "example": "2011-11-01T00:00:00Z",
+        },
+    )
+
+
 class PopularQuerySchema(FilterQuerySchema):
     country = ma.fields.String(validate=ma.validate.Length(1, 64))
 
@@ -79,6 +102,13 @@ class RecommendedItemSchema(ma.Schema):
     score = ma.fields.Float(metadata={"description": "Higher is better; within one response."})
     reason = ma.fields.String(metadata={"example": "bought 4 times, usually every 30 days"})
     source = ma.fields.String(metadata={"description": "discover, buy_again, popular, similar"})
+    filled = ma.fields.Boolean(
+        metadata={
+            "description": "Present (true) on a `buy_again` item that is not one of the "
+            "customer's own products: the list was shorter than `limit` and is filled from "
+            "`blend`, then popular products (`source` says which)."
+        }
+    )
     model_version = ma.fields.String(allow_none=True)
 
 
@@ -112,15 +142,24 @@ def _filters(query: dict) -> Filters:
 class CustomerRecommendations(MethodView):
     @blp.audit("read")
     @blp.auth("recommend:read")
-    @blp.arguments(RecommendationQuerySchema, location="query")
-    @blp.response(200, RecommendationsSchema)
+    @blp.arguments(CustomerQuerySchema, location="query")
+    @blp.response(200, RecommendationsSchema, final=True)
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, query, customer_id):
         """Top products for a customer; a new one gets picks from their profile's features.
         An id with no profile (never created, or erased) is 404: visitors nobody knows get
-        ``/v1/recommendations/popular``."""
+        ``/v1/recommendations/popular``. ``as_of`` (admin keys): the evaluation clock."""
+        now = None
+        if query.get("as_of"):
+            if not current_key().allows("admin"):
+                raise Forbidden("admin")
+            now = parse_time(query["as_of"], "as_of", time.time())[1] / 1000.0
         answer = state().recommendations.for_customer(
-            customer_id, strategy=query["strategy"], limit=query["limit"], filters=_filters(query)
+            customer_id,
+            strategy=query["strategy"],
+            limit=query["limit"],
+            filters=_filters(query),
+            now=now,
         )
         return _answered(answer)
 

@@ -1,6 +1,9 @@
+import pytest
+
 from profiles.importer import catalog_products
 from recommend.catalog.importing import load_catalog, retail_products
 from recommend.catalog.products import Catalog
+from recommend.errors import ProductNotFound
 
 ROWS = [
     {
@@ -53,3 +56,36 @@ def test_online_retail_rows_become_catalog_products(redis_client):
     assert {k: v for k, v in again.items() if k != "updated_at"} == {
         k: v for k, v in heart.items() if k != "updated_at"
     }
+
+
+def test_adjustments_services_and_case_variants_never_enter_the_catalog(redis_client):
+    """docs/profiles.md "What becomes a product": only sales of product codes; a stock
+    adjustment (price 0), a service coded like a product and a cancellation create nothing, and
+    a lower-case variant of a code is the same product."""
+    from profiles.keys import Keys
+
+    base = {"InvoiceDate": "2011-09-16 15:58:00", "Country": "United Kingdom"}
+    rows = [
+        {**base, "InvoiceNo": "567152", "StockCode": "35598C", "Description": "found",
+         "Quantity": "3", "UnitPrice": "0.0", "CustomerID": ""},
+        {**base, "InvoiceNo": "576077", "StockCode": "35598c", "Description":
+         "WHITE CHRISTMAS TREE 60CM", "Quantity": "1", "UnitPrice": "2.95",
+         "CustomerID": "16720.0"},
+        {**base, "InvoiceNo": "5", "StockCode": "23444", "Description": "Next Day Carriage",
+         "Quantity": "1", "UnitPrice": "15.0", "CustomerID": "16720.0"},
+        {**base, "InvoiceNo": "6", "StockCode": "22016", "Description":
+         "Dotcomgiftshop Gift Voucher £100.00", "Quantity": "1", "UnitPrice": "83.33",
+         "CustomerID": ""},
+        {**base, "InvoiceNo": "C7", "StockCode": "21000", "Description": "MUG", "Quantity": "-1",
+         "UnitPrice": "1.0", "CustomerID": "16720.0"},
+        {**base, "InvoiceNo": "8", "StockCode": "BANK CHARGES", "Description": "Bank Charges",
+         "Quantity": "1", "UnitPrice": "15.0", "CustomerID": "16720.0"},
+    ]  # fmt: skip
+    catalog = Catalog(redis_client, Keys("rp"))
+    products = retail_products(catalog_products(rows))
+    assert [p["product_id"] for p in products] == ["35598C"]
+    assert load_catalog(catalog, products) == {"created": 1}
+    assert catalog.get("35598C")["name"] == "WHITE CHRISTMAS TREE 60CM"
+    for absent in ("23444", "22016", "21000", "BANK CHARGES", "35598c"):
+        with pytest.raises(ProductNotFound):
+            catalog.get(absent)

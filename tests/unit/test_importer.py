@@ -8,7 +8,7 @@ import json
 from click.testing import CliRunner
 
 from profiles.activity import ActivityStore
-from profiles.import_mapping import Mapping
+from profiles.import_mapping import ONLINE_RETAIL, Mapping
 from profiles.importer import (
     catalog_products,
     load_demo,
@@ -206,3 +206,36 @@ def test_load_demo_on_an_empty_store_only(redis_client):
     assert doc["emails"][0].endswith(("example.com", "example.net", "example.org"))
     assert doc["locale"] and doc["timezone"] and doc["first_name"]
     assert load_demo(profiles, activity) is None
+
+
+def test_services_coded_like_products_and_lower_case_codes():
+    """The product rule (import_mapping.retail_product_code): carriage, packing, image and voucher
+    codes are not products though they start with a digit; ``85123a`` is ``85123A``."""
+    from profiles.import_mapping import RETAIL_SERVICE_CODES, retail_product_code
+    from profiles.importer import Summary, parse_orders
+
+    assert RETAIL_SERVICE_CODES == {"23444", "23574", "23702", "22016"}
+    for code in ("POST", "D", "M", "DOT", "C2", "BANK CHARGES", "AMAZONFEE", "gift_0001_20",
+                 "DCGS0003", "", " ", "23444", "23574", "23702", "22016"):  # fmt: skip
+        assert retail_product_code(code) is None, code
+    assert retail_product_code(" 85123a ") == "85123A" and retail_product_code("22138") == "22138"
+    base = {"InvoiceDate": "2011-05-01 10:00:00", "CustomerID": "12346.0", "Country": "France"}
+    rows = [
+        {**base, "InvoiceNo": "1", "StockCode": "85123a", "Description": "HEART",
+         "Quantity": "2", "UnitPrice": "2.55"},
+        {**base, "InvoiceNo": "1", "StockCode": "23444", "Description": "Next Day Carriage",
+         "Quantity": "1", "UnitPrice": "15.0"},
+        {**base, "InvoiceNo": "2", "StockCode": "23574", "Description": "PACKING CHARGE",
+         "Quantity": "1", "UnitPrice": "4.0"},
+    ]  # fmt: skip
+    summary = Summary()
+    orders, _ = parse_orders(rows, ONLINE_RETAIL, summary)
+    assert summary.skipped == {"non_product_code": 2}
+    assert [line[0] for order in orders.values() for line in order.lines] == ["85123A"]
+    products = catalog_products(rows)
+    assert products == {"85123A": {"name": "HEART", "unit_price": "2.55"}}
+    # training from the CSV (rapport train --from-csv) keeps the same rows
+    from recommend.model.sources import load_online_retail
+
+    data = load_online_retail(rows)
+    assert [ln.product_id for ln in data.lines] == ["85123A"] and set(data.products) == {"85123A"}

@@ -99,7 +99,10 @@ def reference(rec, ctx, strategy, filters, limit, catalog):
             last[i] = max(last.get(i, -np.inf), ln.purchased_at)
         content = scoring.content_scores(scoring.history_weights(last, NOW), rec.item_words)
     discover = scoring.discover_scores(
-        rec.item_vectors @ vector + rec.item_bias, rec.item_trend, content
+        rec.item_vectors @ vector + rec.item_bias,
+        rec.item_trend,
+        content,
+        trend_weight=rec.trend_weight,  # the weight this artifact's training run chose
     )
     if basis == "cold" and ctx.preferred_categories:
         span = float(discover.max() - discover.min()) + 1.0
