@@ -46,11 +46,15 @@ def test_hot_swap_with_zero_failed_requests(live_server, redis_client, tmp_path)
     Catalog(redis_client, KEYS).upsert_many(list(products().values()))
     _, token = ApiKeyStore(redis_client, KEYS).create("e2e", ["recommend:read"])
     auth = {"Authorization": f"Bearer {token}"}
+    # the waiter has its own key: three streams plus the waiter on one key could land four
+    # requests on one worker, past the per-key concurrency bound (RAPPORT_THREADS - 1)
+    _, waiter_token = ApiKeyStore(redis_client, KEYS).create("e2e-wait", ["recommend:read"])
+    waiter = {"Authorization": f"Bearer {waiter_token}"}
     registry = ModelRegistry(redis_client, KEYS, tmp_path / "live" / "models")
     url = live_server.url("/v1/profiles/C001/recommendations?limit=10")
 
     _install(registry, "v1", trained())
-    _wait_all_workers(url, auth, "v1")
+    _wait_all_workers(url, waiter, "v1")
 
     results: list[tuple[int, str | None, float]] = []
     stop = threading.Event()
@@ -72,7 +76,7 @@ def test_hot_swap_with_zero_failed_requests(live_server, redis_client, tmp_path)
     try:
         wait_until(lambda: len(results) >= 20, what="the streams to get v1 answers")
         _install(registry, "v2", trained("other", seed=11))
-        _wait_all_workers(url, auth, "v2")
+        _wait_all_workers(url, waiter, "v2")
         # a damaged version pointed at directly: workers refuse it and keep v2
         bad = save_result(trained(), registry.model_dir, "v3")
         registry.register(bad)
