@@ -27,6 +27,7 @@ STAMP = VENV / ".install-stamp"
 BENCHMARKS = {
     "bench-quality": "bench/quality.py",  # recommendation quality on Online Retail
     "bench-serve": "bench/serve.py",  # HTTP throughput/latency vs the bare-Flask ceilings
+    "bench-openloop": "bench/openloop.py",  # latency at fixed arrival rates (25/50/75% of max)
     "bench-cost": "bench/request_cost.py",  # CPU and Redis round trips of one request, in process
     "bench-ingest": "bench/ingest.py",  # POST /v1/events and rapport import rates
     "bench-segment": "bench/segment_ingest.py",  # Segment ingest vs POST /v1/events

@@ -155,6 +155,8 @@ def gunicorn_env(redis_url: str, tmp: Path, model_dir: Path, args) -> dict[str, 
         # One API key drives all the load: the shipped per-key limits (two windows) would
         # answer 429. Two windows far above the load keep the limiter's Redis work measured.
         "RAPPORT_RATE_LIMIT": "100000000 per minute; 10000000 per second",
+        # ...and it stands in for many integrations, so the per-key concurrency bound is off
+        "RAPPORT_KEY_CONCURRENCY": "0",
     }
     if args.workers:
         env["RAPPORT_WORKERS"] = str(args.workers)

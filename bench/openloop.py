@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Open-loop latency: each endpoint at 25%, 50% and 75% of its measured maximum throughput.
+
+    python3 dev.py bench-openloop                 # 20k customers, 10k products, every endpoint
+    .venv/bin/python bench/openloop.py --customers 2000 --seconds 5 --endpoints profile
+
+A closed-loop load generator (bench/serve.py) sends the next request only when the last one
+answered, so a slow answer lowers the offered load and hides the wait behind it (coordinated
+omission). Services are specified at an arrival rate instead: here requests arrive on a seeded
+Poisson schedule at a fixed rate, whatever the server does, and each latency is counted from the
+moment its request was due, not from when a connection was free to send it, as wrk2 does.
+
+1. starts its own ``redis-server``, seeds customers and products (``bench/seed.py``), trains
+   and activates a small model, starts ``rapport serve`` (the shipped gunicorn config);
+2. per endpoint: the maximum throughput, closed loop at ``--max-connections`` for
+   ``--max-seconds`` (wrk when it can be installed, else bench/loadgen.py's Python loop), then
+   the open loop at each load level for ``--seconds``;
+3. prints the table (p50, p99, p99.9 from the due time, the rate reached, errors, and how late
+   the generator itself was: the p99 of send time minus due time for arrivals that found an
+   idle connection) and writes ``bench/results/openloop-<time>.json``.
+
+The generator is Python threads with keep-alive ``http.client`` connections, on the same
+machine as the server; its own lateness column says how much of the tail is the generator's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import shlex
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import loadgen, seed  # noqa: E402
+from bench.loadgen import Target, fill  # noqa: E402
+from bench.serve import ENDPOINTS, PREFIX, gunicorn_env, start_rapport, wait_ready  # noqa: E402
+from profiles.keys import Keys  # noqa: E402
+from service.redis_server import RedisServer  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LEVELS = (0.25, 0.50, 0.75)
+GOAL_P99_MS = 25.0  # issue 17: p99 at 50% of the maximum throughput
+
+
+def schedule(rate: float, seconds: float, rng: random.Random) -> list[float]:
+    """Poisson arrivals: offsets (s) from the start, mean ``rate`` per second."""
+    out, t = [], 0.0
+    while True:
+        t += rng.expovariate(rate)
+        if t >= seconds:
+            return out
+        out.append(t)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def open_loop(
+    base_url: str,
+    target: Target,
+    *,
+    rate: float,
+    seconds: float,
+    token: str,
+    ids: list[str],
+    connections: int,
+    seed_value: int = 7,
+) -> dict:
+    """Send ``target`` on a Poisson schedule at ``rate``/s for ``seconds`` over a pool of
+    ``connections`` keep-alive connections. A connection takes the next due arrival, waits
+    for its time if it is early, and sends; if every connection is busy the arrival waits, and
+    that wait is part of its latency."""
+    host, _, port = base_url.split("://", 1)[1].rstrip("/").partition(":")
+    due = schedule(rate, seconds, random.Random(seed_value))
+    headers = {"Authorization": f"Bearer {token}"}
+    if target.body:
+        headers["Content-Type"] = "application/json"
+    nonce = uuid.uuid4().hex[:10]
+    lock = threading.Lock()
+    state = {"next": 0}
+    latencies: list[float] = []
+    lateness: list[float] = []  # send - due, for arrivals that found this connection idle
+    errors: dict[str, int] = {}
+    start = time.perf_counter() + 0.2
+
+    def worker(index: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        counter = index * 7919
+        while True:
+            with lock:
+                i = state["next"]
+                state["next"] += 1
+            if i >= len(due):
+                break
+            at = start + due[i]
+            now = time.perf_counter()
+            idle = now < at
+            if idle:
+                time.sleep(at - now)
+            sent = time.perf_counter()
+            path, counter = fill(target.path, ids, counter, f"{nonce}-{i}")
+            body = fill(target.body, ids, counter, f"{nonce}-{i}")[0] if target.body else None
+            try:
+                conn.request(target.method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                failed = None if resp.status < 400 else str(resp.status)
+            except (OSError, http.client.HTTPException) as exc:
+                failed = type(exc).__name__
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            done = time.perf_counter()
+            with lock:
+                latencies.append(done - at)
+                if idle:
+                    lateness.append(sent - at)
+                if failed:
+                    errors[failed] = errors.get(failed, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    ms = [x * 1000 for x in latencies]
+    return {
+        "offered_rps": round(rate, 1),
+        "reached_rps": round(len(ms) / elapsed, 1) if elapsed else 0.0,
+        "requests": len(ms),
+        "p50_ms": round(percentile(ms, 0.50), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "p999_ms": round(percentile(ms, 0.999), 2),
+        "max_ms": round(max(ms), 2) if ms else 0.0,
+        "generator_late_p99_ms": round(percentile([x * 1000 for x in lateness], 0.99), 2),
+        "errors": errors,
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--customers", type=int, default=20_000)
+    p.add_argument("--products", type=int, default=10_000)
+    p.add_argument("--orders-per-customer", type=float, default=1.5)
+    p.add_argument("--endpoints", default=",".join(ENDPOINTS), help="subset, comma-separated")
+    p.add_argument("--max-connections", type=int, default=32, help="closed-loop maximum run")
+    p.add_argument("--max-seconds", type=float, default=8.0)
+    p.add_argument("--connections", type=int, default=32, help="open-loop connection pool")
+    p.add_argument("--seconds", type=float, default=15.0, help="per open-loop level")
+    p.add_argument("--procs", type=int, default=2, help="processes seeding in parallel")
+    p.add_argument("--python-load", action="store_true", help="closed loop without wrk")
+    args = p.parse_args(argv)
+    args.workers = args.threads = None  # the shipped gunicorn config (bench/serve.py's env)
+    args.endpoint_names = [e for e in args.endpoints.split(",") if e]
+    unknown = set(args.endpoint_names) - set(ENDPOINTS)
+    if unknown:
+        p.error(f"unknown endpoints: {', '.join(sorted(unknown))}")
+    return args
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Open loop (`bench/openloop.py`, {result['when']}, {result['machine']}; "
+        f"{result['customers']:,} customers, {result['products']:,} products, `rapport serve` "
+        f"defaults; maximum measured closed loop with {result['max_tool']} at "
+        f"{result['max_connections']} connections; Poisson arrivals over "
+        f"{result['connections']} connections, {result['seconds']:g} s per level). "
+        f"Rerun: `{result['command']}`.",
+        "",
+        "| endpoint | max req/s (closed) | load | offered → reached req/s | p50 | p99 | p99.9 "
+        "| errors | generator late (p99) |",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|",
+    ]
+    for name, row in result["endpoints"].items():
+        for level, r in row["levels"].items():
+            lines.append(
+                f"| {name} | {row['max_rps']:,.0f} | {level} | {r['offered_rps']:,.0f} → "
+                f"{r['reached_rps']:,.0f} | {r['p50_ms']} ms | {r['p99_ms']} ms | "
+                f"{r['p999_ms']} ms | {r['errors'] or 'none'} | {r['generator_late_p99_ms']} ms |"
+            )
+    lines.append("")
+    for name, row in result["endpoints"].items():
+        p99 = row["levels"]["50%"]["p99_ms"]
+        verdict = "met" if p99 <= GOAL_P99_MS else "NOT met"
+        lines.append(f"- {name}: p99 at 50% = {p99} ms (goal ≤ {GOAL_P99_MS:g} ms): {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python3 dev.py bench-openloop " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    wrk = None if args.python_load else loadgen.ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="rapport-openloop-"))
+    server = RedisServer(tmp / "redis")
+    server.start()
+    rapport = None
+    try:
+        plan = seed.Plan(
+            redis_url=server.url, key_prefix=PREFIX, customers=args.customers,
+            products=args.products, purchase_products=args.products,
+            per_customer=args.orders_per_customer, now=time.time(),
+        )  # fmt: skip
+        seed.seed_products(plan, 0, args.products, args.procs)
+        seed.seed_customers(plan, args.procs)
+        trained = seed.train_and_activate(plan, tmp / "models", epochs=1)
+        import redis
+
+        from service.auth import ApiKeyStore
+
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        _, token = ApiKeyStore(client, Keys(PREFIX)).create("openloop", "admin")
+        ids = [seed.customer_id(i) for i in range(args.customers)]
+        random.Random(7).shuffle(ids)
+        ids_file = tmp / "ids.txt"
+        ids_file.write_text("\n".join(ids) + "\n")
+        rapport = start_rapport(gunicorn_env(server.url, tmp, tmp / "models", args), tmp)
+        wait_ready(rapport, "/readyz", lambda b: trained["version"].encode() in b, timeout=180)
+        time.sleep(1.0)
+        result: dict = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{__import__('os').cpu_count()} cores",
+            "command": command, "customers": args.customers, "products": args.products,
+            "max_tool": "wrk -t1" if wrk else "the Python loop",
+            "max_connections": args.max_connections, "connections": args.connections,
+            "seconds": args.seconds, "endpoints": {},
+        }  # fmt: skip
+        for name in args.endpoint_names:
+            target = ENDPOINTS[name]
+            run = dict(concurrency=args.max_connections, token=token, ids_file=ids_file)
+            loadgen.run(wrk, rapport.url, target, seconds=2, **run)  # warm-up
+            top = loadgen.run(wrk, rapport.url, target, seconds=args.max_seconds, **run)
+            row = {"max_rps": top.rps, "max_errors": top.errors, "levels": {}}
+            for level in LEVELS:
+                r = open_loop(
+                    rapport.url, target, rate=top.rps * level, seconds=args.seconds,
+                    token=token, ids=ids, connections=args.connections,
+                )  # fmt: skip
+                row["levels"][f"{level:.0%}"] = r
+                print(f"{name} {level:.0%}: {json.dumps(r)}", flush=True)
+            result["endpoints"][name] = row
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        out = RESULTS / f"openloop-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        out.write_text(json.dumps(result, indent=2))
+        print("\n" + markdown(result))
+        print(f"\nwrote {out.relative_to(ROOT)}; rerun: {command}")
+        met = all(r["levels"]["50%"]["p99_ms"] <= GOAL_P99_MS for r in result["endpoints"].values())
+        return 0 if met else 1
+    finally:
+        if rapport is not None:
+            rapport.stop()
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
