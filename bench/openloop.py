@@ -95,6 +95,7 @@ def open_loop(
     lateness: list[float] = []  # send - due, for arrivals that found this connection idle
     errors: dict[str, int] = {}
     start = time.perf_counter() + 0.2
+    cpu_before = time.process_time()
 
     def worker(index: int) -> None:
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
@@ -137,6 +138,7 @@ def open_loop(
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    generator_cpu = (time.process_time() - cpu_before) / elapsed if elapsed else 0.0
     ms = [x * 1000 for x in latencies]
     return {
         "offered_rps": round(rate, 1),
@@ -147,6 +149,7 @@ def open_loop(
         "p999_ms": round(percentile(ms, 0.999), 2),
         "max_ms": round(max(ms), 2) if ms else 0.0,
         "generator_late_p99_ms": round(percentile([x * 1000 for x in lateness], 0.99), 2),
+        "generator_cores": round(generator_cpu, 2),  # CPU the generator took from the machine
         "errors": errors,
     }
 
@@ -163,8 +166,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=15.0, help="per open-loop level")
     p.add_argument("--procs", type=int, default=2, help="processes seeding in parallel")
     p.add_argument("--python-load", action="store_true", help="closed loop without wrk")
+    p.add_argument("--workers", type=int, help="gunicorn workers (default: the shipped config)")
+    p.add_argument("--threads", type=int, help="threads per worker (default: the shipped config)")
     args = p.parse_args(argv)
-    args.workers = args.threads = None  # the shipped gunicorn config (bench/serve.py's env)
     args.endpoint_names = [e for e in args.endpoints.split(",") if e]
     unknown = set(args.endpoint_names) - set(ENDPOINTS)
     if unknown:
@@ -176,21 +180,22 @@ def markdown(result: dict) -> str:
     lines = [
         f"Open loop (`bench/openloop.py`, {result['when']}, {result['machine']}; "
         f"{result['customers']:,} customers, {result['products']:,} products, `rapport serve` "
-        f"defaults; maximum measured closed loop with {result['max_tool']} at "
+        f"with {result['server']}; maximum measured closed loop with {result['max_tool']} at "
         f"{result['max_connections']} connections; Poisson arrivals over "
         f"{result['connections']} connections, {result['seconds']:g} s per level). "
         f"Rerun: `{result['command']}`.",
         "",
         "| endpoint | max req/s (closed) | load | offered → reached req/s | p50 | p99 | p99.9 "
-        "| errors | generator late (p99) |",
-        "|---|---:|---:|---|---:|---:|---:|---|---:|",
+        "| errors | generator late (p99) | generator CPU (cores) |",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for name, row in result["endpoints"].items():
         for level, r in row["levels"].items():
             lines.append(
                 f"| {name} | {row['max_rps']:,.0f} | {level} | {r['offered_rps']:,.0f} → "
                 f"{r['reached_rps']:,.0f} | {r['p50_ms']} ms | {r['p99_ms']} ms | "
-                f"{r['p999_ms']} ms | {r['errors'] or 'none'} | {r['generator_late_p99_ms']} ms |"
+                f"{r['p999_ms']} ms | {r['errors'] or 'none'} | {r['generator_late_p99_ms']} ms | "
+                f"{r['generator_cores']} |"
             )
     lines.append("")
     for name, row in result["endpoints"].items():
@@ -239,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_tool": "wrk -t1" if wrk else "the Python loop",
             "max_connections": args.max_connections, "connections": args.connections,
             "seconds": args.seconds, "endpoints": {},
+            "server": f"{args.workers or 'default'} workers x {args.threads or 'default'} threads",
         }  # fmt: skip
         for name in args.endpoint_names:
             target = ENDPOINTS[name]
