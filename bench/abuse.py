@@ -209,7 +209,7 @@ def good_load(
     }
 
 
-SCENARIOS = ("flood", "slow", "history", "bomb", "parse")
+SCENARIOS = ("flood", "slow", "history", "bomb", "parse", "hog")
 
 
 def markdown(result: dict) -> str:
@@ -313,6 +313,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--history-lines", type=int, default=600, help="per order (the cap)")
     p.add_argument("--history-deadline", type=float, default=300.0, help="s, then stop writing")
     p.add_argument("--bomb-seconds", type=float, default=20.0)
+    p.add_argument("--hog-connections", type=int, default=48, help="one key's connections (hog)")
+    p.add_argument("--hog-seconds", type=float, default=20.0)
     p.add_argument("--docs", action="store_true", help="write the section of docs/reliability.md")
     return p.parse_args(argv)
 
@@ -370,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "bad": store.create("flood", ["profiles:write", "recommend:read"])[1],
             "admin": store.create("abuse-admin", ["admin"])[1],
+            "hog": store.create("hog", ["profiles:read"])[1],
             "ids": ids,
             "fill": lambda path: (
                 path.replace("{customer_id}", ids[0]).replace("{", "").replace("}", "")

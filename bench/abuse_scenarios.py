@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 
+from bench.abuse_hog import one_key_hog
+
 ATTACKER = "127.0.0.2"  # the hostile sockets' address; the good clients use 127.0.0.1
 SLOW_HEAD = b"GET /v1/profiles/c_nope HTTP/1.1\r\nHost: x\r\nX-Slow: "
 SLOW_BODY = (
@@ -362,6 +364,9 @@ def issue18_scenarios(port: int, ctx: dict, args, good_load: Callable) -> dict:
             port, admin, ctx["redis_url"], ctx["templates_key"], args.bomb_seconds
         ),
         "parse": lambda: parse_errors(port, admin, ctx["fill"]),
+        "hog": lambda: one_key_hog(
+            port, ctx["hog"], ids, args.hog_connections, args.hog_seconds, args.flood_nice
+        ),
     }
     out = {}
     for name in [n for n in args.scenarios if n in work]:

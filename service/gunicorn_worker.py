@@ -9,7 +9,9 @@ until ``service/slow_clients.py`` says its head and whole body are in; only then
 get it, with the bytes handed to gunicorn's parser, which never waits on the socket. Past a
 deadline the connection is answered 408 (or closed, if it never sent a byte); a body declared
 or sent over ``RAPPORT_MAX_BODY_BYTES`` is answered 413 at once; an address over its share of
-connections is closed on accept. Why this and not another worker class or a proxy:
+connections is closed on accept. Whole requests wait for a thread in a queue per caller, served
+in turn (``service/fair_queue.py``), so one caller's many connections do not put all its
+requests ahead of everybody else's. Why this and not another worker class or a proxy:
 docs/reliability.md, "Slow clients".
 
 TLS is not read here (terminate it in front, as deploy/nginx.conf does): with ``certfile`` set
@@ -27,6 +29,7 @@ from functools import partial
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from service.fair_queue import FairQueue, caller_of
 from service.gunicorn_errors import problem_answer
 from service.slow_clients import (
     CONTINUE,
@@ -47,6 +50,7 @@ class GuardedConn(TConn):
         self.on_close = on_close
         self.reading: Reading | None = None
         self.ready = False  # the buffered request may go to a thread
+        self.dispatched = False  # counted in the worker's requests in threads
 
     def close(self, graceful=False):
         try:
@@ -78,6 +82,8 @@ class BufferingThreadWorker(ThreadWorker):
         self.per_address: Counter[str] = Counter()
         self.readings: set[GuardedConn] = set()
         self.buffering = not self.cfg.is_ssl
+        self.waiting: FairQueue[GuardedConn] = FairQueue()  # whole requests, no thread yet
+        self.in_threads = 0  # requests of ``waiting`` handed to the pool and not finished
         super().run()
 
     # -- connections in --------------------------------------------------------------------
@@ -167,7 +173,28 @@ class BufferingThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(bytes(reading.buf))
         conn.data_ready = True
         conn.ready = True
-        self.enqueue_req(conn)
+        head = bytes(reading.buf[: reading.scan.head_end]) if reading.scan.head_end > 0 else b""
+        address = conn.client[0] if isinstance(conn.client, tuple) else ""
+        self.waiting.push(caller_of(head, address), conn)
+        self._dispatch()
+
+    # -- to the threads, in turn per caller --------------------------------------------------
+    def _dispatch(self) -> None:
+        """Hand waiting requests to the pool while a thread is free (service/fair_queue.py)."""
+        while self.waiting and self.in_threads < self.cfg.threads:
+            conn = self.waiting.pop()
+            conn.dispatched = True
+            self.in_threads += 1
+            self.enqueue_req(conn)
+
+    def finish_request(self, conn, fs):
+        if isinstance(conn, GuardedConn) and conn.dispatched:
+            conn.dispatched = False
+            self.in_threads -= 1
+        try:
+            super().finish_request(conn, fs)
+        finally:
+            self._dispatch()
 
     def _stop_reading(self, conn: GuardedConn) -> None:
         self.readings.discard(conn)
