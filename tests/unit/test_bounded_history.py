@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 import time
 import tracemalloc
+from contextlib import contextmanager
 
 import pytest
 
 from core.errors import InvalidInput
 from profiles import activity as activity_mod
+from profiles import customer_view
 from profiles.activity import ActivityStore, TooManyOrders
 from profiles.activity_input import MAX_LINES
 from profiles.customer_view import MAX_ORDERS as WINDOW
-from profiles.customer_view import CustomerView
+from profiles.customer_view import MAX_WINDOW_BYTES, CustomerView
 from profiles.keys import Keys
 from profiles.store import ProfileStore
 
@@ -61,6 +63,17 @@ def build(activity: ActivityStore, cid: str, orders: int, lines: int) -> None:
         ]
         for result in activity.record_purchases(batch):
             assert not isinstance(result, Exception), result
+
+
+@contextmanager
+def monkeypatch_bound(size: int):
+    """``customer_view.MAX_WINDOW_BYTES`` set to ``size`` for the block."""
+    old = customer_view.MAX_WINDOW_BYTES
+    customer_view.MAX_WINDOW_BYTES = size
+    try:
+        yield
+    finally:
+        customer_view.MAX_WINDOW_BYTES = old
 
 
 @pytest.fixture
@@ -204,6 +217,28 @@ def test_the_recommendation_context_reads_only_the_newest_window(redis_client, s
     window = {ln["product_id"] for p in record.purchases for ln in p["lines"]}
     assert bought == window
     assert slowlog()[0] < SLOW_MS
+
+
+def test_the_window_stops_at_its_size_bound_and_keeps_the_newest(redis_client, stores, slowlog):
+    """Orders of 600 lines: 500 of them would be ~15 MB; the window stops once it holds
+    ``MAX_WINDOW_BYTES``, newest first, in one bounded call, and the newest order is always in."""
+    profiles, activity = stores
+    profiles.create({"country": "GB"}, customer_id="wide")
+    build(activity, "wide", 120, MAX_LINES)
+    size = len(redis_client.hget(KEYS.orders("wide"), "wide-o0"))
+    view = CustomerView(redis_client, KEYS)
+    slowlog()
+    record = view.read("wide")
+    expected = -(-MAX_WINDOW_BYTES // size)  # whole orders until the bound is reached
+    assert 1 < expected < 120
+    assert abs(len(record.purchases) - expected) <= 1
+    assert [p["order_id"] for p in record.purchases] == [
+        f"wide-o{i}" for i in range(len(record.purchases))
+    ]  # the newest, in order
+    assert len(view.purchases("wide")) == len(record.purchases)
+    assert slowlog()[0] < SLOW_MS
+    with monkeypatch_bound(1):  # a bound below one order still gives the newest
+        assert [p["order_id"] for p in view.read("wide").purchases] == ["wide-o0"]
 
 
 # -- export -------------------------------------------------------------------------------------
