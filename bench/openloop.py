@@ -68,90 +68,90 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-def open_loop(
-    base_url: str,
-    target: Target,
-    *,
-    rate: float,
-    seconds: float,
-    token: str,
-    ids: list[str],
-    connections: int,
-    seed_value: int = 7,
-) -> dict:
-    """Send ``target`` on a Poisson schedule at ``rate``/s for ``seconds`` over a pool of
+class OpenLoop:
+    """One level: ``target`` on a Poisson schedule at ``rate``/s for ``seconds`` over a pool of
     ``connections`` keep-alive connections. A connection takes the next due arrival, waits
     for its time if it is early, and sends; if every connection is busy the arrival waits, and
     that wait is part of its latency."""
-    host, _, port = base_url.split("://", 1)[1].rstrip("/").partition(":")
-    due = schedule(rate, seconds, random.Random(seed_value))
-    headers = {"Authorization": f"Bearer {token}"}
-    if target.body:
-        headers["Content-Type"] = "application/json"
-    nonce = uuid.uuid4().hex[:10]
-    lock = threading.Lock()
-    state = {"next": 0}
-    latencies: list[float] = []
-    lateness: list[float] = []  # send - due, for arrivals that found this connection idle
-    errors: dict[str, int] = {}
-    start = time.perf_counter() + 0.2
-    cpu_before = time.process_time()
 
-    def worker(index: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    def __init__(self, base_url: str, target: Target, rate: float, seconds: float, token: str,
+                 ids: list[str], seed_value: int = 7):  # fmt: skip
+        host, _, port = base_url.split("://", 1)[1].rstrip("/").partition(":")
+        self.host, self.port, self.target, self.ids, self.rate = host, int(port), target, ids, rate
+        self.due = schedule(rate, seconds, random.Random(seed_value))
+        self.headers = {"Authorization": f"Bearer {token}"}
+        if target.body:
+            self.headers["Content-Type"] = "application/json"
+        self.nonce = uuid.uuid4().hex[:10]
+        self.lock = threading.Lock()
+        self.next = 0
+        self.latencies: list[float] = []
+        self.lateness: list[float] = []  # send - due, for arrivals that found their connection idle
+        self.errors: dict[str, int] = {}
+        self.start = 0.0
+
+    def _send(self, conn: http.client.HTTPConnection, i: int, counter: int):
+        """Request ``i`` on ``conn``: (what failed or None, the id counter, the connection)."""
+        path, counter = fill(self.target.path, self.ids, counter, f"{self.nonce}-{i}")
+        body = None
+        if self.target.body:
+            body = fill(self.target.body, self.ids, counter, f"{self.nonce}-{i}")[0]
+        try:
+            conn.request(self.target.method, path, body=body, headers=self.headers)
+            resp = conn.getresponse()
+            resp.read()
+            return (None if resp.status < 400 else str(resp.status)), counter, conn
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            fresh = http.client.HTTPConnection(self.host, self.port, timeout=10)
+            return type(exc).__name__, counter, fresh
+
+    def _connection(self, index: int) -> None:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
         counter = index * 7919
         while True:
-            with lock:
-                i = state["next"]
-                state["next"] += 1
-            if i >= len(due):
+            with self.lock:
+                i, self.next = self.next, self.next + 1
+            if i >= len(self.due):
                 break
-            at = start + due[i]
-            now = time.perf_counter()
-            idle = now < at
+            at = self.start + self.due[i]
+            idle = time.perf_counter() < at
             if idle:
-                time.sleep(at - now)
+                time.sleep(max(0.0, at - time.perf_counter()))
             sent = time.perf_counter()
-            path, counter = fill(target.path, ids, counter, f"{nonce}-{i}")
-            body = fill(target.body, ids, counter, f"{nonce}-{i}")[0] if target.body else None
-            try:
-                conn.request(target.method, path, body=body, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                failed = None if resp.status < 400 else str(resp.status)
-            except (OSError, http.client.HTTPException) as exc:
-                failed = type(exc).__name__
-                conn.close()
-                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            failed, counter, conn = self._send(conn, i, counter)
             done = time.perf_counter()
-            with lock:
-                latencies.append(done - at)
+            with self.lock:
+                self.latencies.append(done - at)
                 if idle:
-                    lateness.append(sent - at)
+                    self.lateness.append(sent - at)
                 if failed:
-                    errors[failed] = errors.get(failed, 0) + 1
+                    self.errors[failed] = self.errors.get(failed, 0) + 1
         conn.close()
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    generator_cpu = (time.process_time() - cpu_before) / elapsed if elapsed else 0.0
-    ms = [x * 1000 for x in latencies]
-    return {
-        "offered_rps": round(rate, 1),
-        "reached_rps": round(len(ms) / elapsed, 1) if elapsed else 0.0,
-        "requests": len(ms),
-        "p50_ms": round(percentile(ms, 0.50), 2),
-        "p99_ms": round(percentile(ms, 0.99), 2),
-        "p999_ms": round(percentile(ms, 0.999), 2),
-        "max_ms": round(max(ms), 2) if ms else 0.0,
-        "generator_late_p99_ms": round(percentile([x * 1000 for x in lateness], 0.99), 2),
-        "generator_cores": round(generator_cpu, 2),  # CPU the generator took from the machine
-        "errors": errors,
-    }
+    def run(self, connections: int) -> dict:
+        self.start = time.perf_counter() + 0.2
+        cpu_before = time.process_time()
+        threads = [threading.Thread(target=self._connection, args=(n,)) for n in range(connections)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - self.start
+        cores = (time.process_time() - cpu_before) / elapsed if elapsed else 0.0
+        ms = [x * 1000 for x in self.latencies]
+        return {
+            "offered_rps": round(self.rate, 1),
+            "reached_rps": round(len(ms) / elapsed, 1) if elapsed else 0.0,
+            "requests": len(ms),
+            "p50_ms": round(percentile(ms, 0.50), 2),
+            "p99_ms": round(percentile(ms, 0.99), 2),
+            "p999_ms": round(percentile(ms, 0.999), 2),
+            "max_ms": round(max(ms), 2) if ms else 0.0,
+            "generator_late_p99_ms": round(percentile([x * 1000 for x in self.lateness], 0.99), 2),
+            "generator_cores": round(cores, 2),  # CPU the generator took from the machine
+            "errors": self.errors,
+        }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -205,6 +205,21 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def measure_endpoint(wrk, url: str, name: str, token: str, ids: list[str], ids_file: Path,
+                     args) -> dict:  # fmt: skip
+    """The closed-loop maximum of one endpoint, then the open loop at each level of it."""
+    target = ENDPOINTS[name]
+    run = dict(concurrency=args.max_connections, token=token, ids_file=ids_file)
+    loadgen.run(wrk, url, target, seconds=2, **run)  # warm-up
+    top = loadgen.run(wrk, url, target, seconds=args.max_seconds, **run)
+    row: dict = {"max_rps": top.rps, "max_errors": top.errors, "levels": {}}
+    for level in LEVELS:
+        r = OpenLoop(url, target, top.rps * level, args.seconds, token, ids).run(args.connections)
+        row["levels"][f"{level:.0%}"] = r
+        print(f"{name} {level:.0%}: {json.dumps(r)}", flush=True)
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python3 dev.py bench-openloop " + shlex.join(
@@ -247,19 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             "server": f"{args.workers or 'default'} workers x {args.threads or 'default'} threads",
         }  # fmt: skip
         for name in args.endpoint_names:
-            target = ENDPOINTS[name]
-            run = dict(concurrency=args.max_connections, token=token, ids_file=ids_file)
-            loadgen.run(wrk, rapport.url, target, seconds=2, **run)  # warm-up
-            top = loadgen.run(wrk, rapport.url, target, seconds=args.max_seconds, **run)
-            row = {"max_rps": top.rps, "max_errors": top.errors, "levels": {}}
-            for level in LEVELS:
-                r = open_loop(
-                    rapport.url, target, rate=top.rps * level, seconds=args.seconds,
-                    token=token, ids=ids, connections=args.connections,
-                )  # fmt: skip
-                row["levels"][f"{level:.0%}"] = r
-                print(f"{name} {level:.0%}: {json.dumps(r)}", flush=True)
-            result["endpoints"][name] = row
+            result["endpoints"][name] = measure_endpoint(wrk, rapport.url, name, token, ids,
+                                                         ids_file, args)  # fmt: skip
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"openloop-{time.strftime('%Y%m%d-%H%M%S')}.json"
         out.write_text(json.dumps(result, indent=2))
