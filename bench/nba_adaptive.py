@@ -50,11 +50,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.nba_http import HttpArm
 from profiles.keys import Keys
 from recommend.engage.actions import ActionCatalog, NextBestActions
 from recommend.engage.adaptive import SEGMENT_KEYS, AdaptivePropensity, day_of, segment_of
@@ -88,6 +90,7 @@ COUNTRY = {
     "discount": {"GB": 0.3},
 }
 POLICIES = ("random", "global", "adaptive", "beta", "logistic-ts", "oracle")
+HTTP_POLICIES = ("global", "adaptive", "beta")  # through the API with --http
 LEARNED = ("adaptive", "beta", "logistic-ts")  # the gap each closes is reported
 SERVED = ("adaptive", "beta")  # ranked and recorded through the service's code
 
@@ -282,7 +285,12 @@ def run(client: redis.Redis, args: argparse.Namespace) -> dict[str, Arm]:
     every = max(1, args.decisions // 100)
     arms = {}
     for name in POLICIES:
-        arm = Arm(name, client, args.seed)
+        if args.http and name in HTTP_POLICIES:
+            print(f"  {name}: storing {len(people):,} customers, starting its app ...", flush=True)
+            arm: Any = HttpArm(name, client, args.redis_url, args.seed, people, catalogue(),
+                               args.tmp, true_p, ACTIONS)  # fmt: skip
+        else:
+            arm = Arm(name, client, args.seed)
         started = time.perf_counter()
         for n, (person, channel) in enumerate(sequence, 1):
             arm.step(n, person, channel)
@@ -384,6 +392,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-control-run", action="store_true")
     parser.add_argument("--png", type=Path, help="write the acceptance curve here (matplotlib)")
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="global, adaptive and beta rank and record through the HTTP API (bench/nba_http.py)",
+    )
     args = parser.parse_args()
     print_truth()
     with tempfile.TemporaryDirectory() as tmp:
@@ -391,6 +404,7 @@ def main() -> None:
         server.start()
         try:
             client = redis.Redis.from_url(server.url, decode_responses=True)
+            args.redis_url, args.tmp = server.url, Path(tmp)
             arms = run(client, args)
             report(arms, args)
             if args.png:
@@ -404,6 +418,7 @@ def main() -> None:
         f"command: .venv/bin/python bench/nba_adaptive.py --decisions {args.decisions} "
         f"--customers {args.customers} --seed {args.seed}"
         + (f" --png {args.png}" if args.png else "")
+        + (" --http" if args.http else "")
     )
 
 
