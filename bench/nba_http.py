@@ -32,8 +32,8 @@ DAY = 86_400.0
 def store_customers(client: redis.Redis, keys: Keys, people: list[dict]) -> None:
     """Profiles and purchases for the simulated ``people`` (ids ``sim-N``)."""
     now = time.time()
-    profiles = ProfileStore(client, keys, activity=ActivityStore(client, keys))
     activity = ActivityStore(client, keys)
+    profiles = ProfileStore(client, keys, activity=activity)
     batch: list[tuple[str, dict[str, Any]]] = []
     for person in people:
         p = person["profile"]

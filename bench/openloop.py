@@ -42,8 +42,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, seed  # noqa: E402
 from bench.loadgen import Target, fill  # noqa: E402
-from bench.serve import ENDPOINTS, PREFIX, gunicorn_env, start_rapport, wait_ready  # noqa: E402
-from profiles.keys import Keys  # noqa: E402
+from bench.serve import (  # noqa: E402
+    ENDPOINTS,
+    PREFIX,
+    gunicorn_env,
+    load_key_and_ids,
+    start_rapport,
+    wait_ready,
+)
 from service.redis_server import RedisServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -239,16 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         seed.seed_products(plan, 0, args.products, args.procs)
         seed.seed_customers(plan, args.procs)
         trained = seed.train_and_activate(plan, tmp / "models", epochs=1)
-        import redis
-
-        from service.auth import ApiKeyStore
-
-        client = redis.Redis.from_url(server.url, decode_responses=True)
-        _, token = ApiKeyStore(client, Keys(PREFIX)).create("openloop", "admin")
-        ids = [seed.customer_id(i) for i in range(args.customers)]
-        random.Random(7).shuffle(ids)
-        ids_file = tmp / "ids.txt"
-        ids_file.write_text("\n".join(ids) + "\n")
+        token, ids, ids_file = load_key_and_ids(server.url, args.customers, tmp, "openloop")
         rapport = start_rapport(gunicorn_env(server.url, tmp, tmp / "models", args), tmp)
         wait_ready(rapport, "/readyz", lambda b: trained["version"].encode() in b, timeout=180)
         time.sleep(1.0)

@@ -3,7 +3,7 @@ through the HTTP API, without retraining.
 
     .venv/bin/python bench/replay.py [--data PATH] [--days N] [--per-day M] [--seed S]
 
-One model is trained (the production code and defaults: ``build_matrices`` + ``fit_epochs``
+One model is trained (the production code and defaults: ``training.fit_all``
 with ``training.PRODUCTION``, ids only) on everything before the test window (the last 10% of
 the time span, as ``bench/retail.py`` cuts it) and saved with ``job.save_result``, so its
 ``data_until`` is the newest training purchase. A private ``redis-server`` holds the catalog
@@ -59,13 +59,12 @@ from recommend.model.dataset import (
     DAY,
     IDS_ONLY,
     TrainingData,
-    build_matrices,
     load_online_retail,
 )
 from recommend.model.job import save_result
 from recommend.model.recommender import Recommender
 from recommend.model.records import PurchaseLine
-from recommend.model.training import PRODUCTION, TrainResult, fit_epochs, item_popularity
+from recommend.model.training import PRODUCTION, fit_all
 from service import create_app
 from service.redis_server import RedisServer, redis_server_binary
 
@@ -93,23 +92,8 @@ def train_model(td: TrainingData, model_dir: Path, threads: int, cache: Path | N
         shutil.copytree(cache / key, model_dir / "replay")
         log(f"model from {cache / key}")
         return "replay"
-    started = time.perf_counter()
-    tc = replace(PRODUCTION, threads=threads)
-    m = build_matrices(td, td.lines, None, IDS_ONLY)
-    model = tc.model()
-    fit_epochs(model, m, tc, progress=False)
-    result = TrainResult(
-        model=model,
-        matrices=m,
-        metrics={},
-        history=[],
-        counts={},
-        config=tc,
-        features=IDS_ONLY,
-        train_seconds=time.perf_counter() - started,
-        popularity=item_popularity(m),
-        data=td,
-    )
+    result = fit_all(td, replace(PRODUCTION, threads=threads), IDS_ONLY)
+    m = result.matrices
     save_result(result, model_dir, "replay")
     if cache is not None:
         shutil.copytree(model_dir / "replay", cache / key)

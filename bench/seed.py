@@ -15,7 +15,7 @@ import multiprocessing as mp
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -226,34 +226,23 @@ def training_data(plan: Plan):
 
 def train_and_activate(plan: Plan, model_dir: Path, *, epochs: int = 1) -> dict[str, Any]:
     """Fit LightFM on every purchase (no holdout evaluation), save, register, activate."""
-    from recommend.model.dataset import FeatureConfig, build_matrices
+    from recommend.model.dataset import FeatureConfig
     from recommend.model.job import save_result, write_popularity
     from recommend.model.registry import ModelRegistry
-    from recommend.model.training import (
-        TrainConfig,
-        TrainResult,
-        fit_epochs,
-        item_popularity,
-    )
+    from recommend.model.training import TrainConfig, fit_all
 
     started = time.perf_counter()
     data = training_data(plan)
-    config = TrainConfig(epochs=epochs, threads=2)
-    features = FeatureConfig()
-    m = build_matrices(data, data.lines, None, features)
-    model = config.model()
-    fit_epochs(model, m, config, progress=False)
+    fitted = fit_all(data, TrainConfig(epochs=epochs, threads=2), FeatureConfig())
+    m = fitted.matrices
     zero = {"precision": 0.0, "recall": 0.0, "auc": 0.0, "coverage": 0.0, "users": 0}
-    result = TrainResult(
-        model=model,
-        matrices=m,
+    # as before: the artifact records no training data (the trend is not computed here)
+    result = replace(
+        fitted,
         metrics={"model": zero, "popularity": zero},
-        history=[],
         counts={**data.counts(), "users": len(m.user_ids), "items": len(m.item_ids)},
-        config=config,
-        features=features,
+        data=None,
         train_seconds=time.perf_counter() - started,
-        popularity=item_popularity(m),
     )
     client = _client(plan.redis_url)
     keys = Keys(plan.key_prefix)

@@ -461,6 +461,24 @@ def run_phase(
     return phase
 
 
+def load_key_and_ids(redis_url: str, customers: int, tmp: Path, name: str):
+    """An admin key for the load, and the seeded customer ids in a fixed shuffled order, also
+    written to ``tmp/ids.txt`` for wrk: ``(token, ids, ids_file)``."""
+    import random
+
+    import redis
+
+    from service.auth import ApiKeyStore
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, token = ApiKeyStore(client, Keys(PREFIX)).create(name, "admin")
+    ids = [seed.customer_id(i) for i in range(customers)]
+    random.Random(7).shuffle(ids)
+    ids_file = tmp / "ids.txt"
+    ids_file.write_text("\n".join(ids) + "\n")
+    return token, ids, ids_file
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
@@ -492,18 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             f"customers with {n_orders} orders in {t2 - t1:.1f} s",
             flush=True,
         )
-        import redis
-
-        from service.auth import ApiKeyStore
-
-        client = redis.Redis.from_url(server.url, decode_responses=True)
-        _, token = ApiKeyStore(client, Keys(PREFIX)).create("bench", "admin")
-        import random
-
-        ids = [seed.customer_id(i) for i in range(args.customers)]
-        random.Random(7).shuffle(ids)
-        ids_file = tmp / "ids.txt"
-        ids_file.write_text("\n".join(ids) + "\n")
+        token, _, ids_file = load_key_and_ids(server.url, args.customers, tmp, "bench")
         phases = []
         have = args.product_sizes[0]
         for n in args.product_sizes:

@@ -20,9 +20,10 @@ T = TypeVar("T")
 _AUTHORIZATION = re.compile(rb"\r\nauthorization:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
-def caller_of(head: bytes, address: str) -> bytes:
-    """Whom a buffered request head is from: its ``Authorization`` value, else ``address``."""
-    found = _AUTHORIZATION.search(head)
+def caller_of(head: bytes | bytearray, address: str, end: int | None = None) -> bytes:
+    """Whom a buffered request head (``head[:end]``, searched in place) is from: its
+    ``Authorization`` value, else ``address``."""
+    found = _AUTHORIZATION.search(head, 0, len(head) if end is None else end)
     if found and found.group(1).strip():
         return b"k:" + found.group(1).strip()
     return b"a:" + address.encode()

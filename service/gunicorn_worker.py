@@ -173,9 +173,9 @@ class BufferingThreadWorker(ThreadWorker):
         conn.parser.unreader.unread(bytes(reading.buf))
         conn.data_ready = True
         conn.ready = True
-        head = bytes(reading.buf[: reading.scan.head_end]) if reading.scan.head_end > 0 else b""
         address = conn.client[0] if isinstance(conn.client, tuple) else ""
-        self.waiting.push(caller_of(head, address), conn)
+        caller = caller_of(reading.buf, address, max(reading.scan.head_end, 0))
+        self.waiting.push(caller, conn)
         self._dispatch()
 
     # -- to the threads, in turn per caller --------------------------------------------------

@@ -114,6 +114,14 @@ class LiveCounts:
         return out
 
 
+def live_window(now: float, data_until: float | None, window_days: float) -> tuple[int, int]:
+    """``(first, today)``: the days of the ``window_days`` before ``now`` that the live counts
+    cover (the artifact's frozen counts cover those before its data end's day)."""
+    first = day_of(now - window_days * DAY)
+    cut = day_of(data_until) if data_until is not None else first
+    return max(first, cut), day_of(now)
+
+
 def window_counts(
     live: LiveCounts,
     item_index: dict[str, int],
@@ -135,7 +143,8 @@ def window_counts(
     if frozen is not None:
         share = (cut * DAY - (now - window_days * DAY)) / (window_days * DAY)
         out += np.asarray(frozen, dtype=np.float64)[:n_items] * min(max(share, 0.0), 1.0)
-    for counts in live.days(max(first, cut), today, today).values():
+    live_first, _ = live_window(now, data_until, window_days)
+    for counts in live.days(live_first, today, today).values():
         _add(out, counts.get(scope), item_index)
     return out
 

@@ -44,7 +44,7 @@ from recommend.model.artifact import Artifact
 from recommend.model.coldstart import ALL_FEATURES, DerivedFeatures
 from recommend.model.dataset import FeatureConfig, item_feature_names, user_feature_names
 from recommend.model.foldin import FoldIn, FoldInCache, interaction_weights
-from recommend.model.live_trend import LiveCounts, since_counts, window_counts
+from recommend.model.live_trend import LiveCounts, live_window, since_counts, window_counts
 from recommend.model.serving import CustomerContext
 
 
@@ -150,19 +150,21 @@ class ModelArrays:
         live = self.live
         if live is None:
             return self.trend_term
-        frozen = None if self.item_trend is None else np.expm1(self.item_trend)
-        counts = window_counts(
-            live,
-            self.item_index,
-            len(self.item_ids),
-            now=now,
-            data_until=self.data_until,
-            frozen=frozen,
-            window_days=scoring.TREND_DAYS,
-        )
+        first, today = live_window(now, self.data_until, scoring.TREND_DAYS)
+        live.days(first, today, today)  # refreshes the counts past their ttl: the generation
         key = ("trend", live.generation, int(now // 3600))
         term = self._live_terms.get(key)
-        if term is None:
+        if term is None:  # only then the window's counts and the term over every item
+            frozen = None if self.item_trend is None else np.expm1(self.item_trend)
+            counts = window_counts(
+                live,
+                self.item_index,
+                len(self.item_ids),
+                now=now,
+                data_until=self.data_until,
+                frozen=frozen,
+                window_days=scoring.TREND_DAYS,
+            )
             term = scoring.trend_term(np.log1p(counts), self.trend_weight)
             self._live_terms = {key: term}  # one entry: the newest
         return term

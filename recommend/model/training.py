@@ -244,6 +244,29 @@ def train(
     )
 
 
+def fit_all(
+    data: TrainingData, config: TrainConfig, features: FeatureConfig, *, progress: bool = False
+) -> TrainResult:
+    """A model fitted on every purchase of ``data``, without the holdout evaluation of
+    :func:`train` (benchmarks that evaluate on their own split): metrics and counts empty."""
+    started = time.perf_counter()
+    m = build_matrices(data, data.lines, None, features)
+    model = config.model()
+    fit_epochs(model, m, config, progress=progress)
+    return TrainResult(
+        model=model,
+        matrices=m,
+        metrics={},
+        history=[],
+        counts={},
+        config=config,
+        features=features,
+        train_seconds=time.perf_counter() - started,
+        popularity=item_popularity(m),
+        data=data,
+    )
+
+
 def _train_counts(
     data: TrainingData,
     train_lines: list[PurchaseLine],
