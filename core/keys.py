@@ -196,6 +196,11 @@ class SharedKeys:
         """List: one customer's events waiting for this subscription, oldest first."""
         return f"{self.subscription_tag(subscription_id)}:q:{customer_id}"
 
+    def subscription_queued(self, subscription_id: str) -> str:
+        """String (integer): events waiting in all of this subscription's customer queues (kept
+        by the queue scripts, read by the ``rapport_webhook_queued`` gauge)."""
+        return f"{self.subscription_tag(subscription_id)}:queued"
+
     def subscription_retry(self, subscription_id: str) -> str:
         """Zset customer id -> time of the next delivery attempt of its oldest event."""
         return f"{self.subscription_tag(subscription_id)}:retry"

@@ -234,6 +234,13 @@ SETTINGS: tuple[Setting, ...] = (
         "a dead letter, default 86400.",
     ),
     Setting(
+        "RAPPORT_WEBHOOK_MAX_BACKOFF_SECONDS",
+        "webhook_max_backoff_seconds",
+        float,
+        "The longest wait between two attempts of a failed webhook delivery (the exponential "
+        "backoff's cap), default 30; see docs/webhooks.md.",
+    ),
+    Setting(
         "RAPPORT_WEBHOOK_TIMEOUT",
         "webhook_timeout",
         float,
@@ -295,6 +302,7 @@ class Config:
     pii_names: int = 0
     outbox_maxlen: int = 100_000
     webhook_retry_seconds: int = 86400
+    webhook_max_backoff_seconds: float = 30.0
     webhook_timeout: float = 10.0
     webhook_allow_private: int = 0
     webhook_allowed_hosts: str = ""
@@ -372,6 +380,8 @@ class Config:
             raise ConfigError("RAPPORT_OUTBOX_MAXLEN: must be at least 1000")
         if self.webhook_retry_seconds < 0:
             raise ConfigError("RAPPORT_WEBHOOK_RETRY_SECONDS: must be 0 or more")
+        if not 1 <= self.webhook_max_backoff_seconds <= 86400:
+            raise ConfigError("RAPPORT_WEBHOOK_MAX_BACKOFF_SECONDS: must be in [1, 86400]")
         if not 0 < self.webhook_timeout <= 300:
             raise ConfigError("RAPPORT_WEBHOOK_TIMEOUT: must be in (0, 300]")
         if self.webhook_allow_private not in (0, 1):

@@ -17,5 +17,12 @@ lag = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
 outbox_pending = Gauge(
-    "rapport_outbox_pending", "Outbox entries not yet delivered (held shards: lag + pending)"
+    "rapport_outbox_pending",
+    "Outbox entries not yet handled in every shard this worker holds (service/webhooks/"
+    "worker_gauges.py)",
+)
+queued = Gauge(
+    "rapport_webhook_queued",
+    "Events waiting in a subscription's customer queues (failed, paused or behind one)",
+    ["subscription"],
 )

@@ -5,9 +5,12 @@ Cluster slot), so each change below is one atomic script.
 A customer whose oldest event for a subscription is not delivered is *blocked* for it: their
 later events wait in their queue behind it (ordering per customer), while other customers' go
 on. The retry loop (``service/webhooks/worker.py``) takes due customers from ``:retry`` and
-delivers the head of their queue. Bounds: a queue holds at most :data:`QUEUE_CAP` events (past
-it an event is a dead letter at once, reason "queue full"), the dead letters the newest
-:data:`DEAD_CAP`, the log the newest :data:`LOG_CAP` outcomes (approximately).
+delivers the head of their queue; a target that answers again after failures makes its
+waiting customers due at once (:meth:`DeliveryQueues.due_now`). The scripts count the events
+waiting in a subscription's queues in ``:queued``. Bounds: a queue holds at most
+:data:`QUEUE_CAP` events (past it an event is a dead letter at once, reason "queue full"), the
+dead letters the newest :data:`DEAD_CAP`, the log the newest :data:`LOG_CAP` outcomes
+(approximately).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ QUEUE_CAP = 10_000
 DEAD_CAP = 10_000
 LOG_CAP = 1_000
 
-# KEYS: blocked hash, the customer's queue, retry zset. ARGV: customer, item JSON, next attempt
-# time ('' = only when the customer is blocked already), queue cap.
+# KEYS: blocked hash, the customer's queue, retry zset, queued count. ARGV: customer, item JSON,
+# next attempt time ('' = only when the customer is blocked already), queue cap.
 # Returns 1 queued behind an undelivered event, 2 queued and blocked (first undelivered),
 # 0 not queued (not blocked and no time given: deliver it now), -1 the queue is full.
 _QUEUE = """
@@ -32,16 +35,20 @@ local blocked = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
 if not blocked and ARGV[3] == '' then return 0 end
 if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('INCR', KEYS[4])
 if blocked then return 1 end
 redis.call('HSET', KEYS[1], ARGV[1], '1')
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return 2
 """
 
-# KEYS: blocked, queue, retry, dead. ARGV: customer, now, dead item JSON ('' = delivered),
-# dead cap. Pops the head; the next one is due now, or the customer is unblocked.
+# KEYS: blocked, queue, retry, dead, queued count. ARGV: customer, now, dead item JSON
+# ('' = delivered), dead cap. Pops the head; the next one is due now, or the customer is
+# unblocked.
 _ADVANCE = """
-redis.call('LPOP', KEYS[2])
+if redis.call('LPOP', KEYS[2]) and redis.call('DECR', KEYS[5]) < 0 then
+  redis.call('SET', KEYS[5], 0)
+end
 if ARGV[3] ~= '' then
   redis.call('LPUSH', KEYS[4], ARGV[3])
   redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[4]) - 1)
@@ -63,13 +70,25 @@ redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
 """
 
-# KEYS: blocked, queue, retry. ARGV: customer. Drops the customer's waiting events (erasure).
+# KEYS: blocked, queue, retry, queued count. ARGV: customer. Drops the customer's waiting events
+# (erasure).
 _DROP = """
 local n = redis.call('LLEN', KEYS[2])
 redis.call('DEL', KEYS[2])
+if redis.call('DECRBY', KEYS[4], n) < 0 then redis.call('SET', KEYS[4], 0) end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return n
+"""
+
+
+# KEYS: retry zset. ARGV: now, limit. Customers scheduled after ``now`` are due at ``now``
+# (the target answered again after an outage: its blocked customers need not wait out their
+# backoff). Their queues and order are untouched.
+_DUE_NOW = """
+local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, ARGV[2])
+for i = 1, #later do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], later[i]) end
+return #later
 """
 
 
@@ -84,6 +103,7 @@ class DeliveryQueues:
         self._advance = client.register_script(_ADVANCE)
         self._retry_later = client.register_script(_RETRY_LATER)
         self._drop = client.register_script(_DROP)
+        self._due_now = client.register_script(_DUE_NOW)
 
     # -- the engine's operations -------------------------------------------------------------
     def queue(self, sid: str, customer: str, item: dict, next_at: float | None) -> int:
@@ -96,6 +116,7 @@ class DeliveryQueues:
                     k.subscription_blocked(sid),
                     k.subscription_queue(sid, customer),
                     k.subscription_retry(sid),
+                    k.subscription_queued(sid),
                 ],
                 args=[
                     customer,
@@ -125,6 +146,7 @@ class DeliveryQueues:
             k.subscription_queue(sid, customer),
             k.subscription_retry(sid),
             k.subscription_dead(sid),
+            k.subscription_queued(sid),
         ]
         args = [customer, repr(self.clock()), json.dumps(dead) if dead else "", DEAD_CAP]
         return bool(self._advance(keys=keys, args=args))
@@ -135,6 +157,20 @@ class DeliveryQueues:
             keys=[k.subscription_queue(sid, customer), k.subscription_retry(sid)],
             args=[customer, json.dumps(head), repr(next_at)],
         )
+
+    def due_now(self, sid: str, limit: int = 10_000) -> int:
+        """Make every customer waiting for a later retry due now (see ``_DUE_NOW``): how many."""
+        keys = [self.keys.subscription_retry(sid)]
+        return int(self._due_now(keys=keys, args=[repr(self.clock()), limit]))
+
+    def queued(self, sids: list[str]) -> list[int]:
+        """Events waiting in each subscription's customer queues (one pipeline)."""
+        if not sids:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in sids:
+            pipe.get(self.keys.subscription_queued(sid))
+        return [max(0, int(n or 0)) for n in pipe.execute()]
 
     def dead_letter(self, sid: str, item: dict) -> None:
         """An event given up on without entering a queue (its queue was full)."""
@@ -150,6 +186,7 @@ class DeliveryQueues:
             k.subscription_blocked(sid),
             k.subscription_queue(sid, customer),
             k.subscription_retry(sid),
+            k.subscription_queued(sid),
         ]
         return int(self._drop(keys=keys, args=[customer]))
 
@@ -251,6 +288,7 @@ class DeliveryQueues:
             k.subscription_retry(subscription_id),
             k.subscription_dead(subscription_id),
             k.subscription_log(subscription_id),
+            k.subscription_queued(subscription_id),
         ]
         for i in range(0, len(names), 500):
             self.redis.delete(*names[i : i + 500])  # one slot: {s:SID}

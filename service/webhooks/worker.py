@@ -15,12 +15,14 @@ each change event to the subscriptions that want it, signed per the Standard Web
   the change): when the customer has undelivered events for the subscription the entry queues
   behind them (``service/webhooks/queues.py``); else it is POSTed: 2xx delivered, 410 disables
   the subscription, anything else queues it, blocks the customer and schedules a retry with
-  exponential backoff and jitter (``min(base * 2^attempts, 1 h) * U(0.5, 1.5)``) until
-  ``RAPPORT_WEBHOOK_RETRY_SECONDS`` (default 24 h) after its first attempt, then it is a dead
-  letter. A paused subscription's events queue (due when it is active again). The entry is
-  acknowledged (``XACK``) and deleted from the stream (``XDEL``: it may hold personal data) only
-  once every subscription has it delivered or durably queued: at-least-once, receivers dedupe
-  by ``webhook-id``.
+  exponential backoff and jitter (``min(base * 2^attempts * U(0.5, 1.5), max)``, max
+  ``RAPPORT_WEBHOOK_MAX_BACKOFF_SECONDS``, default 30 s) until ``RAPPORT_WEBHOOK_RETRY_SECONDS``
+  (24 h) after its first attempt, then it is a dead letter. After :data:`FAILING_STREAK`
+  failures in a row a target is *down*: one due customer per round is retried (a probe), and
+  its first 2xx makes every waiting customer due at once. A paused subscription's events queue
+  (due when it is active again). The entry is acknowledged (``XACK``) and deleted (``XDEL``: it
+  may hold personal data) only once every subscription has it delivered or durably queued:
+  at-least-once, receivers dedupe by ``webhook-id``.
 * **Erasure.** A ``profile.erased`` event first drops the erased customers' waiting events.
 """
 
@@ -45,12 +47,13 @@ from service.webhooks.queues import DeliveryQueues
 from service.webhooks.sender import Attempt, Sender
 from service.webhooks.subscriptions import Subscription, SubscriptionStore
 from service.webhooks.targets import TargetPolicy
-from service.webhooks.worker_leases import ACQUIRE, GROUP, RELEASE, RENEW, pending_estimate
+from service.webhooks.worker_gauges import Gauges
+from service.webhooks.worker_leases import ACQUIRE, GROUP, RELEASE, RENEW, claim_left_pending
 
 log = logging.getLogger("rapport.worker")
 
 LEASE_GROUPS = 16
-MAX_BACKOFF_S = 3600.0
+FAILING_STREAK = 3  # failed attempts in a row after which a subscription's target is "down"
 _NO_CUSTOMER = "_"  # the queue of events about no customer (model.activated)
 
 
@@ -79,12 +82,15 @@ class Worker:
         self.queues = DeliveryQueues(client, keys, clock)
         self.sender = Sender(TargetPolicy.from_config(config), config.webhook_timeout)
         self.retry_seconds = config.webhook_retry_seconds
+        self.max_backoff_s = config.webhook_max_backoff_seconds
         self.backoff_base_s = backoff_base_s
         self.lease_ms = lease_ms
         self.heartbeat_s = lease_ms / 3000
         cluster = self.outbox.shards > 1024
         self.sweep_s = sweep_s if sweep_s is not None else (0.1 if cluster else 1.0)
         self.sweep_batch = 256 if cluster else self.outbox.shards
+        self.gauges = Gauges(client, self.outbox, self.queues, clock=clock,
+                             slice_size=1024 if cluster else self.outbox.shards)  # fmt: skip
         self._cursor = 0
         self._existing: set[int] | None = None
         self._existing_at = 0.0
@@ -96,6 +102,8 @@ class Worker:
         self._last_sweep = 0.0
         self._subs: list[Subscription] = []
         self._subs_at = 0.0
+        self._streak: dict[str, int] = {}  # subscription id -> failed attempts in a row
+        self._recovered_at: dict[str, float] = {}
         self._renew = client.register_script(RENEW)
         self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
@@ -152,10 +160,8 @@ class Worker:
         handled = self._read_and_deliver(shards) if shards else 0
         self._retry_due()
         self._flush_logs()
-        if handled:
-            metrics.outbox_pending.set(
-                pending_estimate(self.redis, self.outbox, self._held_shards())
-            )
+        subs = [s.id for s in self._subscriptions()]
+        self.gauges.update(self._held_shards(), self._existing_shards(now), subs)
         return handled
 
     def wait(self, seconds: float) -> None:
@@ -196,31 +202,10 @@ class Worker:
 
     def _take(self, group: int) -> None:
         """A newly held group: its shards are read from their pending entries on (after a
-        takeover of what other consumers left there, see :meth:`_prepare`)."""
+        takeover of what other consumers left there, ``claim_left_pending``)."""
         self.groups.add(group)
         shards = range(group, self.outbox.shards, LEASE_GROUPS)
         self._fresh.update(shards)  # the sweep reaches each of them (wake-ups sooner)
-
-    def _prepare(self, shards: list[int]) -> None:
-        """Before a fresh shard's first read: its consumer group (when the stream exists) and
-        the entries other consumers left pending there, claimed (``XAUTOCLAIM``)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            pipe.xgroup_create(self.outbox.stream(shard), GROUP, id="0")
-        for reply in pipe.execute(raise_on_error=False):
-            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
-                if (
-                    "requires the key to exist" not in str(reply)
-                    and "no such key" not in str(reply).lower()
-                ):
-                    raise reply
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            stream = self.outbox.stream(shard)
-            pipe.xautoclaim(stream, GROUP, self.id, 0, "0-0", count=1000, justid=True)
-        claimed = sum(len(r) for r in pipe.execute(raise_on_error=False) if isinstance(r, list))
-        if claimed:
-            log.info("worker %s claimed %d entries others left pending", self.id, claimed)
 
     def _held_shards(self) -> list[int]:
         n = self.outbox.shards
@@ -260,7 +245,7 @@ class Worker:
     def _read_and_deliver(self, shards: list[int]) -> int:
         fresh = [s for s in shards if s in self._fresh]
         if fresh:
-            self._prepare(fresh)
+            claim_left_pending(self.redis, self.outbox, fresh, self.id)
         pipe = self.redis.pipeline(transaction=False)
         for shard in shards:
             start = "0" if shard in self._fresh else ">"
@@ -296,7 +281,8 @@ class Worker:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xack(stream, GROUP, *entry_ids)
         pipe.xdel(stream, *entry_ids)
-        pipe.execute()
+        pipe.xlen(stream)
+        self.gauges.saw(shard, pipe.execute()[2])
 
     def _blocked(self, subs: list[Subscription], entries: list) -> set[tuple[str, str]]:
         """The (subscription, customer) pairs of this batch with undelivered events queued."""
@@ -378,10 +364,23 @@ class Worker:
             metrics.delivered.inc()
             lag = self.clock() - int(item["entry"].get("at_ms") or 0) / 1000
             metrics.lag.observe(max(0.0, lag))
+            if self._streak.pop(sub.id, 0) >= FAILING_STREAK:
+                self._recovered(sub)
         else:
             metrics.failures.inc()
+            self._streak[sub.id] = self._streak.get(sub.id, 0) + 1
         self._log(sub, item, result, attempt)
         return attempt
+
+    def _recovered(self, sub: Subscription) -> None:
+        """The target answered 2xx after :data:`FAILING_STREAK` or more failures in a row (it
+        was down): its waiting customers are due now rather than after their backoff. At most
+        once per :attr:`max_backoff_s`, so a few customers whose events keep failing while the
+        others succeed are not retried more often than the backoff's maximum."""
+        now = self.clock()
+        if now - self._recovered_at.get(sub.id, float("-inf")) >= self.max_backoff_s:
+            self._recovered_at[sub.id] = now
+            self.queues.due_now(sub.id)
 
     def _log(self, sub: Subscription, item: dict, status: str, attempt: Attempt | None) -> None:
         """Buffer one outcome for the delivery log (written per batch, :meth:`_flush_logs`)."""
@@ -398,9 +397,10 @@ class Worker:
         self._logs.append((sub.id, {k: "" if v is None else str(v) for k, v in outcome.items()}))
 
     def _next_at(self, item: dict) -> float:
+        """Exponential backoff with jitter, never past ``RAPPORT_WEBHOOK_MAX_BACKOFF_SECONDS``."""
         attempts = int(item.get("attempts") or 1)
-        delay = min(self.backoff_base_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
-        return self.clock() + delay * random.uniform(0.5, 1.5)
+        delay = self.backoff_base_s * 2 ** min(attempts - 1, 40) * random.uniform(0.5, 1.5)
+        return self.clock() + min(delay, self.max_backoff_s)
 
     def _gone(self, sub: Subscription, item: dict) -> None:
         log.warning("subscription %s answered 410 Gone: disabled", sub.id)
@@ -413,7 +413,9 @@ class Worker:
         for sub in self._subscriptions():
             if sub.status != "active":
                 continue
-            for customer in self.queues.due(sub.id, now):
+            # a target that is down gets one probe per round, not one attempt per customer
+            down = self._streak.get(sub.id, 0) >= FAILING_STREAK
+            for customer in self.queues.due(sub.id, now, limit=1 if down else 50):
                 if not self.queues.lock(sub.id, customer, self.id):
                     continue
                 try:

@@ -1,11 +1,14 @@
-"""The delivery worker's lease scripts and its pending-entries estimate
+"""The delivery worker's lease scripts and its takeover of a newly held shard
 (``service/webhooks/worker.py``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.outbox import Outbox
+
+log = logging.getLogger("rapport.worker")
 
 GROUP = "rapport-webhooks"
 
@@ -29,16 +32,21 @@ return 0
 """
 
 
-def pending_estimate(client: Any, outbox: Outbox, shards: list[int]) -> int:
-    """Entries read by no one yet or not acknowledged, over ``shards`` (XINFO GROUPS lag +
-    pending; the first 64 of them only, so it stays cheap on a Cluster)."""
-    total = 0
+def claim_left_pending(client: Any, outbox: Outbox, shards: list[int], consumer: str) -> None:
+    """Before a fresh shard's first read: its consumer group (when the stream exists) and the
+    entries other consumers left pending there, claimed for ``consumer`` (``XAUTOCLAIM``)."""
     pipe = client.pipeline(transaction=False)
-    for shard in shards[:64]:
-        pipe.xinfo_groups(outbox.stream(shard))
+    for shard in shards:
+        pipe.xgroup_create(outbox.stream(shard), GROUP, id="0")
     for reply in pipe.execute(raise_on_error=False):
-        if isinstance(reply, list):
-            for group in reply:
-                if group.get("name") == GROUP:
-                    total += int(group.get("pending") or 0) + int(group.get("lag") or 0)
-    return total
+        if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+            text = str(reply).lower()
+            if "requires the key to exist" not in text and "no such key" not in text:
+                raise reply
+    pipe = client.pipeline(transaction=False)
+    for shard in shards:
+        stream = outbox.stream(shard)
+        pipe.xautoclaim(stream, GROUP, consumer, 0, "0-0", count=1000, justid=True)
+    claimed = sum(len(r) for r in pipe.execute(raise_on_error=False) if isinstance(r, list))
+    if claimed:
+        log.info("worker %s claimed %d entries others left pending", consumer, claimed)

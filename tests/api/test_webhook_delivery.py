@@ -1,6 +1,7 @@
 """Change events delivered as signed webhooks (service/webhooks/worker.py) to a receiver on
 127.0.0.1: from the API's write to the receiver, in order per customer, retried, dead-lettered,
-redelivered, disabled on 410, shared by two workers, and after a worker killed with SIGKILL."""
+redelivered, disabled on 410, shared by two workers, after a worker killed with SIGKILL, at once
+after a target's outage, and counted by the worker's gauges."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from profiles.keys import Keys
 from service.cli_worker import start_worker_process
@@ -226,3 +228,65 @@ def test_a_worker_started_again_with_its_id_resumes_its_leases_at_once(redis_cli
     assert len(again.groups) == LEASE_GROUPS // 2
     again.close()
     other.close()
+
+
+def _gauge(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_gauges_count_every_held_shard_and_every_queued_event(
+    api, redis_client, receiver, store
+):
+    sub = store.create(receiver.url, ["profile.created", "profile.updated"])
+    cids = [create(api, f"gauge{i}@example.com") for i in range(6)]  # several shards (slots)
+    w = worker(redis_client)
+    w._beat(time.time())  # every lease group held, nothing read yet
+    w.gauges.update(w._held_shards(), w._existing_shards(time.time()), [sub.id])
+    assert _gauge("rapport_outbox_pending") == 6  # on the Cluster: 16384 shards held
+    receiver.status = 503
+    assert api.patch(f"/v1/profiles/{cids[0]}", json={"first_name": "Q"}).status_code == 200
+    run_until([w], lambda: len(receiver.requests) >= 6)
+    w.gauges._at = float("-inf")
+    w.step()
+    assert _gauge("rapport_outbox_pending") == 0  # handled: queued for the subscription
+    assert _gauge("rapport_webhook_queued", subscription=sub.id) == 7
+    receiver.status = 204
+    run_until([w], lambda: len(receiver.delivered()) == 7)
+    w.gauges._at = float("-inf")
+    w.step()
+    assert _gauge("rapport_webhook_queued", subscription=sub.id) == 0
+    w.close()
+
+
+def test_the_backoff_never_exceeds_its_configured_maximum(redis_client):
+    config = Config(webhook_allowed_hosts="127.0.0.1", webhook_max_backoff_seconds=2.0)
+    w = Worker(redis_client, KEYS, config, worker_id="cap", backoff_base_s=1.0)
+    now = time.time()
+    waits = [w._next_at({"attempts": n}) - now for n in (1, 5, 12, 400) for _ in range(50)]
+    assert 0.4 < min(waits) and max(waits) <= 2.0 + 1.0  # (the clock moves during the loop)
+    assert max(waits[150:]) <= 2.0 + 1.0 and min(waits[150:]) >= 1.9
+    w.close()
+
+
+def test_a_target_that_answers_again_gets_its_waiting_events_at_once(
+    api, redis_client, receiver, store
+):
+    sub = store.create(receiver.url, ["profile.created", "profile.updated"])
+    receiver.status = 503
+    first = create(api, "down1@example.com")
+    assert api.patch(f"/v1/profiles/{first}", json={"first_name": "A"}).status_code == 200
+    others = [create(api, f"down{i}@example.com") for i in (2, 3, 4)]
+    w = worker(redis_client, backoff_base_s=60.0)  # without the recovery: a minute's wait
+    run_until([w], lambda: len(receiver.requests) >= 4)
+    for _ in range(10):  # down: one probe per round at most, and none is due yet
+        w.step()
+        w.wait(0.01)
+    assert len(receiver.requests) == 4
+    receiver.status = 204
+    fresh = create(api, "up@example.com")  # its 2xx shows the target is back
+    run_until([w], lambda: len(receiver.delivered()) == 6, timeout=5)
+    got = [d["body"]["data"] for d in receiver.delivered()]
+    assert {g["customer_id"] for g in got} == {first, fresh, *others}
+    assert [g["version"] for g in got if g["customer_id"] == first] == [1, 2]  # in order
+    assert DeliveryQueues(redis_client, KEYS).pending(sub.id)["customers_waiting"] == 0
+    w.close()
