@@ -304,24 +304,37 @@ def run(client: redis.Redis, args: argparse.Namespace) -> dict[str, Arm]:
 
 
 def control_run(client: redis.Redis, args: argparse.Namespace) -> None:
-    """Adaptive as deployed (10% control): the measured uplift against the truth."""
+    """Adaptive as deployed (10% control): the measured uplift against the truth.
+
+    With ``--http`` the decisions go through the API and the measured figures are the admin
+    API's (``GET /v1/actions/performance``); otherwise the ranking code and ``performance``
+    are called in-process.
+    """
     rng = random.Random(args.seed)
     people = customers(rng, args.customers)
     sequence = decisions(rng, people, args.decisions)
-    arm = Arm("adaptive-deployed", client, args.seed, control_share=0.1)
+    if args.http:
+        arm: Any = HttpArm("deployed", client, args.redis_url, args.seed, people, catalogue(),
+                           args.tmp, true_p, ACTIONS, control_share=0.1)  # fmt: skip
+    else:
+        arm = Arm("adaptive-deployed", client, args.seed, control_share=0.1)
     truth = {"adaptive": [0.0, 0], "control": [0.0, 0]}
     for n, (person, channel) in enumerate(sequence, 1):
         before = arm.expected
         arm.step(n, person, channel)
-        group = arm.learning.group_of(person["id"])
+        group = arm.group if args.http else arm.learning.group_of(person["id"])
         truth[group][0] += arm.expected - before
         truth[group][1] += 1
-    raw = client.hgetall(arm.keys.action_outcomes(day_of(time.time())))
-    total = performance([raw], ACTIONS)["total"]
+    if args.http:
+        total = arm.get("/v1/actions/performance")["total"]
+    else:
+        raw = client.hgetall(arm.keys.action_outcomes(day_of(time.time())))
+        total = performance([raw], ACTIONS)["total"]
     rates = {g: truth[g][0] / max(1, truth[g][1]) for g in truth}
     up = total["uplift"]
     print()
-    print(f"deployed with a 10% control group ({args.decisions:,} decisions):")
+    where = "through the HTTP API" if args.http else "in-process"
+    print(f"deployed with a 10% control group ({args.decisions:,} decisions, {where}):")
     for g in ("adaptive", "control"):
         view = total["groups"][g]
         print(

@@ -64,7 +64,7 @@ class HttpArm:
 
     def __init__(self, name: str, client: redis.Redis, redis_url: str, seed: int,
                  people: list[dict], catalogue: list[dict], tmp: Path, true_p,
-                 actions: tuple[str, ...]) -> None:  # fmt: skip
+                 actions: tuple[str, ...], control_share: float | None = None) -> None:  # fmt: skip
         from service import create_app
         from service.auth import ApiKeyStore
 
@@ -77,7 +77,8 @@ class HttpArm:
             "redis_url": redis_url, "key_prefix": prefix, "log_level": "WARNING",
             "data_dir": tmp / name, "model_dir": tmp / name / "models", "rate_limit": "off",
             "key_concurrency": 0, "nba_model": "beta" if name == "beta" else "logistic",
-            "nba_control_share": 1.0 if name == "global" else 0.0,
+            "nba_control_share": control_share if control_share is not None
+            else 1.0 if name == "global" else 0.0,
             "nba_explore_share": 0.0 if name == "global" else 0.1,
         })  # fmt: skip
         self.http = app.test_client()
@@ -88,6 +89,13 @@ class HttpArm:
         self.accepted, self.expected, self.regret = 0, 0.0, 0.0
         self.checkpoints: list[tuple[int, float, float, float]] = []
         self.curve: list[tuple[int, float]] = []
+        self.group: str | None = None  # the group the service put the last customer in
+
+    def get(self, url: str) -> dict:
+        resp = self.http.get(url, headers=self.headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{self.name}: GET {url} {resp.status_code} {resp.json}")
+        return resp.json
 
     def step(self, n: int, person: dict, channel: str) -> None:
         cid, profile = person["id"], person["profile"]
@@ -95,10 +103,8 @@ class HttpArm:
                  for a in self.actions}  # fmt: skip
         started = time.process_time()
         url = f"/v1/profiles/{cid}/next-best-actions?limit=1&channel={channel}"
-        resp = self.http.get(url, headers=self.headers)
-        if resp.status_code != 200:
-            raise RuntimeError(f"{self.name}: GET next-best-actions {resp.status_code} {resp.json}")
-        chosen = resp.json["items"][0]["action_id"]
+        served = self.get(url)
+        chosen, self.group = served["items"][0]["action_id"], served["group"]
         self.pick_cpu += time.process_time() - started
         p = probs[chosen]
         accepted = self.rng.random() < p
