@@ -316,3 +316,20 @@ def test_https_checks_the_certificate_for_the_host_name(tls_receiver):
         assert len(rec.requests) == 1
     finally:
         sender.close()
+
+
+def test_a_vetted_target_is_reused_for_its_ttl_and_looked_up_again_after_an_error(receiver):
+    sender = Sender(LOCAL, timeout=0.5, resolve_ttl=60.0)
+    url = receiver.url("/ok")
+    try:
+        assert sender.post(url, {}, b"{}").ok
+        vetted, _ = sender._targets[url]
+        assert sender.post(url, {}, b"{}").ok and sender._targets[url][0] is vetted
+        dead = "http://127.0.0.1:1/x"
+        assert not sender.post(dead, {}, b"{}").ok
+        assert dead not in sender._targets  # a network error: the next send resolves again
+        sender._targets[url] = (vetted, 0.0)  # its ttl is over
+        assert sender.post(url, {}, b"{}").ok
+        assert sender._targets[url][0] is not vetted  # past its ttl: resolved and vetted again
+    finally:
+        sender.close()
