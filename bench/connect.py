@@ -72,8 +72,9 @@ class Bench:
         self.client = redis.Redis.from_url(server.url, decode_responses=True)
         _, token = ApiKeyStore(self.client, Keys(PREFIX)).create("bench", "admin")
         self.headers = {"Authorization": f"Bearer {token}"}
+        # key_concurrency off: the generator's threads share one key
         config = {"redis_url": server.url, "data_dir": tmp / "var", "key_prefix": PREFIX,
-                  "log_level": "WARNING", "rate_limit": "off"}  # fmt: skip
+                  "log_level": "WARNING", "rate_limit": "off", "key_concurrency": 0}  # fmt: skip
         self.app = create_app(config)
         self.receiver = RemoteReceiver()
         SubscriptionStore(self.client, Keys(PREFIX)).create(self.receiver.url, ["profile.created"])
