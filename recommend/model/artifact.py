@@ -7,7 +7,11 @@
                         popularity (overall and by country), item categories
         metadata.json   version, created time, hyper-parameters, data counts, metrics,
                         library versions, array shapes
-        manifest.json   {"files": {"arrays.npz": "<sha256>", "metadata.json": "<sha256>"}}
+        items.faiss     optional: the approximate nearest-neighbour index over the items
+                        (``recommend.model.ann``, faiss's own format), built above
+                        ``ann_min_items`` products
+        manifest.json   {"files": {"arrays.npz": "<sha256>", "metadata.json": "<sha256>",
+                        "items.faiss": "<sha256>" (when built)}}
         learning-curve.png   optional (``rapport train --plot``), not part of the manifest
 
 :func:`save_artifact` writes into a temporary sibling directory and renames it into place, so
@@ -34,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from recommend.errors import ArtifactError
+from recommend.model.ann import INDEX_FILE, write_index
 
 ARRAYS = "arrays.npz"
 METADATA = "metadata.json"
@@ -84,6 +89,7 @@ class Artifact:
     arrays: dict[str, np.ndarray]
     metadata: dict[str, Any]
     manifest_sha256: str
+    index_path: Path | None = None  # items.faiss, verified against the manifest
 
 
 def sha256_file(path: Path) -> str:
@@ -214,9 +220,15 @@ def _check_finite(arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_artifact(
-    model_dir: str | Path, version: str, arrays: dict[str, np.ndarray], metadata: dict[str, Any]
+    model_dir: str | Path,
+    version: str,
+    arrays: dict[str, np.ndarray],
+    metadata: dict[str, Any],
+    *,
+    index: object | None = None,
 ) -> Artifact:
-    """Write ``<model_dir>/<version>/`` atomically and return it (as loaded)."""
+    """Write ``<model_dir>/<version>/`` atomically and return it (as loaded); ``index``, a
+    faiss index from ``recommend.model.ann.build_index``, is written as ``items.faiss``."""
     if not VERSION_NAME.match(version):
         raise ArtifactError(f"bad version name {version!r}")
     check_arrays(arrays)
@@ -239,12 +251,16 @@ def save_artifact(
             "shapes": {k: list(arrays[k].shape) for k in names},
         }
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json))
+        files = [ARRAYS, METADATA]
+        if index is not None:
+            write_index(index, tmp / INDEX_FILE)
+            files.append(INDEX_FILE)
         manifest = {
             "version": version,
-            "files": {name: sha256_file(tmp / name) for name in (ARRAYS, METADATA)},
+            "files": {name: sha256_file(tmp / name) for name in files},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        for name in (ARRAYS, METADATA, MANIFEST):
+        for name in (*files, MANIFEST):
             with open(tmp / name, "rb") as f:
                 os.fsync(f.fileno())
         os.rename(tmp, final)
@@ -280,7 +296,7 @@ def load_artifact(path: str | Path, *, expected_manifest_sha256: str | None = No
         files = dict(manifest["files"])
     except (ValueError, KeyError, TypeError):
         raise ArtifactError(f"artifact {path.name}: manifest is not valid") from None
-    if set(files) != {ARRAYS, METADATA}:
+    if set(files) - {INDEX_FILE} != {ARRAYS, METADATA}:
         raise ArtifactError(f"artifact {path.name}: manifest lists unexpected files")
     for name, expected in files.items():
         file = path / name
@@ -315,6 +331,7 @@ def load_artifact(path: str | Path, *, expected_manifest_sha256: str | None = No
         arrays=arrays,
         metadata=metadata,
         manifest_sha256=digest,
+        index_path=path / INDEX_FILE if INDEX_FILE in files else None,
     )
 
 

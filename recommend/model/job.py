@@ -16,6 +16,7 @@ import numpy as np
 import redis
 
 from core.keys import SharedKeys
+from recommend.model.ann import DEFAULT_MIN_ITEMS, index_for, index_metadata
 from recommend.model.artifact import Artifact, save_artifact
 from recommend.model.dataset import FeatureConfig, TrainingData
 from recommend.model.registry import Decision, ModelRegistry
@@ -45,8 +46,20 @@ class TrainingRun:
     plot: Path | None
 
 
-def save_result(result: TrainResult, model_dir: Path, version: str, clock=time.time) -> Artifact:
-    metadata = {
+def save_result(
+    result: TrainResult,
+    model_dir: Path,
+    version: str,
+    clock=time.time,
+    *,
+    ann_min_items: int = DEFAULT_MIN_ITEMS,
+) -> Artifact:
+    """Save the trained result as ``version``, with the nearest-neighbour index over the
+    items when there are at least ``ann_min_items`` of them (``recommend.model.ann``)."""
+    arrays = artifact_arrays(result)
+    started = time.perf_counter()
+    index = index_for(arrays, ann_min_items)
+    metadata: dict[str, object] = {
         "created_at": clock(),
         # the newest purchase trained on: later ones are folded in (recommend.model.foldin)
         "data_until": result.matrices.reference_time,
@@ -56,7 +69,9 @@ def save_result(result: TrainResult, model_dir: Path, version: str, clock=time.t
         "history": result.history,
         "train_seconds": round(result.train_seconds, 3),
     }
-    return save_artifact(model_dir, version, artifact_arrays(result), metadata)
+    if index is not None:
+        metadata["ann"] = {**index_metadata(), "build_seconds": time.perf_counter() - started}
+    return save_artifact(model_dir, version, arrays, metadata, index=index)
 
 
 def write_popularity(client: redis.Redis, keys: SharedKeys, result: TrainResult) -> None:
@@ -84,11 +99,12 @@ def run_training(
     plot: bool = False,
     progress: bool = True,
     clock: Callable[[], float] = time.time,
+    ann_min_items: int = DEFAULT_MIN_ITEMS,
 ) -> TrainingRun:
     registry = ModelRegistry(client, keys, model_dir, clock=clock, tolerance=tolerance, keep=keep)
     result = train(data, config, features, progress=progress)
     version = registry.new_version()
-    artifact = save_result(result, Path(model_dir), version, clock)
+    artifact = save_result(result, Path(model_dir), version, clock, ann_min_items=ann_min_items)
     plot_path = None
     if plot and result.history:
         plot_path = plot_learning_curve(
