@@ -270,6 +270,7 @@ def _train(
             no_activate=no_activate,
             tolerance=st.config.promote_tolerance,
             keep=st.config.models_keep,
+            ann_min_items=st.config.ann_min_items,
             plot=plot,
             progress=progress,
         )

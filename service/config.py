@@ -88,6 +88,14 @@ SETTINGS: tuple[Setting, ...] = (
         "so the machine holds one copy for all workers; 0: each worker keeps its own.",
     ),
     Setting(
+        "RAPPORT_ANN_MIN_ITEMS",
+        "ann_min_items",
+        int,
+        "Catalog size from which `rapport train` builds the approximate nearest-neighbour index "
+        "over the items (shipped in the artifact) and serving takes recommendations' candidates "
+        "from it; below it every product is scored exactly. Default 200000.",
+    ),
+    Setting(
         "RAPPORT_RETRY_AFTER",
         "retry_after",
         int,
@@ -282,6 +290,7 @@ class Config:
     retry_after: int = 5
     auth_cache_seconds: float = 5.0
     share_model_arrays: int = 1
+    ann_min_items: int = 200_000
     model_poll_seconds: float = 2.0
     promote_tolerance: float = 0.02
     models_keep: int = 5
@@ -323,6 +332,8 @@ class Config:
             raise ConfigError("RAPPORT_AUTH_CACHE_SECONDS: must be in [0, 300]")
         if self.share_model_arrays not in (0, 1):
             raise ConfigError("RAPPORT_SHARE_MODEL_ARRAYS: 0 or 1")
+        if self.ann_min_items < 1:
+            raise ConfigError("RAPPORT_ANN_MIN_ITEMS: must be at least 1")
         if self.model_poll_seconds < 0:
             raise ConfigError("RAPPORT_MODEL_POLL_SECONDS: must be 0 or more")
         if not 0 <= self.promote_tolerance < 1:

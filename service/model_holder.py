@@ -38,6 +38,7 @@ import redis
 from core.keys import SharedKeys
 from recommend.catalog.products import Catalog
 from recommend.errors import ArtifactError, ModelVersionNotFound
+from recommend.model.ann import DEFAULT_MIN_ITEMS
 from recommend.model.fallback import PopularSnapshot, load_fallback
 from recommend.model.live_trend import LiveCounts
 from recommend.model.recommender import PopularityFallback, Recommender
@@ -72,8 +73,10 @@ class ModelHolder:
         keep: int = 5,
         clock: Callable[[], float] = time.time,
         share_arrays: bool = True,
+        ann_min_items: int = DEFAULT_MIN_ITEMS,
     ):
         self.redis = client
+        self.ann_min_items = ann_min_items
         self.keys = keys
         self.share_arrays = share_arrays
         self.registry = ModelRegistry(
@@ -135,7 +138,7 @@ class ModelHolder:
                     return False
             try:
                 artifact = self.registry.load(active)
-                recommender = Recommender(artifact)
+                recommender = Recommender(artifact, ann_min_items=self.ann_min_items)
                 recommender.live = LiveCounts(self.redis, self.keys)  # live trend, popularity
                 if self.share_arrays:  # one copy of the big arrays for all workers
                     share_arrays(recommender, cache_dir(artifact.path, artifact.manifest_sha256))

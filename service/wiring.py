@@ -53,6 +53,7 @@ def build_state(config: Config, client: redis.Redis) -> RapportState:
         tolerance=config.promote_tolerance,
         keep=config.models_keep,
         share_arrays=bool(config.share_model_arrays),
+        ann_min_items=config.ann_min_items,
     )
     control, explore = config.nba_shares
     learning = AdaptivePropensity(

@@ -40,6 +40,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommend.model import scoring
+from recommend.model.ann import DEFAULT_MIN_ITEMS, ItemIndex
+from recommend.model.ann_ranking import item_moments
 from recommend.model.artifact import Artifact
 from recommend.model.coldstart import ALL_FEATURES, DerivedFeatures
 from recommend.model.dataset import FeatureConfig, item_feature_names, user_feature_names
@@ -51,13 +53,14 @@ from recommend.model.serving import CustomerContext
 class ModelArrays:
     """One artifact's representations and catalog-wide terms; read-only after construction."""
 
-    def __init__(self, artifact: Artifact):
+    def __init__(self, artifact: Artifact, *, ann_min_items: int = DEFAULT_MIN_ITEMS):
         a = artifact.arrays
         self.version = artifact.version
         self.metadata = artifact.metadata
         self.features = _feature_config(artifact.metadata)
         self._load_representations(a)
         self._load_item_terms(a)
+        self._load_index(artifact, ann_min_items)
         # cold start: LightFM's feature embeddings when the model has metadata features on
         # that side, else the tables derived from trained embeddings (recommend.model.coldstart)
         self.cold_users = _derived(
@@ -102,6 +105,28 @@ class ModelArrays:
         norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
         self.item_unit = self.item_vectors / np.maximum(norms, 1e-9)
 
+    def _load_index(self, artifact: Artifact, min_items: int) -> None:
+        """The nearest-neighbour index (``recommend.model.ann``) when the artifact has one and
+        the catalog is at least ``min_items`` products, with the items' moments; a damaged
+        index raises :class:`~recommend.errors.ArtifactError` like any damaged artifact."""
+        self.ann: ItemIndex | None = None
+        self._ann_cross: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0))
+        if artifact.index_path is None or len(self.item_ids) < min_items:
+            return
+        dim = self.item_vectors.shape[1]
+        self.ann = ItemIndex.load(artifact.index_path, len(self.item_ids), dim)
+        self.ann_base_moments = item_moments(self.item_vectors, self.item_bias)
+
+    def ann_cross(self, term: np.ndarray) -> np.ndarray:
+        """(d + 1,) sum over the items of ``[v, b] * term``, for the one term last asked
+        (the trend term: the same for every customer until it moves)."""
+        cached, value = self._ann_cross
+        if cached is not term:
+            a = np.asarray(self.item_vectors).T @ term
+            value = np.append(a, np.asarray(self.item_bias) @ term)
+            self._ann_cross = (term, value)
+        return value
+
     def _load_item_terms(self, a: dict[str, np.ndarray]) -> None:
         """Categories, popularity (overall and per country) and the ranking terms of
         ``recommend.model.scoring`` (absent from artifacts made before them)."""
@@ -140,6 +165,13 @@ class ModelArrays:
         pop = np.asarray(self.popularity)
         self.popularity_tiebreak = pop / (pop.max() + 1) if len(pop) else pop
         self.country_has_data = np.asarray(self.country_popularity).sum(axis=1) > 0
+        ann = getattr(self, "ann", None)
+        if ann is not None:  # the index's items plus the new products
+            base = self.ann_base_moments
+            n = ann.n_items
+            extra = item_moments(self.item_vectors[n:], self.item_bias[n:])
+            self.ann_moments = (base[0] + extra[0], base[1] + extra[1])
+            self._ann_cross = (None, np.zeros(0))
 
     # -- live trend and popularity (recommend.model.live_trend) ------------------------------
     def current_trend_term(self, now: float) -> np.ndarray | None:

@@ -68,6 +68,8 @@ from typing import Any
 import numpy as np
 
 from recommend.model import scoring
+from recommend.model.ann import DEFAULT_MIN_ITEMS
+from recommend.model.ann_ranking import ann_select
 from recommend.model.artifact import Artifact
 from recommend.model.candidates import count_below, select
 from recommend.model.fallback import PopularityFallback
@@ -115,6 +117,7 @@ class Recommender(ModelArrays):
         *,
         blend: BlendConfig | None = None,
         clock: Callable[[], float] = time.time,
+        ann_min_items: int = DEFAULT_MIN_ITEMS,
     ):
         self.blend_config = blend or BlendConfig()
         self.clock = clock
@@ -122,7 +125,7 @@ class Recommender(ModelArrays):
         self.buy_again_tiebreak = BUY_AGAIN_TIEBREAK
         self.buy_again_timing_weight = BUY_AGAIN_TIMING_WEIGHT
         self.buy_again_popularity_weight = BUY_AGAIN_POPULARITY_WEIGHT
-        super().__init__(artifact)
+        super().__init__(artifact, ann_min_items=ann_min_items)
 
     # -- strategies ---------------------------------------------------------------------------
     def popular(
@@ -215,6 +218,20 @@ class Recommender(ModelArrays):
         """(n_items,) ``scoring.discover_scores``: z(model) + 1.5 z(7-day trend) + 0.2
         z(description-word similarity to the customer's history, half-life 60 days). A
         cold-start customer's stated preferred categories are lifted above everything else."""
+        trend, content = self.discover_terms(ctx, now)
+        scores = scoring.discover_from_terms(self.scores(vector), trend, content)
+        if basis == "cold" and ctx.preferred_categories:
+            # a new customer's stated preferences come first; the cold-start score orders them
+            span = float(scores.max() - scores.min()) + 1.0
+            scores[self.category_mask(ctx.preferred_categories)] += span
+        return scores
+
+    def discover_terms(
+        self, ctx: CustomerContext, now: float | None
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(n_items,) the trend term at ``now`` and the customer's raw content scores (None
+        without descriptions or purchases) of :meth:`discover_scores`."""
+        at = self.clock() if now is None else now
         content = None
         if self.item_words is not None and ctx.purchases:
             last: dict[int, float] = {}
@@ -223,16 +240,19 @@ class Recommender(ModelArrays):
                 if i is not None and ln.purchased_at > last.get(i, -np.inf):
                     last[i] = ln.purchased_at
             if last:
-                weights = scoring.history_weights(last, self.clock() if now is None else now)
-                content = scoring.content_scores(weights, self.item_words)
-        at = self.clock() if now is None else now
-        trend = self.current_trend_term(at)
-        scores = scoring.discover_from_terms(self.scores(vector), trend, content)
-        if basis == "cold" and ctx.preferred_categories:
-            # a new customer's stated preferences come first; the cold-start score orders them
-            span = float(scores.max() - scores.min()) + 1.0
-            scores[self.category_mask(ctx.preferred_categories)] += span
-        return scores
+                content = scoring.content_scores(scoring.history_weights(last, at), self.item_words)
+        return self.current_trend_term(at), content
+
+    def indexed(
+        self, ctx: CustomerContext, vector: np.ndarray, basis: str, now: float | None, **kw
+    ) -> list[tuple[str, float, dict[str, Any]]] | None:
+        """The selection from the nearest-neighbour index's candidates (``ann_ranking``), None
+        without an index or when it would need most of the catalog (then scored exactly). A
+        cold start with stated preferences lifts whole categories: scored exactly too."""
+        if self.ann is None or (basis == "cold" and ctx.preferred_categories):
+            return None
+        trend, content = self.discover_terms(ctx, now)
+        return ann_select(self, vector, trend, content, **kw)
 
     def discover(
         self,
@@ -252,8 +272,11 @@ class Recommender(ModelArrays):
             return self.popular(
                 ctx.country, limit=limit, filters=filters, exclude=bought, lookup=lookup, now=now
             )
-        scores = self.discover_scores(ctx, vector, basis, now)
-        picked = select(self, scores, exclude=bought, filters=filters, limit=limit, lookup=lookup)
+        kw: dict[str, Any] = {"exclude": bought, "filters": filters, "limit": limit}
+        picked = self.indexed(ctx, vector, basis, now, lookup=lookup, **kw)
+        if picked is None:
+            scores = self.discover_scores(ctx, vector, basis, now)
+            picked = select(self, scores, lookup=lookup, **kw)
         reasons = discover_reasons(
             self,
             ctx,
@@ -284,10 +307,13 @@ class Recommender(ModelArrays):
                 orders.setdefault(i, set()).add(ln.order_id or ln.purchased_at)
         bought = np.fromiter(orders, dtype=np.int64, count=len(orders))
         counts = np.fromiter(map(len, orders.values()), dtype=np.float64, count=len(orders))
-        scores = scoring.blend_scores_sparse(
-            self.discover_scores(ctx, vector, basis, now), bought, counts
-        )
-        picked = select(self, scores, exclude=set(), filters=filters, limit=limit, lookup=lookup)
+        kw: dict[str, Any] = {"exclude": set(), "filters": filters, "limit": limit}
+        picked = self.indexed(ctx, vector, basis, now, lookup=lookup, orders=(bought, counts), **kw)
+        if picked is None:
+            scores = scoring.blend_scores_sparse(
+                self.discover_scores(ctx, vector, basis, now), bought, counts
+            )
+            picked = select(self, scores, lookup=lookup, **kw)
         repeat_ids = [pid for pid, _, _ in picked if self.item_index[pid] in orders]
         repeat_reasons = {}
         at = self.clock() if now is None else now
