@@ -38,6 +38,7 @@ BENCHMARKS = {
     "bench-faults": "bench/faults.py",  # kill -9 Redis/workers, outage, corrupt models
     "bench-nba": "bench/nba_adaptive.py",  # adaptive next-best actions vs global rate, oracle
     "bench-connect": "bench/connect.py",  # webhook delivery lag, worker kill -9, outage
+    "bench-ann": "bench/ann.py",  # 1M products: the nearest-neighbour index vs exact scoring
 }
 
 
