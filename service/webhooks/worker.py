@@ -110,6 +110,7 @@ class Worker:
         self._pubsub: Any = None
         self._logs: list[tuple[str, dict[str, str]]] = []  # outcomes not yet written
         self.delivered = 0  # attempts that got a 2xx (tests, the minute log line)
+        self.more_due = False  # the last round left due retries (a full batch was due)
 
     # -- the loop ----------------------------------------------------------------------------
     def listen(self) -> None:
@@ -125,18 +126,14 @@ class Worker:
             while not stop.is_set():
                 try:
                     self.step()
-                    self.wait(0.05)
+                    self.wait(0.0 if self.more_due else 0.05)  # a backlog of retries: go on
                 except redis.RedisError as exc:
                     log.warning("redis unavailable (%s); retrying", exc.__class__.__name__)
                     stop.wait(1.0)
                 if self.clock() - logged >= 60:
                     logged = self.clock()
-                    log.info(
-                        "worker %s: groups %s, delivered %d",
-                        self.id,
-                        sorted(self.groups),
-                        self.delivered,
-                    )
+                    groups, n = sorted(self.groups), self.delivered
+                    log.info("worker %s: groups %s, delivered %d", self.id, groups, n)
         finally:
             self.close()
 
@@ -410,12 +407,15 @@ class Worker:
     # -- retries -------------------------------------------------------------------------------
     def _retry_due(self) -> None:
         now = self.clock()
+        self.more_due = False
         for sub in self._subscriptions():
             if sub.status != "active":
                 continue
             # a target that is down gets one probe per round, not one attempt per customer
             down = self._streak.get(sub.id, 0) >= FAILING_STREAK
-            for customer in self.queues.due(sub.id, now, limit=1 if down else 50):
+            due = self.queues.due(sub.id, now, limit=1 if down else 50)
+            self.more_due |= len(due) == 50
+            for customer in due:
                 if not self.queues.lock(sub.id, customer, self.id):
                     continue
                 try:
