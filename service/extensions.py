@@ -12,6 +12,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import current_app
 from flask_smorest.utils import prepare_response
 
@@ -19,6 +20,17 @@ from service.access import require_scope
 from service.auditing import declare_audit, declare_not_audited
 from service.errors import PROBLEM_MIME, ProblemSchema
 from service.json_body import BoundedJsonParser
+
+
+class SpecExtrasPlugin(BasePlugin):
+    """Adds a marshmallow schema's ``spec_extras`` (JSON Schema keywords marshmallow has no
+    option for: ``minProperties``, ``anyOf``...) to its component, so a rule the schema's
+    validator enforces is stated in the spec beside it."""
+
+    def schema_helper(self, name: str, definition: dict, **kwargs: Any) -> dict | None:
+        schema = kwargs.get("schema")
+        cls = schema if isinstance(schema, type) else type(schema)
+        return getattr(cls, "spec_extras", None)
 
 
 class RapportApi(flask_smorest.Api):
@@ -29,6 +41,10 @@ class RapportApi(flask_smorest.Api):
     """
 
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, app: Any = None, **kwargs: Any) -> None:
+        spec_kwargs = {"extra_plugins": [SpecExtrasPlugin()], **kwargs.pop("spec_kwargs", {})}
+        super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
 
     def _register_error_handlers(self) -> None:  # one error path: see service/errors.py
         pass

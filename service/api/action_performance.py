@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from recommend.engage.adaptive import REPORT_KEYS
+from recommend.engage.adaptive import REPORT_KEYS, RETAIN_DAYS
 from service.schemas import StrictSchema
 
 
 class PerformanceQuerySchema(StrictSchema):
     from_ = ma.fields.Date(
         data_key="from",
-        metadata={"description": "First UTC day (YYYY-MM-DD), default `to` - 29 days"},
+        metadata={
+            "description": "First UTC day (YYYY-MM-DD), default `to` - 29 days; at most `to` "
+            f"and less than {RETAIN_DAYS} days before it (422 otherwise)"
+        },
     )
     to = ma.fields.Date(metadata={"description": "Last UTC day (YYYY-MM-DD), default today"})
     segment = ma.fields.String(
@@ -101,6 +104,8 @@ class PerformanceSchema(ma.Schema):
 
 # -- the learning's admin operations (recommend/engage/learning_admin.py) ----------------------
 class ExperimentInputSchema(StrictSchema):
+    spec_extras = {"minProperties": 1}  # an empty change is a 422 (give one of them)
+
     control_share = ma.fields.Float(
         validate=ma.validate.Range(0, 1),
         metadata={"description": "Share of customers in the control group (0..1)"},

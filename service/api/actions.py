@@ -9,7 +9,7 @@ action fields and the contact rule are documented in ``recommend/engage/actions.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 import marshmallow as ma
@@ -30,6 +30,7 @@ from service.api.action_performance import (
     PerformanceSchema,
 )
 from service.api.action_schemas import (
+    ACTION_ID_RE,
     ActionInputSchema,
     ActionListInputSchema,
     ActionListSchema,
@@ -328,7 +329,7 @@ class ActionPerformance(MethodView):
         Wilson 95% intervals and the uplift of adaptive over control."""
         st = state()
         end = query.get("to") or datetime.now(UTC).date()
-        start = query.get("from_") or end - timedelta(days=29)
+        start = query.get("from_") or end - timedelta(days=min(29, (end - date.min).days))
         if start > end:
             raise InvalidInput("from is after to", field="from")
         if (end - start).days >= adaptive.RETAIN_DAYS:
@@ -348,7 +349,12 @@ class ActionPerformance(MethodView):
 
 
 @blp.not_audited("action catalogue (admin): no profile data")
-@blp.route("/actions/<string:action_id>")
+@blp.route(
+    "/actions/<string:action_id>",
+    parameters=[
+        {"in": "path", "name": "action_id", "schema": {"type": "string", "pattern": ACTION_ID_RE}}
+    ],
+)
 class Action(MethodView):
     @blp.auth("admin")
     @blp.response(200, ActionSchema)

@@ -42,11 +42,12 @@ blp = _EventsBlueprint(
 class EventBatchSchema(StrictSchema):
     events = ma.fields.List(
         ma.fields.Raw(  # any JSON value: an item that is not an event is rejected per item
+            allow_none=True,  # null too: it is not an event either
             metadata={
                 "description": "An `Event` (one schema per `type`: view, add_to_cart, purchase, "
                 "support_contact); an item that is not one gets a per-item rejection",
                 **event_schemas.EVENT_ITEM,
-            }
+            },
         ),
         required=True,
         validate=ma.validate.Length(1, MAX_BATCH),

@@ -30,12 +30,15 @@ blp = Blueprint(
 )
 
 _LOCALE = {"description": "A locale tag such as `de-AT`; fallback `de-AT` → `de` → `en`."}
+# A locale tag as greetings read it (language, then a region or a UN M.49 area code).
+LOCALE_PATH = r"^[A-Za-z]{2,3}(?:[-_](?:[A-Za-z]{2}|[0-9]{3}))?$"
 
 
 class GreetingQuerySchema(StrictSchema):
     channel = ma.fields.String(load_default="chat", validate=ma.validate.OneOf(CHANNELS))
     locale = ma.fields.String(
-        validate=ma.validate.Length(1, 35), metadata={**_LOCALE, "example": "de-AT"}
+        validate=ma.validate.Regexp(LOCALE_PATH, error="a tag such as 'en', 'de' or 'de-AT'"),
+        metadata={**_LOCALE, "example": "de-AT"},
     )
 
 
@@ -118,10 +121,11 @@ class TemplateListSchema(ma.Schema):
 class TemplateInputSchema(StrictSchema):
     source = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(1, MAX_TEMPLATE_CHARS),
+        validate=[ma.validate.Length(1, MAX_TEMPLATE_CHARS), ma.validate.Regexp(r"\s*\S")],
         metadata={
-            "description": "A Jinja2 template over the documented variables; no calls, "
-            "loops, includes or underscore attributes.",
+            "description": "A Jinja2 template over the documented variables, not only spaces; "
+            "no calls, loops, includes or underscore attributes (a template that does not "
+            "compile in the sandbox is a 422 naming `source`).",
             "example": "Hallo{% if name %} {{ name }}{% endif %}!",
         },
     )
@@ -184,7 +188,6 @@ class GreetingTemplates(MethodView):
 # The path's rules in the spec, and checked here first so a request breaking them is a 422 on
 # the path whatever the store would make of it (recommend/engage/language.py normalises
 # `de_at` and `DE-at` to `de-AT`).
-LOCALE_PATH = r"^[A-Za-z]{2,3}(?:[-_](?:[A-Za-z]{2}|[0-9]{3}))?$"
 TEMPLATE_PATH = [
     {
         "in": "path",

@@ -40,7 +40,8 @@ class SegmentBodySchema(ma.Schema):
         unknown = ma.INCLUDE
 
     batch = ma.fields.List(
-        ma.fields.Raw(),
+        ma.fields.Raw(allow_none=True),  # null is no message either: rejected in its result
+        validate=ma.validate.Length(1, MAX_BATCH),
         metadata={"description": f"1 to {MAX_BATCH} Segment messages"},
     )
     type = ma.fields.Raw(

@@ -30,6 +30,14 @@ PRODUCT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 PRICE_RE = r"^\d{1,10}(\.\d{1,4})?$"
 MAX_IDS = 100  # ids per read-many call (a console screen needs at most a few dozen)
 _PRODUCT_ID = re.compile(PRODUCT_ID_RE)
+_ONE_ID = PRODUCT_ID_RE.strip("^$")
+IDS_RE = rf"^{_ONE_ID}(,{_ONE_ID}){{0,{MAX_IDS - 1}}}$"  # what check_ids reads, in the spec
+# The path's product id: PRODUCT_ID_RE, and not the sibling route's name (a PUT refuses it).
+PATH_ID = {
+    "in": "path",
+    "name": "product_id",
+    "schema": {"type": "string", "pattern": r"^(?!batch$)" + _ONE_ID + "$"},
+}
 
 
 def catalog() -> Catalog:
@@ -112,6 +120,7 @@ class ProductQuerySchema(StrictSchema):
     ids = ma.fields.String(
         validate=check_ids,
         metadata={
+            "pattern": IDS_RE,
             "description": f"Comma-separated product ids (at most {MAX_IDS}): read these "
             "products, in this order; the ones not found are listed in `missing`. Does not "
             "combine with the other parameters.",
@@ -177,7 +186,7 @@ class ProductBatch(MethodView):
 
 
 @blp.not_audited("product catalogue: no profile data")
-@blp.route("/<string:product_id>")
+@blp.route("/<string:product_id>", parameters=[PATH_ID])
 class ProductItem(MethodView):
     @blp.auth("recommend:read")
     @blp.response(200, ProductSchema)

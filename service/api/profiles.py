@@ -27,16 +27,7 @@ from service.json_stream import streamed_json
 from service.schemas import StrictSchema, domain_rule, phone_field
 from service.state import state
 
-
-class _ProfilesBlueprint(Blueprint):
-    def register_views_in_doc(self, api, app, spec, *, name, parameters):
-        # ProfileCreate's rule in the spec too: at least one member (apispec has no marshmallow
-        # option for minProperties; a component given with its schema keeps both).
-        spec.components.schema("ProfileCreate", {"minProperties": 1}, schema=ProfileCreateSchema)
-        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
-
-
-blp = _ProfilesBlueprint(
+blp = Blueprint(
     "profiles",
     __name__,
     url_prefix="/v1/profiles",
@@ -130,9 +121,24 @@ class ProfileInputSchema(StrictSchema):
     )
 
 
+def _one_with_a_value(schema: type[ma.Schema]) -> dict[str, Any]:
+    """JSON Schema for "at least one member, and not ``null``": one branch per field."""
+    types = {ma.fields.List: "array", ma.fields.Dict: "object"}
+    branches = [
+        {
+            "required": [name],
+            "properties": {name: {"type": types.get(type(field), "string")}},
+        }
+        for name, field in schema._declared_fields.items()
+    ]
+    return {"minProperties": 1, "anyOf": branches}
+
+
 class ProfileCreateSchema(ProfileInputSchema):
     """A new profile: at least one field with a value (an empty profile, ``{}`` or no body,
     is nobody); identities are optional (a name-only profile is a walk-in customer)."""
+
+    spec_extras = _one_with_a_value(ProfileInputSchema)  # the same fields, in the spec
 
     @ma.validates_schema
     def not_empty(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -180,6 +186,8 @@ class LookupQuerySchema(StrictSchema):
 
 
 class IdentitiesSchema(StrictSchema):
+    spec_extras = {"minProperties": 1}
+
     email = ma.fields.String(validate=_check(document.normalise_email))
     phone = phone_field()
     external_ids = ma.fields.List(

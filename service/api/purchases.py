@@ -103,13 +103,19 @@ class PurchaseInSchema(StrictSchema):
     currency = ma.fields.String(
         required=True,
         validate=domain_rule(_currency),
-        metadata={"description": "ISO 4217 code, e.g. EUR", "example": "EUR"},
+        metadata={
+            "description": "ISO 4217 code, e.g. EUR",
+            "example": "EUR",
+            "enum": sorted(currencies()),
+        },
     )
     purchased_at = ma.fields.String(
         required=True,
         validate=domain_rule(_purchased_at),
         metadata={
-            "description": "ISO 8601 with a UTC offset; at most a day ahead",
+            "format": "date-time",
+            "description": "ISO 8601 with a UTC offset, after 1970 and at most a day ahead "
+            "of the server's clock (422 otherwise)",
             "example": "2024-05-01T10:00:00+02:00",
         },
     )

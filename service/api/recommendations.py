@@ -79,6 +79,7 @@ class CustomerQuerySchema(RecommendationQuerySchema):
     as_of = ma.fields.String(
         validate=domain_rule(_as_of),
         metadata={
+            "format": "date-time",
             "description": "Evaluation clock, admin keys only (403 otherwise): the time every "
             "recency term is taken at (buy-again reasons, the content term's half-life, the "
             "trend window) instead of now, for replaying history. ISO 8601 with a UTC offset, "

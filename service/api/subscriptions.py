@@ -41,11 +41,17 @@ blp = Blueprint(
 _TYPES = (*EVENT_TYPES, ALL)
 
 
+# http(s), a host, no whitespace or control characters, no user name or password: the shape
+# service/webhooks/targets.py checks before it resolves the host.
+URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f@/?#]+([/?#][^\s\x00-\x1f]*)?$"
+
+
 def _url_field(**kwargs: Any) -> ma.fields.String:
     return ma.fields.String(
-        validate=ma.validate.Length(1, MAX_URL),
+        validate=[ma.validate.Length(1, MAX_URL), ma.validate.Regexp(URL_PATTERN)],
         metadata={
-            "description": "http(s) URL the events are POSTed to",
+            "description": "http(s) URL the events are POSTed to; its host must resolve to "
+            "an address the SSRF guard allows (422 otherwise, see docs/webhooks.md)",
             "example": "https://helpdesk.example.com/hooks/rapport",
         },
         **kwargs,
@@ -104,6 +110,8 @@ class SubscriptionCreateSchema(StrictSchema):
 
 
 class SubscriptionPatchSchema(StrictSchema):
+    spec_extras = {"minProperties": 1}  # an empty change is a 422
+
     url = _url_field()
     event_types = _types_field()
     include_pii = StrictBoolean()

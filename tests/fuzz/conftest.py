@@ -8,4 +8,5 @@ import pytest
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "rate_limit": "off"}
+    # the positive cases' webhook target (domain_rules.VALID_VALUE["url"]) is a local one
+    return {**app_config, "rate_limit": "off", "webhook_allowed_hosts": "127.0.0.1"}
