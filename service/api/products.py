@@ -15,6 +15,7 @@ import marshmallow as ma
 from flask.views import MethodView
 
 from recommend.catalog.products import MAX_BATCH, MAX_PAGE, Catalog
+from service.errors import FieldErrorSchema, field_errors
 from service.extensions import Blueprint
 from service.schemas import StrictBoolean, StrictSchema
 from service.state import state
@@ -92,11 +93,60 @@ class ProductBatchSchema(StrictSchema):
     )
 
 
+class ProductBatchItemSchema(ProductInSchema):
+    """A batch item: a product with its id (the single-item route takes it from the path)."""
+
+    product_id = ma.fields.String(required=True, validate=ma.validate.Regexp(PRODUCT_ID_RE))
+
+
 class BatchResultSchema(ma.Schema):
     product_id = ma.fields.String(allow_none=True)
     status = ma.fields.String(metadata={"description": "created, updated or invalid"})
-    error = ma.fields.String()
-    field = ma.fields.String(allow_none=True)
+    error = ma.fields.String(metadata={"description": "The first of `errors`"})
+    field = ma.fields.String(allow_none=True, metadata={"description": "The first of `errors`"})
+    errors = ma.fields.List(
+        ma.fields.Nested(FieldErrorSchema),
+        metadata={"description": "An invalid item: every field at fault, as in a 422"},
+    )
+
+
+def upsert_batch(items: list[Any]) -> list[dict[str, Any]]:
+    """One result per item, in order: each item is checked against ProductBatchItemSchema
+    first, so an invalid one lists every field at fault; the valid ones go to the catalog
+    (which may still refuse one, naming its field)."""
+    schema = ProductBatchItemSchema()
+    faults: dict[int, list[dict[str, str]]] = {}
+    for i, item in enumerate(items):
+        is_object = isinstance(item, dict)
+        messages = schema.validate(item) if is_object else {"": ["a product is a JSON object"]}
+        if messages:
+            faults[i] = field_errors(messages)
+    valid = [item for i, item in enumerate(items) if i not in faults]
+    stored = iter(catalog().upsert_many(valid))
+    results = []
+    for i, item in enumerate(items):
+        if i not in faults:
+            result = next(stored)
+            if result["status"] == "invalid":
+                result["errors"] = [_error(result.get("field"), result["error"])]
+            results.append(result)
+            continue
+        errors = faults[i]
+        pid = item.get("product_id") if isinstance(item, dict) else None
+        results.append(
+            {
+                "product_id": pid if isinstance(pid, str) else None,
+                "status": "invalid",
+                "error": errors[0]["message"],
+                "field": errors[0]["field"],
+                "errors": errors,
+            }
+        )
+    return results
+
+
+def _error(field: str | None, message: str) -> dict[str, str]:
+    return {"field": field or "", "location": "json", "message": message}
 
 
 class BatchResultsSchema(ma.Schema):
@@ -182,7 +232,7 @@ class ProductBatch(MethodView):
     @blp.response(200, BatchResultsSchema)
     def post(self, body):
         """Upsert many products; one result per item (an invalid item does not stop the rest)."""
-        return {"items": catalog().upsert_many(body["items"])}
+        return {"items": upsert_batch(body["items"])}
 
 
 @blp.not_audited("product catalogue: no profile data")

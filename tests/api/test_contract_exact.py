@@ -269,3 +269,46 @@ def test_the_documented_events_are_accepted_over_http(api, client, cid):
     mixed = api.post("/v1/events", json={"events": [items[0] | {"message_id": "m-2"}, 7]})
     assert mixed.status_code == 200
     assert [r["status"] for r in mixed.json["results"]] == ["accepted", "rejected"]
+
+
+# -- 10. batch items name every field at fault at once ------------------------------------------
+def test_a_product_batch_item_lists_every_field_at_fault(api):
+    items = [
+        {"product_id": "p1", "name": "Mug"},
+        {"product_id": "p2", "name": "", "price": "cheap", "in_stock": 1},
+        {"product_id": "p1", "name": "Mug again"},
+    ]
+    resp = api.post("/v1/products/batch", json={"items": items})
+    assert resp.status_code == 200, resp.json
+    ok, bad, twice = resp.json["items"]
+    assert ok["status"] == "created" and "errors" not in ok
+    assert bad["status"] == "invalid"
+    assert {(e["field"], e["location"]) for e in bad["errors"]} == {
+        ("name", "json"),
+        ("price", "json"),
+        ("in_stock", "json"),
+    }
+    assert (bad["field"], bad["error"]) == (bad["errors"][0]["field"], bad["errors"][0]["message"])
+    assert [e["field"] for e in twice["errors"]] == ["product_id"]  # the catalog's own check
+
+
+def test_an_event_item_lists_every_field_at_fault(api, cid):
+    bad = {
+        "message_id": "m-1",
+        "type": "purchase",
+        "customer": {"profile_id": cid},
+        "at": "yesterday",
+        "order_id": "o-1",
+        "currency": "euro",
+        "channel": "web",
+        "lines": [{"product_id": "p1", "quantity": "two", "unit_price": "2.50"}],
+    }
+    good = {**bad, "message_id": "m-2", "at": NOW, "currency": "EUR"}
+    good["lines"] = [{"product_id": "p1", "quantity": 1, "unit_price": "2.50"}]
+    resp = api.post("/v1/events", json={"events": [bad, good]})
+    assert resp.status_code == 200, resp.json
+    first, second = resp.json["results"]
+    assert first["status"] == "rejected" and second["status"] == "accepted", resp.json
+    assert {e["field"] for e in first["errors"]} == {"at", "currency", "lines.0.quantity"}
+    assert first["field"] == first["errors"][0]["field"]
+    assert resp.json["rejected"] == 1 and resp.json["accepted"] == 1
