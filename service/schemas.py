@@ -33,6 +33,12 @@ def domain_rule(fn: Callable[..., Any], *args: Any) -> Callable[[Any], None]:
     return validator
 
 
+# Python's whitespace (str.isspace, what .strip() removes), spelled out: ``\s`` differs between
+# Python and ECMA 262 (the spec's regex dialect), so a pattern states the characters itself.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[{_SPACE}]*[^{_SPACE}]"  # holds a character that is not whitespace
+
+
 class StrictBoolean(ma.fields.Boolean):
     """A JSON body's boolean: ``true`` or ``false`` only (marshmallow's Boolean also takes
     ``0``, ``1``, ``"yes"``...). Query strings keep ``ma.fields.Boolean``: they are text."""

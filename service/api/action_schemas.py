@@ -8,7 +8,7 @@ import marshmallow as ma
 from core.channels import CHANNELS
 from recommend.engage.action_catalog import CONSENTS, MAX_ACTIONS, MAX_SAY_LOCALES, MAX_VALUE
 from recommend.engage.actions import CATEGORIES, PRODUCT_LINKS
-from service.schemas import StrictSchema
+from service.schemas import NOT_BLANK, StrictSchema
 
 # An action id: 1-64 of a-z, 0-9, '-' and '_' (recommend.engage.action_catalog.ACTION_ID), not
 # a reserved one (a sibling route, the product feedback's action): the spec says both.
@@ -58,7 +58,7 @@ class ActionInputSchema(StrictSchema):
     )
     title = ma.fields.String(
         required=True,
-        validate=[ma.validate.Length(1, 120), ma.validate.Regexp(r"\s*\S")],
+        validate=[ma.validate.Length(1, 120), ma.validate.Regexp(NOT_BLANK)],
         metadata={"description": "1 to 120 characters, not only spaces"},
     )
     say = _say_field()

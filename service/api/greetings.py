@@ -18,7 +18,7 @@ from recommend.engage.facts import empty_facts
 from recommend.engage.greetings import VARIABLES
 from recommend.engage.sandbox import MAX_TEMPLATE_CHARS
 from service.extensions import Blueprint
-from service.schemas import StrictSchema, phone_field
+from service.schemas import NOT_BLANK, StrictSchema, phone_field
 from service.state import state
 
 blp = Blueprint(
@@ -121,7 +121,7 @@ class TemplateListSchema(ma.Schema):
 class TemplateInputSchema(StrictSchema):
     source = ma.fields.String(
         required=True,
-        validate=[ma.validate.Length(1, MAX_TEMPLATE_CHARS), ma.validate.Regexp(r"\s*\S")],
+        validate=[ma.validate.Length(1, MAX_TEMPLATE_CHARS), ma.validate.Regexp(NOT_BLANK)],
         metadata={
             "description": "A Jinja2 template over the documented variables, not only spaces; "
             "no calls, loops, includes or underscore attributes (a template that does not "

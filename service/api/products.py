@@ -64,14 +64,17 @@ class ProductInSchema(StrictSchema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
     category = ma.fields.String(
         allow_none=True,
-        validate=ma.validate.Length(1, 64),
-        metadata={"description": "Omitted: derived from the description or name."},
+        validate=[ma.validate.Length(1, 64), ma.validate.Regexp(r"^[^{}]*$")],
+        metadata={"description": "Omitted: derived from the description or name; no braces."},
     )
     brand = ma.fields.String(allow_none=True, validate=ma.validate.Length(1, 64))
     price = ma.fields.String(
         allow_none=True,
         validate=ma.validate.Regexp(PRICE_RE, error='a decimal string such as "2.55"'),
-        metadata={"description": "Decimal string (money is never a float)."},
+        metadata={
+            "description": "Decimal string (money is never a float); with a price, "
+            "`currency` is required (422 otherwise)."
+        },
     )
     currency = ma.fields.String(
         allow_none=True, validate=ma.validate.Regexp(r"^[A-Z]{3}$", error="an ISO 4217 code")

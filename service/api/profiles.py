@@ -186,7 +186,15 @@ class LookupQuerySchema(StrictSchema):
 
 
 class IdentitiesSchema(StrictSchema):
-    spec_extras = {"minProperties": 1}
+    # at least one identity: an email, a phone or one external id (an empty list is none)
+    spec_extras = {
+        "minProperties": 1,
+        "anyOf": [
+            {"required": ["email"]},
+            {"required": ["phone"]},
+            {"required": ["external_ids"], "properties": {"external_ids": {"minItems": 1}}},
+        ],
+    }
 
     email = ma.fields.String(validate=_check(document.normalise_email))
     phone = phone_field()

@@ -131,9 +131,20 @@ def _window(start: Any, end: Any) -> dict[str, str]:
     return {"from": first.isoformat(), "to": last.isoformat()}
 
 
+def _priced(product: Any) -> None:
+    """A product with a price has a currency."""
+    if isinstance(product, dict) and product.get("price") is not None:
+        if product.get("currency") is None:
+            product["currency"] = "EUR"
+
+
 def _body(label: str, body: Any, path: dict[str, Any]) -> Any:
     if label == "PUT /v1/products/{product_id}" and isinstance(body, dict):
         body.pop("product_id", None)  # the path's id; another one in the body is a 422
+        _priced(body)
+    if label == "POST /v1/products/batch" and isinstance(body, dict):
+        for item in body.get("items") or []:
+            _priced(item)
     if label == "PUT /v1/actions/{action_id}" and isinstance(body, dict):
         body.pop("id", None)  # likewise
     if label == "PUT /v1/actions" and isinstance(body, dict):
