@@ -29,6 +29,8 @@ blp = Blueprint(
 
 PRODUCT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 PRICE_RE = r"^\d{1,10}(\.\d{1,4})?$"
+# A catalog price: PRICE_RE up to 1e9, what the catalog stores (product_document.py)
+PRODUCT_PRICE_RE = r"^(\d{1,9}(\.\d{1,4})?|1000000000(\.0{1,4})?)$"
 MAX_IDS = 100  # ids per read-many call (a console screen needs at most a few dozen)
 _PRODUCT_ID = re.compile(PRODUCT_ID_RE)
 _ONE_ID = PRODUCT_ID_RE.strip("^$")
@@ -70,7 +72,7 @@ class ProductInSchema(StrictSchema):
     brand = ma.fields.String(allow_none=True, validate=ma.validate.Length(1, 64))
     price = ma.fields.String(
         allow_none=True,
-        validate=ma.validate.Regexp(PRICE_RE, error='a decimal string such as "2.55"'),
+        validate=ma.validate.Regexp(PRODUCT_PRICE_RE, error='a decimal string such as "2.55"'),
         metadata={
             "description": "Decimal string (money is never a float); with a price, "
             "`currency` is required (422 otherwise)."
