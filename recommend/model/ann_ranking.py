@@ -54,6 +54,26 @@ def _top(values: np.ndarray | None, k: int) -> tuple[np.ndarray, float]:
     return rows[part[-k:]], float(values[rows[part[-k - 1]]])
 
 
+class TermSummary:
+    """A catalog-wide term's rows above its lowest value, best first, its lowest value,
+    mean, variance and (d + 1,) sum of ``[v, b] * term`` over the items."""
+
+    def __init__(self, term: np.ndarray, vectors: np.ndarray, bias: np.ndarray):
+        self.term = term
+        self.low = float(term.min()) if len(term) else 0.0
+        rows = np.flatnonzero(term > self.low)
+        self.order = rows[np.argsort(-term[rows], kind="stable")]
+        self.mean, self.var = float(term.mean()), float(term.var())
+        cross = np.asarray(vectors, np.float32).T @ term.astype(np.float32)
+        self.cross = np.append(cross, np.asarray(bias, np.float32) @ term.astype(np.float32))
+
+    def top(self, k: int) -> tuple[np.ndarray, float]:
+        """The ``k`` best rows and the largest value left out."""
+        if len(self.order) <= k:
+            return self.order, self.low
+        return self.order[:k], float(self.term[self.order[k]])
+
+
 class Candidates:
     """One try: candidate rows, their discover scores, the bound and the catalog moments of
     the discover score (for ``blend``)."""
@@ -65,7 +85,11 @@ class Candidates:
         mean = float(sum_a @ q) / n
         sd = math.sqrt(max(float(q @ sum_aa @ q) / n - mean * mean, 0.0)) + 1e-9
         found = model.ann.search(vector, k)
-        trend_rows, trend_left = _top(trend, k)
+        summary = None if trend is None else model.ann_term(trend)
+        # the trend bound is loose while hot items are left out: take many more of them
+        trend_rows, trend_left = (
+            (np.zeros(0, np.int64), 0.0) if summary is None else summary.top(16 * k)
+        )
         content_z = None if content is None else scoring.standardise(content)
         weight = scoring.CONTENT_WEIGHT
         content_rows, content_left = _top(content_z, k)
@@ -86,6 +110,7 @@ class Candidates:
         if closed or len(found) >= model.ann.n_items:
             self.bound = -math.inf  # every item that can be shown is a candidate
         self.trend, self.content, self.content_z = trend, content, content_z
+        self.summary = summary
 
     def discover_spread(self, model) -> tuple[float, float]:
         """The catalog mean and standard deviation of the discover score (``blend``
@@ -96,11 +121,13 @@ class Candidates:
         terms = [t for t in (self.trend, self.content_z) if t is not None]
         w = [1.0 if t is self.trend else scoring.CONTENT_WEIGHT for t in terms]
         for wi, t in zip(w, terms, strict=True):
-            mean += wi * float(t.mean())
-            var += wi * wi * float(t.var())
+            summary = self.summary if t is self.trend else None
+            t_mean = summary.mean if summary is not None else float(t.mean())
+            mean += wi * t_mean
+            var += wi * wi * (summary.var if summary is not None else float(t.var()))
             # cov(z(model), t) = (sum_i m_i t_i / n - mean_m mean_t) / sd_m
             cross = float(self._cross(model, t) @ self.q) / n
-            var += 2 * wi * (cross - self.mean * float(t.mean())) / self.sd
+            var += 2 * wi * (cross - self.mean * t_mean) / self.sd
         if len(terms) == 2:
             var += 2 * w[1] * float(np.cov(terms[0], terms[1], bias=True)[0, 1])
         return mean, math.sqrt(max(var, 0.0)) + 1e-9
@@ -109,8 +136,8 @@ class Candidates:
         """(d + 1,) sum over the items of ``a_i t_i``: cached per trend term; for the content
         term from its non-zero raw values (``z = (c - mean) / sd``), not a pass over the
         catalog's vectors."""
-        if t is self.trend:
-            return model.ann_cross(t)
+        if t is self.trend and self.summary is not None:
+            return self.summary.cross
         raw = self.content
         rows = np.flatnonzero(raw)
         a = np.hstack(

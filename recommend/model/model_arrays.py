@@ -41,7 +41,7 @@ import scipy.sparse as sp
 
 from recommend.model import scoring
 from recommend.model.ann import DEFAULT_MIN_ITEMS, ItemIndex
-from recommend.model.ann_ranking import item_moments
+from recommend.model.ann_ranking import TermSummary, item_moments
 from recommend.model.artifact import Artifact
 from recommend.model.coldstart import ALL_FEATURES, DerivedFeatures
 from recommend.model.dataset import FeatureConfig, item_feature_names, user_feature_names
@@ -110,22 +110,21 @@ class ModelArrays:
         the catalog is at least ``min_items`` products, with the items' moments; a damaged
         index raises :class:`~recommend.errors.ArtifactError` like any damaged artifact."""
         self.ann: ItemIndex | None = None
-        self._ann_cross: tuple[np.ndarray | None, np.ndarray] = (None, np.zeros(0))
+        self._ann_term: TermSummary | None = None
         if artifact.index_path is None or len(self.item_ids) < min_items:
             return
         dim = self.item_vectors.shape[1]
         self.ann = ItemIndex.load(artifact.index_path, len(self.item_ids), dim)
         self.ann_base_moments = item_moments(self.item_vectors, self.item_bias)
 
-    def ann_cross(self, term: np.ndarray) -> np.ndarray:
-        """(d + 1,) sum over the items of ``[v, b] * term``, for the one term last asked
-        (the trend term: the same for every customer until it moves)."""
-        cached, value = self._ann_cross
-        if cached is not term:
-            a = np.asarray(self.item_vectors).T @ term
-            value = np.append(a, np.asarray(self.item_bias) @ term)
-            self._ann_cross = (term, value)
-        return value
+    def ann_term(self, term: np.ndarray) -> TermSummary:
+        """What the index's ranking needs of a catalog-wide term (the trend term: the same for
+        every customer until it moves), derived for the one term last asked."""
+        cached = self._ann_term
+        if cached is None or cached.term is not term:
+            cached = TermSummary(term, self.item_vectors, self.item_bias)
+            self._ann_term = cached
+        return cached
 
     def _load_item_terms(self, a: dict[str, np.ndarray]) -> None:
         """Categories, popularity (overall and per country) and the ranking terms of
@@ -171,7 +170,7 @@ class ModelArrays:
             n = ann.n_items
             extra = item_moments(self.item_vectors[n:], self.item_bias[n:])
             self.ann_moments = (base[0] + extra[0], base[1] + extra[1])
-            self._ann_cross = (None, np.zeros(0))
+            self._ann_term = None
 
     # -- live trend and popularity (recommend.model.live_trend) ------------------------------
     def current_trend_term(self, now: float) -> np.ndarray | None:
