@@ -217,7 +217,11 @@ def main() -> None:
         release_free_memory()
         rows = run_requests(Path(tmp) / "ann1", args)
         mem = memory(str(Path(tmp) / "ann1"), 1)
-    fit = train_time(args.train_customers, args.train_per_category, args.dim)
+    fit = (
+        train_time(args.train_customers, args.train_per_category, args.dim)
+        if args.train_customers
+        else None
+    )
     report(args, build_s, rows, mem, fit)
 
 
@@ -310,8 +314,11 @@ def report(args, build_s: float, rows: dict, mem: list, fit: tuple) -> None:
     print("\n| worker | RSS MB | PSS MB |\n|---|---|---|")
     for label, (rss, pss) in zip(("first (both up)", "second (both up)"), mem[:2], strict=True):
         print(f"| {label} | {rss:.0f} | {pss:.0f} |")
-    users, products, seconds = fit
-    print(f"\nLightFM fit (WARP, 10 epochs, d={args.dim}): {users:,} customers x "
+    if fit is None:
+        print("\nLightFM fit: skipped (--train-customers 0)")
+    else:
+        users, products, seconds = fit
+        print(f"\nLightFM fit (WARP, 10 epochs, d={args.dim}): {users:,} customers x "
           f"{products:,} products in {seconds:.1f} s")  # fmt: skip
     print(f"\nflock /tmp/bench.lock python bench/ann.py --items {args.items} --users "
           f"{args.users} --dim {args.dim} --requests {args.requests} "
