@@ -152,7 +152,8 @@ def test_live_counters_move_the_trend_and_the_popular_lists(api, served):
     # the counters are one hash per shard and UTC day, summed by the reader; per country too
     # (the profile's country: the synthetic model's countries are names, not codes, so the
     # popular list by country is not asked here)
-    day = rec.live.days(day_of(now), day_of(now), day_of(now))[day_of(now)]
+    bought = day_of(now - 3600)  # the purchases' UTC day (yesterday in the hour after midnight)
+    day = rec.live.days(bought, day_of(now), day_of(now))[bought]
     assert day["p"][quiet] == 40 and day["DE"][quiet] == 40
     # a replayed purchase (same order id and body) counts nothing
     _buy_again = api.post(
@@ -163,5 +164,6 @@ def test_live_counters_move_the_trend_and_the_popular_lists(api, served):
         },
     )
     assert _buy_again.status_code == 200
-    day = rec.live.days(day_of(now), day_of(now), day_of(now))[day_of(now)]
+    bought = day_of(now - 3600)  # the purchases' UTC day (yesterday in the hour after midnight)
+    day = rec.live.days(bought, day_of(now), day_of(now))[bought]
     assert day["p"][quiet] == 40
