@@ -127,3 +127,20 @@ def load_catalog(app, items: dict[str, dict] | None = None) -> None:
     st = app.extensions["rapport"]
     results = Catalog(st.redis, st.keys).upsert_many(list((items or products()).values()))
     assert all(r["status"] in ("created", "updated") for r in results)
+
+
+def assert_refused_and_v1_serves(api, app) -> None:
+    """Activating the damaged ``v2`` answers 409 artifact-error and, even with the active key
+    pointed at it behind the registry's back, the workers keep serving ``v1``."""
+    resp = api.post("/v1/models/v2/activate")
+    assert resp.status_code == 409
+    assert resp.json["type"] == "urn:rapport:problem:artifact-error"
+    assert api.get("/v1/models").json["active"] == "v1"
+    st, holder = app.extensions["rapport"], app.extensions["rapport"].models
+    st.redis.set(st.keys.model_active(), "v2")
+    assert holder.refresh() is False
+    assert holder.current.version == "v1"
+    assert "v2 refused" in holder.status()["last_error"]
+    recs = api.get("/v1/profiles/C001/recommendations?limit=3")
+    assert recs.status_code == 200
+    assert {it["model_version"] for it in recs.json["items"]} == {"v1"}

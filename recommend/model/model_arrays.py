@@ -135,6 +135,7 @@ class ModelArrays:
         # deterministic tie-break: earlier items first among equal counts
         self.popularity = pop + np.linspace(1e-3, 0, n_items)
         self.country_index = {str(c): i for i, c in enumerate(a["country_names"])}
+        self.country_names = [str(c) for c in a["country_names"]]  # row -> country
         self.country_popularity = a["country_popularity"].astype(np.float64)
         self.new_items = 0  # catalog products added by with_new_items
         self.item_trend = a["item_trend"].astype(np.float64) if "item_trend" in a else None
@@ -212,8 +213,7 @@ class ModelArrays:
         live = self.live
         if live is None:
             return base
-        names = {i: c for c, i in self.country_index.items()}
-        scope = "p" if country_row is None else names[country_row]
+        scope = "p" if country_row is None else self.country_names[country_row]
         extra = since_counts(
             live,
             self.item_index,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from recommend.model.artifact import ARRAYS
 from recommend.model.job import save_result
-from tests.recsys import install_model, load_catalog, trained
+from tests.recsys import assert_refused_and_v1_serves, install_model, load_catalog, trained
 
 
 def test_models_need_admin(api_as, client):
@@ -51,18 +51,6 @@ def test_tampered_artifact_is_refused_and_the_old_model_keeps_serving(api, app):
     holder.registry.register(bad)
     (bad.path / ARRAYS).write_bytes((bad.path / ARRAYS).read_bytes()[:-100])
 
-    resp = api.post("/v1/models/v2/activate")
-    assert resp.status_code == 409
-    assert resp.json["type"] == "urn:rapport:problem:artifact-error"
-    assert api.get("/v1/models").json["active"] == "v1"
-
-    # even when the active key is pointed at it behind the registry's back, workers refuse it
-    app.extensions["rapport"].redis.set(app.extensions["rapport"].keys.model_active(), "v2")
-    assert holder.refresh() is False
-    assert holder.current.version == "v1"
-    assert "v2 refused" in holder.status()["last_error"]
-    recs = api.get("/v1/profiles/C001/recommendations?limit=3")
-    assert recs.status_code == 200
-    assert {it["model_version"] for it in recs.json["items"]} == {"v1"}
+    assert_refused_and_v1_serves(api, app)
     ready = api.get("/readyz").json
     assert ready["checks"]["model"] == "loaded: v1"

@@ -8,7 +8,7 @@ import pytest
 
 from recommend.model.ann import INDEX_FILE
 from recommend.model.job import save_result
-from tests.recsys import load_catalog, trained
+from tests.recsys import assert_refused_and_v1_serves, load_catalog, trained
 
 
 @pytest.fixture
@@ -48,14 +48,4 @@ def test_a_damaged_index_is_refused_and_the_old_model_keeps_serving(api, app):
     index = bad.path / INDEX_FILE
     index.write_bytes(index.read_bytes()[:-64])
 
-    resp = api.post("/v1/models/v2/activate")
-    assert resp.status_code == 409
-    assert resp.json["type"] == "urn:rapport:problem:artifact-error"
-    st = app.extensions["rapport"]
-    st.redis.set(st.keys.model_active(), "v2")  # behind the registry's back
-    assert holder.refresh() is False
-    assert holder.current.version == "v1"
-    assert "v2 refused" in holder.status()["last_error"]
-    recs = api.get("/v1/profiles/C001/recommendations?limit=3")
-    assert recs.status_code == 200
-    assert {it["model_version"] for it in recs.json["items"]} == {"v1"}
+    assert_refused_and_v1_serves(api, app)
